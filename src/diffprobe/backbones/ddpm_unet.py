@@ -1,0 +1,112 @@
+"""The DDPM U-Net backbone (diffusers ``UNet2DModel``) and named taps on its blocks.
+
+Block names are stable and documented: ``down0 .. down{n-1}`` (encoder, highest resolution
+first), ``mid``, ``up0 .. up{n-1}`` (decoder, lowest resolution first). A down block's
+output is its last hidden state (before downsampling); an up block's is its output after
+upsampling, i.e. at the resolution of the next block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+
+from ..utils import DiffprobeError
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of the denoiser; defaults chosen by accuracy per CPU-hour on NDSB (see README)."""
+
+    image_size: int = 32
+    channels: tuple[int, ...] = (64, 128, 128)
+    layers_per_block: int = 1
+    attention: bool = False  # self-attention in the lowest-resolution blocks
+
+    def build(self) -> UNet2DModel:
+        n = len(self.channels)
+        down = ["DownBlock2D"] * n
+        up = ["UpBlock2D"] * n
+        if self.attention:
+            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+        return UNet2DModel(
+            sample_size=self.image_size, in_channels=1, out_channels=1,
+            block_out_channels=tuple(self.channels), layers_per_block=self.layers_per_block,
+            down_block_types=tuple(down), up_block_types=tuple(up),
+            norm_num_groups=min(32, min(self.channels)),
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+
+def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
+    """The standard DDPM forward process: 1000 steps, linear betas 1e-4 .. 0.02, epsilon prediction."""
+    return DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_start=1e-4, beta_end=0.02,
+                         beta_schedule="linear", prediction_type="epsilon")
+
+
+def block_names(unet: UNet2DModel) -> list[str]:
+    n_down, n_up = len(unet.down_blocks), len(unet.up_blocks)
+    return [f"down{i}" for i in range(n_down)] + ["mid"] + [f"up{i}" for i in range(n_up)]
+
+
+def block_modules(unet: UNet2DModel) -> dict[str, torch.nn.Module]:
+    mods = {f"down{i}": b for i, b in enumerate(unet.down_blocks)}
+    mods["mid"] = unet.mid_block
+    mods.update({f"up{i}": b for i, b in enumerate(unet.up_blocks)})
+    return mods
+
+
+class BlockTaps:
+    """Forward hooks that keep every named block's activation of the last forward pass.
+
+    Used as a context manager: ``with BlockTaps(unet, blocks) as taps: unet(x, t); taps.outputs``.
+    One forward pass fills every block's activation.
+    """
+
+    def __init__(self, unet: UNet2DModel, blocks: list[str] | None = None):
+        mods = block_modules(unet)
+        blocks = blocks or list(mods)
+        unknown = [b for b in blocks if b not in mods]
+        if unknown:
+            raise DiffprobeError(f"unknown blocks {unknown}; this U-Net has {list(mods)}")
+        self.modules = {b: mods[b] for b in blocks}
+        self.outputs: dict[str, torch.Tensor] = {}
+        self._handles = []
+
+    def _hook(self, name: str):
+        def fn(_module, _inputs, output):
+            # Down blocks return (hidden, residuals); the hidden state is the block's feature map.
+            self.outputs[name] = output[0] if isinstance(output, tuple) else output
+        return fn
+
+    def __enter__(self) -> "BlockTaps":
+        self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self.modules.items()]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+        return False
+
+
+def load_unet(path: str | Path) -> UNet2DModel:
+    """Load a diffusers-format U-Net (safetensors only), with a clear error when it is not one."""
+    path = Path(path)
+    if (path / "unet").is_dir():
+        path = path / "unet"
+    if not (path / "config.json").is_file() or not (path / "diffusion_pytorch_model.safetensors").is_file():
+        raise DiffprobeError(f"{path}: not a diffusers U-Net directory (needs config.json and "
+                             f"diffusion_pytorch_model.safetensors); pass the output of 'diffprobe pretrain'")
+    try:
+        return UNet2DModel.from_pretrained(path, use_safetensors=True)
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so, not show a deep traceback
+        raise DiffprobeError(f"{path}: cannot load the U-Net ({type(e).__name__}: {e}); the checkpoint is "
+                             f"damaged or from another version, re-run 'diffprobe pretrain'") from None

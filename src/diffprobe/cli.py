@@ -1,0 +1,264 @@
+"""The ``diffprobe`` command line: one subcommand per stage, each a thin call into ``diffprobe.pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import __version__
+from .utils import DiffprobeError
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _strs(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _add_split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--setting", choices=("natural", "balanced"), default="natural",
+                   help="natural: every class as collected; balanced: --per-class images from each class that has them")
+    p.add_argument("--per-class", type=int, default=80, help="images per class in the balanced setting (default 80)")
+    p.add_argument("--val", type=float, default=0.15, help="val fraction per class (default 0.15)")
+    p.add_argument("--test", type=float, default=0.15, help="test fraction per class (default 0.15)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _manifest_for(args, out_dir: Path) -> Path:
+    """A split manifest for --data: kept as is if it already has a split, else made and saved in out_dir."""
+    from .pipeline import split  # noqa: PLC0415
+
+    path = out_dir / "split.csv"
+    m = split(args.data, path, setting=args.setting, per_class=args.per_class, val=args.val, test=args.test,
+              seed=args.seed)
+    print(f"split: {len(m)} images, {len(m.classes)} classes -> {path}")
+    return path
+
+
+def cmd_split(args):
+    from .pipeline import split  # noqa: PLC0415
+
+    m = split(args.data, args.out, setting=args.setting, per_class=args.per_class, val=args.val, test=args.test,
+              seed=args.seed)
+    print(f"{len(m)} images, {len(m.classes)} classes; train/val/test = "
+          f"{sum(s == 'train' for s in m.splits)}/{sum(s == 'val' for s in m.splits)}/"
+          f"{sum(s == 'test' for s in m.splits)} -> {args.out}")
+
+
+def cmd_summary(args):
+    from .data.manifest import open_dataset  # noqa: PLC0415
+    from .data.summary import summarize  # noqa: PLC0415
+
+    s = summarize(open_dataset(args.data, labelled=not args.unlabelled), args.out)
+    print(f"{s['n_images']} images in {s['n_classes']} classes; largest {s['largest']}, smallest {s['smallest']}, "
+          f"imbalance {s['imbalance_ratio']:.0f}:1; {s['ignored_files']} files ignored")
+    print(f"wrote {args.out}/summary.json, class_counts.png, contact_sheet.png")
+
+
+def cmd_synth(args):
+    from .data import synthetic  # noqa: PLC0415
+
+    synthetic.generate(args.out, n_per_class=args.n_per_class, size=args.size, long_tail=args.long_tail,
+                       seed=args.seed)
+    print(f"synthetic plankton images -> {args.out}")
+
+
+def cmd_pretrain(args):
+    from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
+    from .pipeline import run_pretrain  # noqa: PLC0415
+    from .pretrain.ddpm import PretrainConfig  # noqa: PLC0415
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.steps is None and args.minutes is None:
+        args.minutes = 60.0
+    cfg = PretrainConfig(unet=UNetConfig(image_size=args.image_size, channels=args.channels,
+                                         layers_per_block=args.layers_per_block, attention=args.attention),
+                         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, steps=args.steps,
+                         minutes=args.minutes, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                         bf16=not args.no_bf16, invert=not args.no_invert)
+    manifest = _manifest_for(args, out)
+    run_pretrain(manifest, out, cfg, resume=args.resume)
+    print(f"model (EMA weights, diffusers format) -> {out}/unet; samples -> {out}/samples.png")
+
+
+def cmd_features(args):
+    from .features.extract import FeatureSpec  # noqa: PLC0415
+    from .pipeline import run_features  # noqa: PLC0415
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = FeatureSpec(timesteps=args.timesteps, blocks=args.blocks, pooling=args.pooling, n_noise=args.n_noise,
+                       seed=args.seed, bf16=not args.no_bf16)
+    manifest = _manifest_for(args, out)
+    store = run_features(args.model, manifest, out, spec, batch_size=args.batch_size)
+    print(f"{len(store)} images x {len(store.pairs)} (block, timestep) pairs -> {store.path}")
+
+
+def cmd_probe(args):
+    from .probe.linear import GridProbe  # noqa: PLC0415
+    from .probe.run import run_probe  # noqa: PLC0415
+
+    r = run_probe(args.features, args.out, probe=GridProbe(epochs=args.epochs, lr=args.lr,
+                                                          weight_decays=args.weight_decays,
+                                                          class_balanced=args.class_balanced, seed=args.seed))
+    b = r["best"]
+    print(f"best pair (chosen on val): {b['block']} t={b['timestep']}: test top-1 {b['test_accuracy']:.2%}, "
+          f"macro F1 {b['test_macro_f1']:.3f} (chance {r['chance_accuracy']:.2%})")
+    print(f"wrote {args.out}/results.json, report.md, heatmap.png, confusion.png, bundle/")
+
+
+def cmd_cluster(args):
+    from .pipeline import run_cluster  # noqa: PLC0415
+    from .utils import read_json  # noqa: PLC0415
+
+    results = read_json(args.results) if args.results else None
+    s = run_cluster(args.features, args.out, block=args.block, timestep=args.timestep, split=args.split, k=args.k,
+                    seed=args.seed, results=results)
+    print(f"k-means k={s['k']} on {s['block']} t={s['timestep']} ({s['split']}): NMI {s['nmi']:.3f}, "
+          f"ARI {s['ari']:.3f}, purity {s['purity']:.3f} -> {args.out}/cluster.json")
+
+
+def cmd_demo(args):
+    from .pipeline import demo  # noqa: PLC0415
+
+    r = demo(args.out, data=args.data, steps=args.steps, image_size=args.image_size, seed=args.seed)
+    print_results_table(r)
+    print(f"\nwrote {args.out}/results.json, report.md, heatmap.png, confusion.png, cluster.json, bundle/ "
+          f"in {r['wall_seconds']:.0f} s")
+
+
+def print_results_table(r: dict) -> None:
+    rows = sorted(r["grid"], key=lambda g: -g["val_accuracy"])[:10]
+    print(f"\n{'block':>8} {'t':>5} {'val acc':>8} {'test acc':>9} {'macro F1':>9}")
+    for g in rows:
+        print(f"{g['block']:>8} {g['timestep']:>5} {g['val_accuracy']:>8.2%} {g['test_accuracy']:>9.2%} "
+              f"{g['test_macro_f1']:>9.3f}")
+    b = r["best"]
+    print(f"\nbest (chosen on val): {b['block']} t={b['timestep']}  test top-1 {b['test_accuracy']:.2%}  "
+          f"macro F1 {b['test_macro_f1']:.3f}  chance {r['chance_accuracy']:.2%}")
+    if "cluster" in r:
+        c = r["cluster"]
+        print(f"k-means (k={c['k']}): NMI {c['nmi']:.3f}  ARI {c['ari']:.3f}  purity {c['purity']:.3f}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffprobe", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"diffprobe {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("split", help="stratified train/val/test split of a dataset, saved as a manifest CSV")
+    s.add_argument("--data", required=True, help="image folder (one sub-folder per class) or manifest CSV")
+    s.add_argument("--out", required=True, help="manifest CSV to write")
+    _add_split_args(s)
+    s.set_defaults(fn=cmd_split)
+
+    s = sub.add_parser("summary", help="class counts, imbalance, class-count plot and contact sheet")
+    s.add_argument("--data", required=True)
+    s.add_argument("--out", required=True, help="folder for summary.json and the PNGs")
+    s.add_argument("--unlabelled", action="store_true", help="a flat folder of images without classes")
+    s.set_defaults(fn=cmd_summary)
+
+    s = sub.add_parser("synth", help="write a synthetic plankton dataset (for trying diffprobe out)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n-per-class", type=int, default=80)
+    s.add_argument("--size", type=int, default=64)
+    s.add_argument("--long-tail", action="store_true")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_synth)
+
+    s = sub.add_parser("pretrain", help="train a DDPM U-Net denoiser on the (unlabelled) train images")
+    s.add_argument("--data", required=True, help="image folder or manifest CSV (labels are not used)")
+    s.add_argument("--out", required=True, help="run folder (checkpoints, unet/, samples.png)")
+    s.add_argument("--image-size", type=int, default=32)
+    s.add_argument("--channels", type=_ints, default=(64, 128, 128), help="U-Net widths per level (default 64,128,128)")
+    s.add_argument("--layers-per-block", type=int, default=1)
+    s.add_argument("--attention", action="store_true", help="self-attention at the lowest resolution")
+    s.add_argument("--steps", type=int, help="budget in optimizer steps")
+    s.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--warmup-steps", type=int, default=200)
+    s.add_argument("--checkpoint-every", type=int, default=500)
+    s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    s.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_split_args(s)
+    s.set_defaults(fn=cmd_pretrain)
+
+    s = sub.add_parser("features", help="pooled features of a frozen model at every (block, timestep)")
+    s.add_argument("--model", required=True, help="run folder from 'diffprobe pretrain'")
+    s.add_argument("--data", required=True, help="image folder or manifest CSV (e.g. RUN/split.csv)")
+    s.add_argument("--out", required=True, help="folder holding feature stores (one per key)")
+    s.add_argument("--timesteps", type=_ints, default=(1, 10, 25, 50, 100, 200, 400))
+    s.add_argument("--blocks", type=_strs, default=(), help="block names (default: all)")
+    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2")
+    s.add_argument("--n-noise", type=int, default=1, help="average over this many noise draws")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--no-bf16", action="store_true")
+    _add_split_args(s)
+    s.set_defaults(fn=cmd_features)
+
+    s = sub.add_parser("probe", help="a linear probe on every (block, timestep) pair; best chosen on val")
+    s.add_argument("--features", required=True, help="feature store folder (printed by 'diffprobe features')")
+    s.add_argument("--out", required=True)
+    s.add_argument("--epochs", type=int, default=40)
+    s.add_argument("--lr", type=float, default=3e-3)
+    s.add_argument("--weight-decays", type=_floats, default=(1e-4, 1e-3, 1e-2))
+    s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_probe)
+
+    s = sub.add_parser("cluster", help="k-means on one pair's features: NMI, ARI, purity")
+    s.add_argument("--features", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--results", help="results.json of 'diffprobe probe': cluster its best pair")
+    s.add_argument("--block")
+    s.add_argument("--timestep", type=int)
+    s.add_argument("--split", default="test", help="train | val | test | all")
+    s.add_argument("--k", type=int, help="number of clusters (default: number of classes)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_cluster)
+
+    s = sub.add_parser("demo", help="the whole pipeline on synthetic plankton (or --data) in minutes")
+    s.add_argument("--out", required=True)
+    s.add_argument("--data", help="a real image folder instead of synthetic data")
+    s.add_argument("--steps", type=int, default=700, help="pretraining steps (default 700)")
+    s.add_argument("--image-size", type=int, default=32)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.fn(args)
+    except DiffprobeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; run again with --resume where the command supports it", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The on-disk feature store: one memory-mapped .npy array per (block, timestep) pair.
+
+A store is keyed by (checkpoint hash, images hash, feature spec): the same key is reused,
+anything changed gives a new store. It is filled chunk by chunk under a ``.partial`` name
+with a progress file, so an interrupted extraction resumes where it stopped and a partial
+store is never taken for a complete one. Arrays are memory-mapped: neither extraction nor
+probing holds all features in RAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..backbones.ddpm_unet import load_unet
+from ..data.dataset import ImageArray
+from ..utils import DiffprobeError, default_device, hash_json, read_json, sha256_file, write_json
+from .extract import FeatureSpec, features_batch, resolve_blocks
+
+FORMAT_VERSION = 1
+
+
+def pair_name(block: str, t: int) -> str:
+    return f"{block}_t{t:03d}"
+
+
+def images_hash(images: ImageArray) -> str:
+    h = hashlib.sha256()
+    for arr in (images.images, images.labels, images.splits.astype("U8")):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update(repr(images.classes).encode())
+    return h.hexdigest()[:16]
+
+
+def checkpoint_hash(model_dir: str | Path) -> str:
+    p = Path(model_dir)
+    p = p / "unet" if (p / "unet").is_dir() else p
+    return sha256_file(p / "diffusion_pytorch_model.safetensors")[:16]
+
+
+class FeatureStore:
+    """Read access to a complete store.
+
+    ``get(block, t)`` -> float32 (N, D) memmap; ``labels`` (N,), ``splits`` (N,), ``classes``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "meta.json").is_file():
+            raise DiffprobeError(f"{self.path}: not a complete feature store (meta.json missing); "
+                                 f"run 'diffprobe features' to build it")
+        self.meta = read_json(self.path / "meta.json")
+        if self.meta.get("format") != FORMAT_VERSION:
+            raise DiffprobeError(f"{self.path}: feature store format {self.meta.get('format')} is not "
+                                 f"{FORMAT_VERSION}; rebuild it with 'diffprobe features'")
+        self.spec = FeatureSpec.from_dict(self.meta["spec"])
+        self.blocks: list[str] = self.meta["blocks"]
+        self.timesteps: list[int] = self.meta["spec"]["timesteps"]
+        self.dims: dict[str, int] = self.meta["dims"]
+        self.classes: list[str] = self.meta["classes"]
+        self.labels = np.load(self.path / "labels.npy")
+        self.splits = np.load(self.path / "splits.npy")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(b, t) for b in self.blocks for t in self.timesteps]
+
+    def get(self, block: str, t: int) -> np.ndarray:
+        f = self.path / f"{pair_name(block, t)}.npy"
+        if not f.is_file():
+            raise DiffprobeError(f"{self.path}: no features for block {block!r} at t={t}; "
+                                 f"the store has blocks {self.blocks} and timesteps {self.timesteps}")
+        return np.load(f, mmap_mode="r")
+
+
+def extract_features(model_dir: str | Path, images: ImageArray, spec: FeatureSpec, root: str | Path, *,
+                     batch_size: int = 256, progress: bool = True, device: torch.device | None = None,
+                     flush_every: int = 8) -> FeatureStore:
+    """Build (or reuse, or resume) the feature store of ``images`` under ``root``; return it."""
+    model_dir = Path(model_dir)
+    key_parts = {"checkpoint": checkpoint_hash(model_dir), "images": images_hash(images), "spec": spec.to_dict(),
+                 "format": FORMAT_VERSION}
+    key = hash_json(key_parts)
+    final = Path(root) / f"features-{key}"
+    if (final / "meta.json").is_file():
+        return FeatureStore(final)
+
+    device = device or default_device()
+    unet = load_unet(model_dir).to(device).eval()
+    if unet.config.sample_size != images.images.shape[-1]:
+        raise DiffprobeError(f"{model_dir}: the U-Net was trained on {unet.config.sample_size} px images but "
+                             f"these are {images.images.shape[-1]} px; preprocess with that image size")
+    blocks = resolve_blocks(unet, spec)
+    n = len(images)
+    probe = features_batch(unet, images.images[:1], FeatureSpec(**{**spec.to_dict(), "timesteps": [spec.timesteps[0]],
+                                                                  "n_noise": 1}))
+    dims = {b: probe[(b, spec.timesteps[0])].shape[1] for b in blocks}
+
+    partial = final.with_name(f".{final.name}.partial")
+    progress_file = partial / "progress.json"
+    done = 0
+    if progress_file.is_file() and read_json(progress_file).get("key") == key:
+        done = read_json(progress_file)["done"]
+    else:
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        for b in blocks:
+            for t in spec.timesteps:
+                np.lib.format.open_memmap(partial / f"{pair_name(b, t)}.npy", mode="w+", dtype=np.float32,
+                                          shape=(n, dims[b])).flush()
+    arrays = {(b, t): np.load(partial / f"{pair_name(b, t)}.npy", mmap_mode="r+") for b in blocks
+              for t in spec.timesteps}
+
+    def checkpoint(upto: int):
+        for a in arrays.values():
+            a.flush()
+        write_json(progress_file, {"key": key, "done": upto})
+
+    bar = tqdm(total=n, initial=done, desc="features", unit="img", disable=not progress, mininterval=2.0)
+    chunks = 0
+    for start in range(done, n, batch_size):
+        stop = min(n, start + batch_size)
+        feats = features_batch(unet, images.images[start:stop], spec)
+        for k, v in feats.items():
+            arrays[k][start:stop] = v
+        bar.update(stop - start)
+        chunks += 1
+        if chunks % flush_every == 0:
+            checkpoint(stop)
+    bar.close()
+    checkpoint(n)
+    del arrays
+    np.save(partial / "labels.npy", images.labels)
+    np.save(partial / "splits.npy", images.splits.astype("U8"))
+    write_json(partial / "paths.json", list(map(str, images.paths)))
+    os.remove(progress_file)
+    write_json(partial / "meta.json", {**key_parts, "key": key, "blocks": blocks, "dims": dims, "n": n,
+                                       "classes": images.classes, "preprocess": images.preprocess.to_dict(),
+                                       "model_dir": str(model_dir.resolve())})
+    os.replace(partial, final)
+    return FeatureStore(final)

@@ -1,0 +1,108 @@
+"""The stages as plain Python functions on paths: the CLI calls these, users can too.
+
+Each stage reads the artifacts of the one before it from disk and writes its own:
+
+    split     data folder / CSV          -> split.csv (+ split.json)
+    pretrain  split.csv                  -> run dir (unet/, scheduler/, preprocess.json, checkpoint/)
+    features  run dir + split.csv        -> feature store (features-<key>/)
+    probe     feature store              -> results.json, report.md, heatmap.png, confusion.png, bundle/
+    cluster   feature store              -> cluster.json
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from .backbones.ddpm_unet import UNetConfig
+from .data.dataset import ImageArray, default_cache_dir, load_images
+from .data.manifest import Manifest, prepare_split
+from .data.preprocess import Preprocess
+from .evaluate.cluster import cluster_store
+from .features.extract import FeatureSpec
+from .features.store import FeatureStore, extract_features
+from .pretrain.ddpm import PretrainConfig, pretrain
+from .probe.linear import GridProbe
+from .probe.run import run_probe
+from .utils import DiffprobeError, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+
+def split(data: str | Path, out: str | Path, *, setting: str = "natural", per_class: int = 80, val: float = 0.15,
+          test: float = 0.15, seed: int = 0) -> Manifest:
+    """Make (or keep) a stratified split of ``data`` and save it as ``out`` (CSV)."""
+    m = prepare_split(data, setting=setting, per_class=per_class, val=val, test=test, seed=seed)
+    m.save(out)
+    return m
+
+
+def load_split_images(manifest: str | Path | Manifest, preprocess: Preprocess, *, report_dir: str | Path | None = None,
+                      classes: list[str] | None = None, progress: bool = True) -> ImageArray:
+    """Decode a split manifest's images (cached); write ``skipped.csv`` to ``report_dir`` if any were unreadable."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.load(manifest)
+    arr = load_images(m, preprocess, classes=classes, cache_dir=default_cache_dir() / "images", progress=progress)
+    if report_dir is not None:
+        where = arr.write_skipped(Path(report_dir) / "skipped.csv")
+        if where:
+            log.warning("%d unreadable files skipped; list in %s", len(arr.skipped), where)
+    return arr
+
+
+def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, resume: bool = False,
+                 progress: bool = True) -> Path:
+    """Pretrain on the train part of a split (labels unused; val and test images are never seen)."""
+    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
+    return pretrain(train, out, cfg, resume=resume, progress=progress)
+
+
+def model_preprocess(model_dir: str | Path) -> Preprocess:
+    p = Path(model_dir) / "preprocess.json"
+    if not p.is_file():
+        raise DiffprobeError(f"{model_dir}: preprocess.json missing; pass a run folder written by 'diffprobe pretrain'")
+    return Preprocess.from_dict(read_json(p))
+
+
+def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,
+                 batch_size: int = 256, progress: bool = True) -> FeatureStore:
+    arr = load_split_images(manifest, model_preprocess(model_dir), report_dir=out_root, progress=progress)
+    return extract_features(model_dir, arr, spec, out_root, batch_size=batch_size, progress=progress)
+
+
+def run_cluster(store: str | Path | FeatureStore, out: str | Path, **kw) -> dict:
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    return cluster_store(store, out, **kw)
+
+
+def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = 32, steps: int = 700,
+         channels: tuple[int, ...] = (32, 64, 64), timesteps: tuple[int, ...] = (1, 10, 50, 100, 200, 400),
+         n_per_class: int = 80, seed: int = 0, progress: bool = True, resume: bool = True) -> dict:
+    """The whole pipeline on synthetic plankton (or a real folder ``data``): split, pretrain, features,
+    probe, cluster. Writes results.json, report.md, heatmap.png, ... to ``out``; returns the results."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    if data is None:
+        from .data import synthetic  # noqa: PLC0415 - only the demo needs the generator
+
+        data = out / "synthetic"
+        if not data.is_dir():
+            synthetic.generate(data, n_per_class=n_per_class, size=64, seed=seed)
+    manifest = out / "split.csv"
+    split(data, manifest, seed=seed)
+    cfg = PretrainConfig(unet=UNetConfig(image_size=image_size, channels=tuple(channels)), steps=steps,
+                         batch_size=32, lr=1e-3, warmup_steps=50, checkpoint_every=200, seed=seed)
+    run_dir = out / "ddpm"
+    if (run_dir / "unet").is_dir() and read_json(run_dir / "summary.json").get("step") == steps:
+        log.info("reusing the trained model in %s", run_dir)
+    else:
+        run_pretrain(manifest, run_dir, cfg, resume=resume, progress=progress)
+    store = run_features(run_dir, manifest, out / "features", FeatureSpec(timesteps=timesteps, seed=seed),
+                         progress=progress)
+    results = run_probe(store, out, probe=GridProbe(seed=seed), title="demo: linear-probe accuracy")
+    results["cluster"] = run_cluster(store, out, results=results, seed=seed)
+    results["wall_seconds"] = round(time.time() - t0, 1)
+    write_json(out / "results.json", results)
+    return results

@@ -1,0 +1,22 @@
+"""Classification metrics (scikit-learn), computed the same way for every method."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """top-1 accuracy, macro F1 (over the classes present in y_true or y_pred), balanced accuracy."""
+    if len(y_true) == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan"), "balanced_accuracy": float("nan")}
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+    }
+
+
+def chance_accuracy(y_test: np.ndarray) -> float:
+    """The majority-class share of the test part: what always guessing the largest class scores."""
+    return float(np.bincount(y_test).max() / len(y_test)) if len(y_test) else float("nan")

@@ -1,0 +1,131 @@
+"""The probe stage: a linear probe on every (block, timestep) pair of a feature store, the best
+pair chosen on val, test reported once; results.json, report.md, heatmap.png, confusion.png and
+a classifier bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import confusion_matrix
+
+from ..features.store import FeatureStore
+from ..report.plots import confusion_plot, grid_heatmap
+from ..utils import DiffprobeError, write_json
+from .bundle import ClassifierBundle, _softmax
+from .calibration import expected_calibration_error, fit_temperature
+from .linear import GridProbe
+from .metrics import chance_accuracy, classification_metrics
+
+log = logging.getLogger(__name__)
+
+
+def _parts(store: FeatureStore):
+    masks = {s: store.splits == s for s in ("train", "val", "test")}
+    for s, m in masks.items():
+        if not m.any():
+            raise DiffprobeError(f"{store.path}: the {s} part is empty; the probe needs a train/val/test split "
+                                 f"(use 'diffprobe split' or a manifest with a split column)")
+    return masks
+
+
+def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: GridProbe | None = None,
+              bundle: bool = True, title: str = "") -> dict:
+    """Probe every pair of ``store``; write the artifacts to ``out_dir``; return the results dict."""
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    probe = probe or GridProbe()
+    masks = _parts(store)
+    y = {s: store.labels[m] for s, m in masks.items()}
+    n_classes = len(store.classes)
+    pairs = store.pairs
+    t0 = time.time()
+    feats = {s: [] for s in masks}
+    for b, t in pairs:
+        arr = store.get(b, t)
+        for s, m in masks.items():
+            feats[s].append(np.asarray(arr[m], dtype=np.float32))
+    heads = probe.fit(feats["train"], y["train"], feats["val"], y["val"], n_classes)
+    fit_s = time.time() - t0
+
+    grid = []
+    for k, ((b, t), head) in enumerate(zip(pairs, heads)):
+        row = {"block": b, "timestep": t}
+        for s in ("val", "test"):
+            met = classification_metrics(y[s], head.logits(feats[s][k]).argmax(1))
+            row.update({f"{s}_{name}": v for name, v in met.items()})
+        row.update(weight_decay=head.weight_decay, epochs=head.epochs)
+        grid.append(row)
+    # Chosen on val only (accuracy, then macro F1); the test columns are reported, never consulted.
+    best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
+    best = dict(grid[best_i])
+    head = heads[best_i]
+
+    val_logits = head.logits(feats["val"][best_i])
+    test_logits = head.logits(feats["test"][best_i])
+    temperature = fit_temperature(val_logits, y["val"])
+    calib = {"temperature": temperature,
+             "test_ece_before": expected_calibration_error(_softmax(test_logits), y["test"]),
+             "test_ece_after": expected_calibration_error(_softmax(test_logits / temperature), y["test"])}
+    pred = test_logits.argmax(1)
+    cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
+    per_class_f1 = _per_class_f1(cm)
+
+    results = {
+        "grid": grid, "best": best, "n_classes": n_classes, "chance_accuracy": chance_accuracy(y["test"]),
+        "classes": store.classes, "split_sizes": {s: int(m.sum()) for s, m in masks.items()},
+        "feature_store": str(store.path), "feature_spec": store.spec.to_dict(), "calibration": calib,
+        "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
+                  "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
+                  "fit_seconds": round(fit_s, 2), "n_pairs": len(pairs)},
+        "per_class_test_f1": dict(zip(store.classes, per_class_f1)),
+    }
+    grid_heatmap(grid, out / "heatmap.png", best=best, title=title or "Linear-probe accuracy per (block, timestep)")
+    confusion_plot(cm, store.classes, out / "confusion.png",
+                   title=f"Test confusion, {best['block']} t={best['timestep']}")
+    if bundle:
+        meta = {"classes": store.classes, "block": best["block"], "timestep": best["timestep"],
+                "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
+                "feature_spec": store.spec.to_dict(), "temperature": temperature,
+                "metrics": {"test_accuracy": best["test_accuracy"], "test_macro_f1": best["test_macro_f1"],
+                            "test_balanced_accuracy": best["test_balanced_accuracy"],
+                            "val_accuracy": best["val_accuracy"]},
+                "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist()}
+        ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=head, meta=meta)
+        results["bundle"] = str(out / "bundle")
+    write_json(out / "results.json", results)
+    (out / "report.md").write_text(render_report(results))
+    return results
+
+
+def _per_class_f1(cm: np.ndarray) -> list[float]:
+    tp = np.diag(cm).astype(float)
+    denom = cm.sum(0) + cm.sum(1)
+    return [float(v) for v in np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)]
+
+
+def render_report(r: dict) -> str:
+    b = r["best"]
+    lines = [
+        "# Linear probes over (block, timestep)", "",
+        f"{r['n_classes']} classes; split sizes {r['split_sizes']}; {r['probe']['n_pairs']} pairs probed in "
+        f"{r['probe']['fit_seconds']} s.", "",
+        f"**Best pair (chosen on val): {b['block']} at t={b['timestep']}**: test top-1 "
+        f"{b['test_accuracy']:.2%}, macro F1 {b['test_macro_f1']:.3f}, balanced accuracy "
+        f"{b['test_balanced_accuracy']:.2%} (val {b['val_accuracy']:.2%}). Chance (majority class): "
+        f"{r['chance_accuracy']:.2%}.", "",
+        f"Calibration: temperature {r['calibration']['temperature']:.3f} fitted on val; test ECE "
+        f"{r['calibration']['test_ece_before']:.3f} -> {r['calibration']['test_ece_after']:.3f}.", "",
+        "![heatmap](heatmap.png)", "",
+        "| block | t | val acc | test acc | test macro F1 | test bal. acc |", "|---|---|---|---|---|---|",
+    ]
+    for g in r["grid"]:
+        mark = " **(best)**" if (g["block"], g["timestep"]) == (b["block"], b["timestep"]) else ""
+        lines.append(f"| {g['block']}{mark} | {g['timestep']} | {g['val_accuracy']:.2%} | {g['test_accuracy']:.2%} | "
+                     f"{g['test_macro_f1']:.3f} | {g['test_balanced_accuracy']:.2%} |")
+    lines += ["", "![confusion](confusion.png)", ""]
+    return "\n".join(lines)
