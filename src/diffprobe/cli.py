@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -156,6 +157,11 @@ def print_results_table(r: dict) -> None:
         print(f"k-means (k={c['k']}): NMI {c['nmi']:.3f}  ARI {c['ari']:.3f}  purity {c['purity']:.3f}")
 
 
+# Stages that define their own subcommands: each module has ``add_commands(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="diffprobe", description=__doc__.split("\n")[0])
     p.add_argument("--version", action="version", version=f"diffprobe {__version__}")
@@ -242,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--image-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_demo)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub)
     return p
 
 

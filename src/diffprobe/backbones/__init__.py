@@ -1,5 +1,10 @@
-"""Backbones: the DDPM U-Net (with block taps) and, in their issues, baselines and the RC-DiT."""
+"""Backbones: the DDPM U-Net (with block taps) and, in their issues, baselines and the RC-DiT.
 
-from .ddpm_unet import BlockTaps, UNetConfig, block_names, load_unet, make_scheduler
+Every kind registers itself in ``BACKBONES``; ``load_backbone(dir)`` opens any of them.
+"""
 
-__all__ = ["BlockTaps", "UNetConfig", "block_names", "load_unet", "make_scheduler"]
+from .base import BACKBONES, Backbone, load_backbone, register, write_backbone_json
+from .ddpm_unet import BlockTaps, DDPMBackbone, UNetConfig, block_names, load_unet, make_scheduler
+
+__all__ = ["BACKBONES", "Backbone", "BlockTaps", "DDPMBackbone", "UNetConfig", "block_names", "load_backbone",
+           "load_unet", "make_scheduler", "register", "write_backbone_json"]

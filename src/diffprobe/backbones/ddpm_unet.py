@@ -1,4 +1,10 @@
-"""The DDPM U-Net backbone (diffusers ``UNet2DModel``) and named taps on its blocks.
+"""The DDPM U-Net backbone (diffusers ``UNet2DModel``), named taps on its blocks, and its features.
+
+Features: for an image x0 and a timestep t, x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, one
+forward pass of the frozen U-Net, and every tapped block's activation map is pooled into a
+vector. **One forward pass per (timestep, noise draw) yields all blocks.** The noise of an image
+is drawn from a seed derived from its own pixels and the global seed, so an image gets the same
+features whichever dataset, batch or order it comes in (training, evaluation, ``predict``).
 
 Block names are stable and documented: ``down0 .. down{n-1}`` (encoder, highest resolution
 first), ``mid``, ``up0 .. up{n-1}`` (decoder, lowest resolution first). A down block's
@@ -11,10 +17,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
-from ..utils import DiffprobeError
+from ..data.dataset import to_model_input
+from ..utils import DiffprobeError, autocast, default_device
+from .base import Backbone, image_seeds, pool, register
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,24 @@ class BlockTaps:
         return False
 
 
+@register("ddpm_unet")
+class DDPMBackbone(Backbone):
+    """A pretraining run folder (``unet/``, ``preprocess.json``) as a frozen feature extractor."""
+
+    weights_file = "unet/diffusion_pytorch_model.safetensors"
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | None = None) -> "DDPMBackbone":
+        unet = load_unet(path).to(device or default_device()).eval()
+        return cls(path, unet, unet.config.sample_size)
+
+    def block_names(self) -> list[str]:
+        return block_names(self.model)
+
+    def features_batch(self, images, spec):
+        return unet_features(self.model, images, spec)
+
+
 def load_unet(path: str | Path) -> UNet2DModel:
     """Load a diffusers-format U-Net (safetensors only), with a clear error when it is not one."""
     path = Path(path)
@@ -110,3 +138,41 @@ def load_unet(path: str | Path) -> UNet2DModel:
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so, not show a deep traceback
         raise DiffprobeError(f"{path}: cannot load the U-Net ({type(e).__name__}: {e}); the checkpoint is "
                              f"damaged or from another version, re-run 'diffprobe pretrain'") from None
+
+
+def draw_noise(images: np.ndarray, spec: FeatureSpec) -> torch.Tensor:
+    """(B, T, K, 1, S, S) standard normal noise, one fixed draw per (image, timestep, noise index)."""
+    s = images.shape[-1]
+    shape = (len(spec.timesteps), spec.n_noise, 1, s, s)
+    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(sd))
+                        for sd in image_seeds(images, spec.seed)])
+
+
+def resolve_blocks(unet, spec: FeatureSpec) -> list[str]:
+    return list(spec.blocks) if spec.blocks else block_names(unet)
+
+
+@torch.no_grad()
+def unet_features(unet, images: np.ndarray, spec: FeatureSpec) -> dict[tuple[str, int], np.ndarray]:
+    """Pooled features of a batch of uint8 images (B, S, S) at every (block, timestep) of ``spec``.
+
+    Returns {(block, t): float32 array (B, D_block)}. Runs len(timesteps) * n_noise forward passes.
+    """
+    device = next(unet.parameters()).device
+    blocks = resolve_blocks(unet, spec)
+    alphas = make_scheduler().alphas_cumprod
+    x0 = to_model_input(images).to(device)
+    noise = draw_noise(images, spec).to(device)
+    out: dict[tuple[str, int], torch.Tensor] = {}
+    with BlockTaps(unet, blocks) as taps:
+        for ti, t in enumerate(spec.timesteps):
+            a = alphas[t].item()
+            for k in range(spec.n_noise):
+                xt = a**0.5 * x0 + (1 - a) ** 0.5 * noise[:, ti, k]
+                tt = torch.full((len(x0),), t, device=device, dtype=torch.long)
+                with autocast(device, enabled=spec.bf16):
+                    unet(xt, tt)
+                for b in blocks:
+                    v = pool(taps.outputs[b].float(), spec.pooling)
+                    out[(b, t)] = v if k == 0 else out[(b, t)] + v
+    return {key: (v / spec.n_noise).cpu().numpy() for key, v in out.items()}

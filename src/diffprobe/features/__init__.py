@@ -1,6 +1,6 @@
-"""Features: taps at (block, timestep), pooling, noise ensembles, the on-disk feature store."""
+"""Features: which (block, timestep) pairs to read, and the on-disk feature store that caches them."""
 
-from .extract import POOLINGS, FeatureSpec, features_batch, pool
+from .extract import POOLINGS, FeatureSpec, pool
 from .store import FeatureStore, extract_features
 
-__all__ = ["POOLINGS", "FeatureSpec", "FeatureStore", "extract_features", "features_batch", "pool"]
+__all__ = ["POOLINGS", "FeatureSpec", "FeatureStore", "extract_features", "pool"]

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..backbones.ddpm_unet import load_unet
+from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import ImageArray
-from ..utils import DiffprobeError, default_device, hash_json, read_json, sha256_file, write_json
-from .extract import FeatureSpec, features_batch, resolve_blocks
+from ..utils import DiffprobeError, hash_json, read_json, write_json
+from .extract import FeatureSpec
 
 FORMAT_VERSION = 1
 
@@ -36,12 +36,6 @@ def images_hash(images: ImageArray) -> str:
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update(repr(images.classes).encode())
     return h.hexdigest()[:16]
-
-
-def checkpoint_hash(model_dir: str | Path) -> str:
-    p = Path(model_dir)
-    p = p / "unet" if (p / "unet").is_dir() else p
-    return sha256_file(p / "diffusion_pytorch_model.safetensors")[:16]
 
 
 class FeatureStore:
@@ -82,28 +76,29 @@ class FeatureStore:
         return np.load(f, mmap_mode="r")
 
 
-def extract_features(model_dir: str | Path, images: ImageArray, spec: FeatureSpec, root: str | Path, *,
+def extract_features(model: str | Path | Backbone, images: ImageArray, spec: FeatureSpec, root: str | Path, *,
                      batch_size: int = 256, progress: bool = True, device: torch.device | None = None,
                      flush_every: int = 8) -> FeatureStore:
-    """Build (or reuse, or resume) the feature store of ``images`` under ``root``; return it."""
-    model_dir = Path(model_dir)
-    key_parts = {"checkpoint": checkpoint_hash(model_dir), "images": images_hash(images), "spec": spec.to_dict(),
-                 "format": FORMAT_VERSION}
+    """Build (or reuse, or resume) the feature store of ``images`` under ``root``; return it.
+
+    ``model``: a backbone directory (any registered kind) or a loaded ``Backbone``.
+    """
+    backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
+    key_parts = {"backbone": backbone.kind, "checkpoint": backbone.content_hash(), "images": images_hash(images),
+                 "spec": spec.to_dict(), "format": FORMAT_VERSION}
     key = hash_json(key_parts)
     final = Path(root) / f"features-{key}"
     if (final / "meta.json").is_file():
         return FeatureStore(final)
 
-    device = device or default_device()
-    unet = load_unet(model_dir).to(device).eval()
-    if unet.config.sample_size != images.images.shape[-1]:
-        raise DiffprobeError(f"{model_dir}: the U-Net was trained on {unet.config.sample_size} px images but "
+    if backbone.image_size != images.images.shape[-1]:
+        raise DiffprobeError(f"{backbone.path}: the model was trained on {backbone.image_size} px images but "
                              f"these are {images.images.shape[-1]} px; preprocess with that image size")
-    blocks = resolve_blocks(unet, spec)
+    blocks = list(spec.blocks) or backbone.block_names()
     n = len(images)
-    probe = features_batch(unet, images.images[:1], FeatureSpec(**{**spec.to_dict(), "timesteps": [spec.timesteps[0]],
-                                                                  "n_noise": 1}))
-    dims = {b: probe[(b, spec.timesteps[0])].shape[1] for b in blocks}
+    one = backbone.features_batch(images.images[:1], FeatureSpec(**{**spec.to_dict(), "timesteps": [spec.timesteps[0]],
+                                                                    "n_noise": 1, "blocks": blocks}))
+    dims = {b: one[(b, spec.timesteps[0])].shape[1] for b in blocks}
 
     partial = final.with_name(f".{final.name}.partial")
     progress_file = partial / "progress.json"
@@ -129,7 +124,7 @@ def extract_features(model_dir: str | Path, images: ImageArray, spec: FeatureSpe
     chunks = 0
     for start in range(done, n, batch_size):
         stop = min(n, start + batch_size)
-        feats = features_batch(unet, images.images[start:stop], spec)
+        feats = backbone.features_batch(images.images[start:stop], spec)
         for k, v in feats.items():
             arrays[k][start:stop] = v
         bar.update(stop - start)
@@ -145,6 +140,6 @@ def extract_features(model_dir: str | Path, images: ImageArray, spec: FeatureSpe
     os.remove(progress_file)
     write_json(partial / "meta.json", {**key_parts, "key": key, "blocks": blocks, "dims": dims, "n": n,
                                        "classes": images.classes, "preprocess": images.preprocess.to_dict(),
-                                       "model_dir": str(model_dir.resolve())})
+                                       "model_dir": str(backbone.path.resolve())})
     os.replace(partial, final)
     return FeatureStore(final)

@@ -23,6 +23,7 @@ from diffusers import DDIMScheduler
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
+from ..backbones.base import write_backbone_json
 from ..backbones.ddpm_unet import UNetConfig, make_scheduler
 from ..data.dataset import ImageArray, to_model_input
 from ..data.preprocess import Preprocess
@@ -112,6 +113,7 @@ def lr_at(step: int, cfg: PretrainConfig) -> float:
 def save_pipeline_dir(out: Path, unet, cfg: PretrainConfig) -> None:
     """The frozen model in diffusers format, with preprocessing and scheduler beside it."""
     unet.save_pretrained(out / "unet", safe_serialization=True)
+    write_backbone_json(out, "ddpm_unet", unet=cfg.unet.to_dict())
     make_scheduler().save_pretrained(out / "scheduler")
     write_json(out / "preprocess.json", cfg.preprocess.to_dict())
 

@@ -6,14 +6,13 @@ Layout::
     bundle/
       bundle.json          classes, block, timestep, image size, feature spec, temperature, metrics
       probe.safetensors    weight (D, C), bias (C,), mean (D,), std (D,)
-      unet/                the frozen denoiser, diffusers format (safetensors)
+      backbone/            the frozen backbone directory (backbone.json + safetensors weights)
 
 Weights are read with safetensors only; ``bundle.json`` is validated before use.
 """
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,11 +21,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from ..backbones.ddpm_unet import load_unet
+from ..backbones.base import Backbone, load_backbone
 from ..data.io import ImageReadError, read_image
 from ..data.preprocess import Preprocess
-from ..features.extract import FeatureSpec, features_batch
-from ..utils import DiffprobeError, default_device, read_json, write_json
+from ..features.extract import FeatureSpec
+from ..utils import DiffprobeError, read_json, write_json
 from .linear import LinearHead
 
 BUNDLE_FORMAT = 1
@@ -47,7 +46,7 @@ class ClassifierBundle:
     path: Path
     meta: dict
     head: LinearHead
-    unet: torch.nn.Module = field(repr=False)
+    backbone: Backbone = field(repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -64,14 +63,10 @@ class ClassifierBundle:
     # ---- writing -----------------------------------------------------------------------------
     @staticmethod
     def save(path: str | Path, *, model_dir: str | Path, head: LinearHead, meta: dict) -> Path:
-        """Write a bundle: copy the U-Net, the probe tensors and ``bundle.json`` (validated)."""
+        """Write a bundle: copy the backbone, the probe tensors and ``bundle.json`` (validated)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        src = Path(model_dir)
-        src = src / "unet" if (src / "unet").is_dir() else src
-        if (path / "unet").exists():
-            shutil.rmtree(path / "unet")
-        shutil.copytree(src, path / "unet")
+        load_backbone(model_dir, device=torch.device("cpu")).copy_to(path / "backbone")
         save_file(head.tensors(), path / "probe.safetensors")
         meta = {"format": BUNDLE_FORMAT, "temperature": 1.0, **meta}
         _validate(meta, path / "bundle.json")
@@ -95,11 +90,11 @@ class ClassifierBundle:
         if head.weight.shape[1] != len(meta["classes"]):
             raise DiffprobeError(f"{path}: probe has {head.weight.shape[1]} outputs but bundle.json names "
                                  f"{len(meta['classes'])} classes; the bundle is inconsistent, re-create it")
-        unet = load_unet(path / "unet").to(device or default_device()).eval()
-        if unet.config.sample_size != meta["image_size"]:
-            raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its U-Net was trained on "
-                                 f"{unet.config.sample_size} px; the bundle is inconsistent, re-create it")
-        return cls(path, meta, head, unet)
+        backbone = load_backbone(path / "backbone", device=device)
+        if backbone.image_size != meta["image_size"]:
+            raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
+                                 f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
+        return cls(path, meta, head, backbone)
 
     def feature_spec(self) -> FeatureSpec:
         spec = dict(self.meta["feature_spec"])
@@ -116,7 +111,7 @@ class ClassifierBundle:
         spec, key = self.feature_spec(), (self.meta["block"], self.meta["timestep"])
         out = []
         for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc="classifying", unit="batch"):
-            out.append(features_batch(self.unet, images[i : i + batch_size], spec)[key])
+            out.append(self.backbone.features_batch(images[i : i + batch_size], spec)[key])
         return np.concatenate(out) if out else np.zeros((0, self.head.weight.shape[0]), np.float32)
 
     def logits(self, images: np.ndarray, **kw) -> np.ndarray:
