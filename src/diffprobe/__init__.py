@@ -6,3 +6,13 @@ Data flow (each stage usable from Python and from the ``diffprobe`` CLI, passing
 """
 
 __version__ = "0.1.0"
+__all__ = ["ClassifierBundle", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy, so that 'import diffprobe' (and 'diffprobe --help') does not load torch.
+    if name == "ClassifierBundle":
+        from .probe.bundle import ClassifierBundle
+
+        return ClassifierBundle
+    raise AttributeError(f"module 'diffprobe' has no attribute {name!r}")

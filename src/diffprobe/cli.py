@@ -159,6 +159,7 @@ def print_results_table(r: dict) -> None:
 
 # Stages that define their own subcommands: each module has ``add_commands(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "diffprobe.evaluate.cli",
 )
 
 

@@ -1,10 +1,14 @@
-"""Temperature scaling (Guo et al. 2017) and expected calibration error."""
+"""Post-hoc calibration fitted on val: temperature scaling (Guo et al. 2017), expected calibration
+error, and the known-class scores and thresholds that flag unknowns (see ``evaluate.unknown``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import logsumexp, softmax
+
+from ..utils import DiffprobeError
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -37,3 +41,28 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
         if m.any():
             ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
     return float(ece)
+
+
+SCORES = ("msp", "energy")
+
+
+def known_scores(logits: np.ndarray, temperature: float = 1.0) -> dict[str, np.ndarray]:
+    """(N, C) logits -> {"msp": (N,), "energy": (N,)}; higher = more like a known class."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    return {"msp": softmax(z, axis=1).max(1), "energy": temperature * logsumexp(z, axis=1)}
+
+
+def unknown_thresholds(val_logits: np.ndarray, temperature: float = 1.0, accept: float = 0.95) -> dict:
+    """Thresholds accepting the share ``accept`` of val images (all of known classes).
+
+    Returns the dict stored in bundle.json under "unknown":
+    {"accept": 0.95, "default_score": "msp", "thresholds": {"msp": float, "energy": float}}.
+    """
+    if not 0 < accept <= 1:
+        raise DiffprobeError(f"accept rate must be in (0, 1], got {accept}")
+    if len(val_logits) == 0:
+        raise DiffprobeError("no val images to choose the unknown threshold on")
+    scores = known_scores(val_logits, temperature)
+    # "lower": the threshold is an observed score, so at least `accept` of val scores are >= it.
+    return {"accept": float(accept), "default_score": "msp",
+            "thresholds": {k: float(np.quantile(v, 1 - accept, method="lower")) for k, v in scores.items()}}

@@ -16,7 +16,7 @@ from ..features.store import FeatureStore
 from ..report.plots import confusion_plot, grid_heatmap
 from ..utils import DiffprobeError, write_json
 from .bundle import ClassifierBundle, _softmax
-from .calibration import expected_calibration_error, fit_temperature
+from .calibration import expected_calibration_error, fit_temperature, unknown_thresholds
 from .linear import GridProbe
 from .metrics import chance_accuracy, classification_metrics
 
@@ -94,7 +94,10 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
                 "metrics": {"test_accuracy": best["test_accuracy"], "test_macro_f1": best["test_macro_f1"],
                             "test_balanced_accuracy": best["test_balanced_accuracy"],
                             "val_accuracy": best["val_accuracy"]},
-                "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist()}
+                "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist(),
+                # For adjusted counting (ACC) and unknown rejection at prediction time.
+                "val_confusion": confusion_matrix(y["val"], val_logits.argmax(1), labels=range(n_classes)).tolist(),
+                "unknown": unknown_thresholds(val_logits, temperature)}
         ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=head, meta=meta)
         results["bundle"] = str(out / "bundle")
     write_json(out / "results.json", results)

@@ -1,0 +1,51 @@
+"""Re-fit a bundle's calibration on labelled val images: temperature, unknown thresholds and the
+val confusion matrix that adjusted counting (ACC) needs; rewrites bundle.json atomically.
+
+``run_probe`` already stores all three when it writes a bundle; this is for bundles made
+before that, or to adapt a bundle to a new instrument with a few labelled images of it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scipy.special import softmax
+from sklearn.metrics import confusion_matrix
+
+from ..data.manifest import prepare_split
+from ..probe.bundle import ClassifierBundle, _validate
+from ..probe.calibration import expected_calibration_error, fit_temperature
+from ..utils import DiffprobeError, read_json, write_json
+from .crossdata import select_part
+from .unknown import unknown_thresholds
+
+
+def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = "val", accept: float = 0.95,
+                     split_seed: int = 0, progress: bool = True) -> dict:
+    """Fit temperature, unknown thresholds and val confusion on the ``part`` of ``data`` (a split CSV,
+    or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json; return the new fields."""
+    from ..pipeline import load_split_images  # noqa: PLC0415 - the pipeline imports every stage
+
+    bundle = ClassifierBundle.load(bundle_dir)
+    m = select_part(prepare_split(data, seed=split_seed), part, data)
+    m = m.subset([lab in bundle.classes for lab in m.labels])
+    if len(m) == 0:
+        raise DiffprobeError(f"{data}: no {part} images of the model's classes {bundle.classes[:6]} ...")
+    arr = load_split_images(m, bundle.preprocess, classes=bundle.classes, progress=progress)
+    logits = bundle.logits(arr.images, progress=progress)
+    y = arr.labels
+    t = fit_temperature(logits, y)
+    fields = {
+        "temperature": t,
+        "val_confusion": confusion_matrix(y, logits.argmax(1), labels=range(len(bundle.classes))).tolist(),
+        "unknown": unknown_thresholds(logits, t, accept),
+        "calibration": {"data": str(data), "part": part, "n_images": int(len(y)),
+                        "ece_before": expected_calibration_error(softmax(logits, axis=1), y),
+                        "ece_after": expected_calibration_error(softmax(logits / t, axis=1), y)},
+    }
+    path = Path(bundle_dir) / "bundle.json"
+    meta = {**read_json(path), **fields}
+    _validate(meta, path)
+    write_json(path, meta)
+    return fields
+

@@ -1,0 +1,113 @@
+"""Field-use commands: ``evaluate`` (another labelled dataset), ``shift`` (robustness suite),
+``predict`` (classify new images, abundances) and ``calibrate`` (temperature, unknown threshold)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_evaluate(args):
+    from .crossdata import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
+
+    r = evaluate_bundle(args.model, args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed)
+    c = r["calibration"]
+    print(f"{r['n_images']} images ({r['mode']}): accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} "
+          f"(chance {r['chance_accuracy']:.2%}); ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f} after "
+          f"temperature {c['temperature']:.2f}")
+    if r["n_skipped"]:
+        print(f"skipped {r['n_skipped']} images of {len(r['skipped_by_class'])} classes the model does not know"
+              + (" or the map does not name" if r["mode"] == "class map" else ""))
+    if "openset" in r:
+        print(f"unknown detection AUROC (max probability): {r['openset']['auroc_msp']:.3f}")
+    if "abundance" in r:
+        e = r["abundance"]["prior_shift"]["mean_error"]
+        print("abundance error under synthetic prior shift: " + ", ".join(f"{k.upper()} {v:.3f}" for k, v in e.items()))
+    print(f"wrote {args.out}/metrics.json, report.md, confusion.png")
+
+
+def cmd_shift(args):
+    from .shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
+
+    r = run_shift_suite(args.model, args.data, args.out, shifts=args.shifts or tuple(SHIFTS),
+                        severities=args.severities,
+                        part=args.part, seed=args.seed, split_seed=args.split_seed)
+    print(f"clean accuracy {r['clean']['accuracy']:.2%} on {r['n_images']} {r['part']} images")
+    for s, rows in r["shifts"].items():
+        print(f"{s:>13}: " + "  ".join(f"{row['accuracy']:.0%}" for row in rows))
+    print(f"wrote {args.out}/shift.json, shift.md, robustness.png, shift_examples.png")
+
+
+def cmd_predict(args):
+    from .predict import predict_files  # noqa: PLC0415
+
+    r = predict_files(args.model, args.images, args.out, batch_size=args.batch_size)
+    files = r["files"]
+    unknown = f", {r['n_unknown']} flagged unknown" if r["n_unknown"] is not None else ""
+    print(f"{r['n_images']} images classified{unknown} -> {files['predictions']}; abundances -> {files['abundance']}")
+    if r["n_skipped"]:
+        print(f"{r['n_skipped']} files could not be read; listed in {files['skipped']}")
+
+
+def cmd_calibrate(args):
+    from .calibrate import calibrate_bundle  # noqa: PLC0415
+
+    f = calibrate_bundle(args.model, args.data, part=args.part, accept=args.accept, split_seed=args.split_seed)
+    c = f["calibration"]
+    thr = f["unknown"]["thresholds"]
+    print(f"temperature {f['temperature']:.3f} fitted on {c['n_images']} {c['part']} images: ECE "
+          f"{c['ece_before']:.3f} -> {c['ece_after']:.3f}; unknown thresholds (accept {args.accept:.0%} of known "
+          f"images): max probability {thr['msp']:.3f}, energy {thr['energy']:.3f}")
+    print(f"updated {Path(args.model) / 'bundle.json'}")
+
+
+def _severities(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated severities 1..5, got {text!r}") from None
+    if not values or any(not 1 <= v <= 5 for v in values):
+        raise argparse.ArgumentTypeError(f"severities must be between 1 and 5, got {text!r}")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("evaluate", help="metrics of a classifier bundle on another labelled dataset")
+    s.add_argument("--model", required=True, help="bundle folder (PROBE_OUT/bundle)")
+    s.add_argument("--data", required=True, help="labelled image folder, manifest CSV or EcoTaxa TSV")
+    s.add_argument("--class-map", help="CSV group,model_pattern,data_pattern to evaluate coarser groups")
+    s.add_argument("--part", default="all", help="train | val | test | all (default all images)")
+    s.add_argument("--out", required=True, help="folder for metrics.json, report.md, confusion.png")
+    s.add_argument("--seed", type=int, default=0, help="seed of the synthetic prior-shift samples")
+    s.set_defaults(fn=cmd_evaluate)
+
+    s = sub.add_parser("shift", help="accuracy under instrument-like shifts (blur, noise, contrast, ...)")
+    s.add_argument("--model", required=True, help="bundle folder")
+    s.add_argument("--data", required=True, help="split CSV (its test part is used) or labelled folder")
+    s.add_argument("--out", required=True, help="folder for shift.json, shift.md, robustness.png")
+    s.add_argument("--shifts", type=_names, help="comma-separated subset of defocus,noise,contrast,illumination,"
+                                                 "resolution,jpeg (default: all)")
+    s.add_argument("--severities", type=_severities, default=(1, 2, 3, 4, 5))
+    s.add_argument("--part", default="test", help="which part of the split (default test)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random shifts (noise, lighting)")
+    s.add_argument("--split-seed", type=int, default=0, help="seed used to split a folder (as 'diffprobe split')")
+    s.set_defaults(fn=cmd_shift)
+
+    s = sub.add_parser("predict", help="classify new images: predictions CSV + per-sample abundances")
+    s.add_argument("--model", required=True, help="bundle folder")
+    s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
+    s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.set_defaults(fn=cmd_predict)
+
+    s = sub.add_parser("calibrate", help="fit temperature, unknown threshold and val confusion of a bundle")
+    s.add_argument("--model", required=True, help="bundle folder (bundle.json is rewritten)")
+    s.add_argument("--data", required=True, help="split CSV (its val part is used) or labelled folder")
+    s.add_argument("--part", default="val", help="which part of the split (default val)")
+    s.add_argument("--accept", type=float, default=0.95, help="share of known images to accept (default 0.95)")
+    s.add_argument("--split-seed", type=int, default=0)
+    s.set_defaults(fn=cmd_calibrate)

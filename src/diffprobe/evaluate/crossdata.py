@@ -1,0 +1,269 @@
+"""Evaluate a classifier bundle on another labelled dataset (folder, manifest CSV or EcoTaxa TSV).
+
+Two ways to line up the data's classes with the model's:
+
+- **by name** (default): a data class counts only if the model has a class of exactly that
+  name. Images of other classes are skipped and counted per class (never guessed); they
+  also serve as "unknowns" to measure how well the model flags classes it never saw.
+- **by class map** (``--class-map``): a CSV ``group,model_pattern,data_pattern`` of shell-style
+  patterns (``copepod,copepod_*,copepoda``; case-insensitive). The model's calibrated
+  probabilities are summed over the model classes of each group and the prediction is the most
+  probable group; data images whose class matches no data pattern are skipped and counted.
+  This gives coarse (e.g. order-level) evaluation across datasets whose class lists differ.
+
+Outputs: ``metrics.json``, ``confusion.png``, ``report.md`` (what each number means) and
+``skipped.csv`` when files were unreadable.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import warnings
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from ..data.manifest import SPLITS, Manifest, open_dataset
+from ..probe.bundle import ClassifierBundle
+from ..probe.calibration import expected_calibration_error
+from ..probe.metrics import chance_accuracy, classification_metrics
+from ..report.plots import confusion_plot
+from ..utils import DiffprobeError, write_json
+from .abundance import abundance_error, estimate_shares, prior_shift_experiment
+from .unknown import flag_unknown, openset_report
+
+log = logging.getLogger(__name__)
+
+MAP_COLUMNS = ("group", "model_pattern", "data_pattern")
+
+
+@dataclass
+class ClassMap:
+    """Groups of model classes and data classes.
+
+    groups:       group names, in the order of the CSV.
+    model_groups: (C_model,) int, the group of each model class, -1 for none.
+    data_groups:  {data class: group index} for the data classes any pattern matches.
+    """
+
+    groups: list[str]
+    model_groups: np.ndarray
+    data_groups: dict[str, int]
+
+    def group_probs(self, probs: np.ndarray) -> np.ndarray:
+        """(N, C_model) probabilities -> (N, G) summed per group."""
+        onehot = np.zeros((len(self.model_groups), len(self.groups)))
+        member = self.model_groups >= 0
+        onehot[np.flatnonzero(member), self.model_groups[member]] = 1.0
+        return probs @ onehot
+
+
+def _matches(pattern: str, names: list[str]) -> list[str]:
+    return [n for n in names if fnmatchcase(n.lower(), pattern.lower())]
+
+
+def read_class_map(path: str | Path, model_classes: list[str], data_classes: list[str]) -> ClassMap:
+    """Parse and check a class-map CSV against the model's and the data's classes."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiffprobeError(f"{path}: class map not found")
+    groups: list[str] = []
+    model_of: dict[str, str] = {}
+    data_of: dict[str, str] = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in MAP_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DiffprobeError(f"{path}: missing column(s) {missing}; a class map needs the header "
+                                 f"{','.join(MAP_COLUMNS)} (e.g. 'copepod,copepod_*,copepoda')")
+        for line, row in enumerate(reader, start=2):
+            group, mpat, dpat = ((row.get(c) or "").strip() for c in MAP_COLUMNS)
+            if not (group and mpat and dpat):
+                raise DiffprobeError(f"{path}, line {line}: every row needs a group, a model_pattern and a "
+                                     f"data_pattern; got {group!r}, {mpat!r}, {dpat!r}")
+            model_hits = _matches(mpat, model_classes)
+            if not model_hits:
+                raise DiffprobeError(f"{path}, line {line} (group {group!r}): model_pattern {mpat!r} matches no "
+                                     f"class of the model; its classes include {model_classes[:8]}")
+            if group not in groups:
+                groups.append(group)
+            for side, hits, owner in (("model", model_hits, model_of), ("data", _matches(dpat, data_classes),
+                                                                         data_of)):
+                for name in hits:
+                    if owner.get(name, group) != group:
+                        raise DiffprobeError(f"{path}, line {line}: {side} class {name!r} is in two groups, "
+                                             f"{owner[name]!r} and {group!r}; make the patterns disjoint")
+                    owner[name] = group
+    if not groups:
+        raise DiffprobeError(f"{path}: the class map has no rows")
+    index = {g: k for k, g in enumerate(groups)}
+    model_groups = np.array([index[model_of[c]] if c in model_of else -1 for c in model_classes])
+    return ClassMap(groups, model_groups, {c: index[g] for c, g in data_of.items()})
+
+
+def select_part(m: Manifest, part: str, where: str | Path) -> Manifest:
+    """The images of one split part ("train", "val", "test") or all of them ("all")."""
+    if part == "all":
+        return m
+    if part not in SPLITS:
+        raise DiffprobeError(f"unknown part {part!r}; choose one of {SPLITS + ('all',)}")
+    mask = m.split_mask(part)
+    if not mask.any():
+        raise DiffprobeError(f"{where}: no images in the {part!r} part; pass a split manifest ('diffprobe split') "
+                             f"or use all images")
+    return m.subset(mask)
+
+
+def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
+                    class_map: str | Path | None = None, part: str = "all", n_trials: int = 50, seed: int = 0,
+                    progress: bool = True) -> dict:
+    """Metrics of ``bundle`` on the labelled dataset ``data``; writes metrics.json, confusion.png,
+    report.md to ``out_dir`` and returns the metrics."""
+    from ..pipeline import load_split_images  # noqa: PLC0415 - the pipeline imports every stage
+
+    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    m = select_part(open_dataset(data, labelled=True), part, data)
+    if part == "all" and "train" in m.splits:
+        log.warning("%s has a split: evaluating all of it includes images the probe was trained on; "
+                    "pass part='test' (--part test) for honest numbers", data)
+    data_classes = m.classes
+    if class_map is None:
+        targets = bundle.classes
+        target_of = {c: bundle.classes.index(c) for c in data_classes if c in bundle.classes}
+        if not target_of:
+            raise DiffprobeError(f"{data}: none of its {len(data_classes)} classes ({data_classes[:6]} ...) is a "
+                                 f"class of the model ({bundle.classes[:6]} ...); pass --class-map to group them")
+        cmap = None
+    else:
+        cmap = read_class_map(class_map, bundle.classes, data_classes)
+        targets, target_of = cmap.groups, cmap.data_groups
+        if not target_of:
+            raise DiffprobeError(f"{class_map}: no data_pattern matches a class of {data} ({data_classes[:6]} ...)")
+    skipped_by_class = {c: n for c, n in m.counts().items() if c not in target_of}
+    if cmap is not None:
+        # Only images that belong to a group are worth classifying in map mode.
+        m = m.subset([lab in target_of for lab in m.labels])
+
+    arr = load_split_images(m, bundle.preprocess, report_dir=out, classes=data_classes, progress=progress)
+    data_label = np.array([data_classes[k] for k in arr.labels], dtype=object)
+    known = np.array([c in target_of for c in data_label], dtype=bool)
+    logits = bundle.logits(arr.images, progress=progress)
+    y = np.array([target_of[c] for c in data_label[known]], dtype=np.int64)
+    z = logits[known]
+
+    if cmap is None:
+        before, after = softmax(z, axis=1), softmax(z / bundle.temperature, axis=1)
+    else:
+        before, after = (_renormalise(cmap.group_probs(softmax(z / t, axis=1))) for t in (1.0, bundle.temperature))
+    pred = after.argmax(1)
+    with warnings.catch_warnings():
+        # Predicting a class this data lacks is expected on another dataset, not worth a warning.
+        warnings.filterwarnings("ignore", "y_pred contains classes not in y_true")
+        closed = classification_metrics(y, pred)
+    res = {"bundle": str(bundle.path), "data": str(data), "part": part,
+           "mode": "class names" if cmap is None else "class map", "class_map": str(class_map) if class_map else None,
+           **closed, "chance_accuracy": chance_accuracy(y),
+           "n_images": int(known.sum()), "n_skipped": int(sum(skipped_by_class.values())),
+           "skipped_by_class": skipped_by_class, "n_unreadable": len(arr.skipped),
+           "calibration": {"temperature": bundle.temperature, "ece_before": expected_calibration_error(before, y),
+                           "ece_after": expected_calibration_error(after, y)},
+           "per_class": _per_class(y, pred, targets)}
+    flags = flag_unknown(z, bundle.meta)
+    if flags is not None:
+        res["flagged_unknown_share"] = float(flags.mean())
+    if cmap is None:
+        if (~known).any():
+            res["openset"] = openset_report(z, logits[~known], bundle.meta)
+        res["abundance"] = _abundance(after, y, bundle.meta, n_trials=n_trials, seed=seed)
+
+    shown = sorted(set(y.tolist()) | set(pred.tolist()))
+    cm = confusion_matrix(y, pred, labels=shown)
+    confusion_plot(cm, [targets[k] for k in shown], out / "confusion.png",
+                   title=f"{Path(data).name}: accuracy {res['accuracy']:.1%}, macro F1 {res['macro_f1']:.3f}")
+    write_json(out / "metrics.json", res)
+    (out / "report.md").write_text(render_report(res))
+    return res
+
+
+def _renormalise(p: np.ndarray) -> np.ndarray:
+    """Group probabilities conditioned on the image being in one of the groups."""
+    return p / np.clip(p.sum(1, keepdims=True), 1e-12, None)
+
+
+def _per_class(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict:
+    """Precision, recall, F1 and counts for every class present in the data or predicted."""
+    labels = sorted(set(y.tolist()) | set(pred.tolist()))
+    p, r, f, n = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    n_pred = np.bincount(pred, minlength=len(names))
+    return {names[k]: {"n": int(n[i]), "n_predicted": int(n_pred[k]), "precision": float(p[i]),
+                       "recall": float(r[i]), "f1": float(f[i])} for i, k in enumerate(labels)}
+
+
+def _abundance(probs: np.ndarray, y: np.ndarray, meta: dict, *, n_trials: int, seed: int) -> dict:
+    """Share estimates on the data as it is, and their error under synthetic prior shift."""
+    kw = {"val_confusion": meta.get("val_confusion"), "train_counts": meta.get("train_class_counts")}
+    truth = np.bincount(y, minlength=probs.shape[1]) / len(y)
+    est = estimate_shares(probs, **kw)
+    out = {"error": {k: abundance_error(v, truth) for k, v in est.items()},
+           "prior_shift": prior_shift_experiment(probs, y, n_trials=n_trials, seed=seed, **kw)}
+    if kw["val_confusion"] is None:
+        out["note"] = "no val confusion matrix in the bundle: run 'diffprobe calibrate' to enable ACC"
+    return out
+
+
+def render_report(r: dict) -> str:
+    """A short Markdown report that says what each number means."""
+    c = r["calibration"]
+    what = ("model classes matched to data classes by exact name" if r["mode"] == "class names"
+            else f"classes grouped by the class map {r['class_map']}")
+    lines = [
+        f"# Evaluation of {r['bundle']} on {r['data']} ({r['part']})", "",
+        f"Mode: {what}. **{r['n_images']} images evaluated**, {r['n_skipped']} skipped because their class is "
+        f"not known to the model (or not in the map), {r['n_unreadable']} unreadable.", "",
+        f"- **Accuracy {r['accuracy']:.2%}**: share of images whose top prediction is their true class "
+        f"(always guessing the most common class would give {r['chance_accuracy']:.2%}).",
+        f"- **Macro F1 {r['macro_f1']:.3f}**: the F1 score (harmonic mean of precision and recall) averaged over "
+        f"classes with equal weight, so rare classes count as much as common ones.",
+        f"- **Balanced accuracy {r['balanced_accuracy']:.2%}**: recall averaged over classes.",
+        f"- **Calibration**: expected calibration error (ECE: average gap between the stated confidence and the "
+        f"actual accuracy; 0 = confidences can be taken at face value) {c['ece_before']:.3f} with raw "
+        f"probabilities, {c['ece_after']:.3f} after temperature scaling (T = {c['temperature']:.3f}, fitted on val).",
+    ]
+    if "flagged_unknown_share" in r:
+        lines.append(f"- **Flagged unknown: {r['flagged_unknown_share']:.1%}** of the evaluated (known-class) "
+                     f"images score below the unknown threshold; about 5% is expected on data like the training "
+                     f"data, much more signals a distribution shift.")
+    if "openset" in r:
+        o = r["openset"]
+        lines.append(f"- **Unknown detection** ({o['n_unknown']} images of classes the model never saw vs "
+                     f"{o['n_known']} known): AUROC {o['auroc_msp']:.3f} (max probability), "
+                     f"{o['auroc_energy']:.3f} (energy); 0.5 = no better than chance, 1 = perfect."
+                     + (f" At the bundle's threshold {o['known_accepted']:.1%} of known images are accepted and "
+                        f"{o['unknown_rejected']:.1%} of unknown ones rejected." if "threshold" in o else ""))
+    if "abundance" in r:
+        a = r["abundance"]
+        ps = a["prior_shift"]
+        fmt = ", ".join(f"{k.upper()} {v:.3f}" for k, v in a["error"].items())
+        fmt_shift = ", ".join(f"{k.upper()} {v:.3f}" for k, v in ps["mean_error"].items())
+        lines += [f"- **Abundance error** (half the summed absolute difference between estimated and true class "
+                  f"shares: the share of the sample attributed to the wrong class; 0 = perfect): {fmt} on this data; "
+                  f"mean over {ps['n_trials']} synthetic samples of {ps['sample_size']} images with random class "
+                  f"proportions: {fmt_shift}. CC counts predictions, ACC corrects them with the val confusion "
+                  f"matrix, EM re-estimates the class priors from calibrated probabilities. The corrections need a "
+                  f"reliable val confusion matrix and calibration (enough val images per class); use the one with "
+                  f"the lowest error here."]
+    if r["skipped_by_class"]:
+        lines += ["", "Skipped classes (images): " + ", ".join(f"{k} ({v})" for k, v in r["skipped_by_class"].items())]
+    lines += ["", "| class | images | predicted | precision | recall | F1 |", "|---|---|---|---|---|---|"]
+    for name, p in r["per_class"].items():
+        lines.append(f"| {name} | {p['n']} | {p['n_predicted']} | {p['precision']:.3f} | {p['recall']:.3f} | "
+                     f"{p['f1']:.3f} |")
+    lines += ["", "![confusion](confusion.png)", ""]
+    return "\n".join(lines)

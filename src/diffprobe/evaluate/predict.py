@@ -1,0 +1,134 @@
+"""Classify new images with a bundle: a CSV of predictions plus per-sample abundances.
+
+From Python, in three lines::
+
+    from diffprobe import ClassifierBundle
+    from diffprobe.evaluate.predict import predict_paths
+    rows = predict_paths(ClassifierBundle.load("run/bundle"), ["a.jpg", "b.png"])
+
+Each row is a dict: ``path``, ``label`` and ``probability`` (the most probable class and its
+calibrated probability), ``top2_label``/``top2_probability``, ``top3_label``/``top3_probability``,
+and ``unknown`` (True when the image scores below the bundle's unknown threshold, i.e. looks
+unlike every class the model knows; empty when the bundle has no threshold). Unreadable files
+are left out of the rows and listed by ``predict_files``.
+
+The sample of an image (for the abundance table) is its folder: images in ``IMAGES/station_3/``
+count towards sample ``IMAGES/station_3``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy.special import softmax
+from tqdm.auto import tqdm
+
+from ..data.manifest import open_dataset, scan_folder
+from ..probe.bundle import ClassifierBundle
+from ..utils import DiffprobeError
+from .abundance import sample_abundances, write_rows_csv
+from .unknown import flag_unknown
+
+log = logging.getLogger(__name__)
+
+TOP_K = 3
+
+
+def collect_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """Folders (searched recursively), image files and manifests (.csv/.tsv) -> (files, sample of each)."""
+    files: list[Path] = []
+    samples: list[str] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            m = scan_folder(item, labelled=False)
+        elif item.is_file() and item.suffix.lower() in (".csv", ".tsv"):
+            m = open_dataset(item, labelled=False)
+        else:
+            # A single file, readable or not: unreadable ones are reported by the caller.
+            files.append(item)
+            samples.append(item.parent.name or ".")
+            continue
+        for i in range(len(m)):
+            files.append(m.full_path(i))
+            samples.append((Path(m.root.name) / Path(m.paths[i]).parent).as_posix())
+    return files, samples
+
+
+def classify_files(bundle: ClassifierBundle, paths: list[str | Path], *, batch_size: int = 256,
+                   progress: bool = True) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
+    """Read, preprocess and classify files in batches.
+
+    Returns (indices of the readable files, their logits (N_ok, C), [(path, reason)] of the others).
+    """
+    ok, logits, skipped = [], [], []
+    bar = tqdm(total=len(paths), desc="classifying", unit="img", disable=not progress, mininterval=1.0)
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        images, ok_chunk, skipped_chunk = bundle.load_paths(chunk)
+        if len(images):
+            logits.append(bundle.logits(images))
+        ok += [start + i for i in ok_chunk]
+        skipped += skipped_chunk
+        bar.update(len(chunk))
+    bar.close()
+    z = np.concatenate(logits) if logits else np.zeros((0, len(bundle.classes)), np.float32)
+    return ok, z, skipped
+
+
+def prediction_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -> list[dict]:
+    """One row per image: top-3 labels with calibrated probabilities and the unknown flag."""
+    probs = softmax(logits / bundle.temperature, axis=1)
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_K]
+    flags = flag_unknown(logits, bundle.meta)
+    rows = []
+    for i, p in enumerate(paths):
+        row = {"path": str(p)}
+        for rank in range(TOP_K):
+            prefix = "" if rank == 0 else f"top{rank + 1}_"
+            has = rank < order.shape[1]
+            row[f"{prefix}label"] = bundle.classes[order[i, rank]] if has else ""
+            row[f"{prefix}probability"] = round(float(probs[i, order[i, rank]]), 6) if has else ""
+        row["unknown"] = bool(flags[i]) if flags is not None else ""
+        rows.append(row)
+    return rows
+
+
+def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_size: int = 256,
+                  progress: bool = False) -> list[dict]:
+    """Prediction rows for the readable files among ``paths`` (see the module docstring)."""
+    paths = list(paths)
+    ok, logits, _ = classify_files(bundle, paths, batch_size=batch_size, progress=progress)
+    return prediction_rows(bundle, [paths[i] for i in ok], logits)
+
+
+def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path], out_csv: str | Path, *,
+                  batch_size: int = 256, progress: bool = True) -> dict:
+    """Classify folders / files / manifests; write ``out_csv``, ``<stem>.abundance.csv`` and, if any
+    file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "files"}."""
+    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    files, samples = collect_images(inputs)
+    if not files:
+        raise DiffprobeError(f"no image files found in {', '.join(map(str, inputs))}")
+    ok, logits, skipped = classify_files(bundle, files, batch_size=batch_size, progress=progress)
+    out = Path(out_csv)
+    written = {"predictions": out}
+    skipped_csv = out.with_name(out.stem + ".skipped.csv")
+    if skipped:
+        written["skipped"] = write_rows_csv([{"path": p, "reason": r} for p, r in skipped], skipped_csv)
+    else:
+        skipped_csv.unlink(missing_ok=True)  # an old list would be misleading
+    if not ok:
+        raise DiffprobeError(f"none of the {len(files)} files could be read; first problem: "
+                             f"{skipped[0][0]}: {skipped[0][1]} (all listed in {skipped_csv})")
+    rows = prediction_rows(bundle, [files[i] for i in ok], logits)
+    write_rows_csv(rows, out)
+    flags = flag_unknown(logits, bundle.meta)
+    probs = softmax(logits / bundle.temperature, axis=1)
+    abundance = sample_abundances([samples[i] for i in ok], probs, bundle.classes, bundle.meta, unknown=flags)
+    written["abundance"] = write_rows_csv(abundance, out.with_name(out.stem + ".abundance.csv"))
+    if flags is None:
+        log.warning("%s has no unknown threshold; run 'diffprobe calibrate' to flag unknown images", bundle.path)
+    return {"n_images": len(ok), "n_skipped": len(skipped),
+            "n_unknown": int(flags.sum()) if flags is not None else None, "files": written}

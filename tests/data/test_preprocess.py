@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffprobe.data import Preprocess, preprocess, read_image
+from diffprobe.data.preprocess import border_level
+
+
+def test_shape_dtype_and_background_padding_keep_aspect():
+    img = np.full((20, 60), 0.9, np.float32)  # light background, wide crop
+    img[8:12, 5:55] = 0.1  # dark horizontal rod
+    out = preprocess(img, Preprocess(size=32, invert=False))
+    assert out.shape == (32, 32) and out.dtype == np.uint8
+    # Padding uses the crop's own background level, so the corners look like background.
+    assert abs(int(out[0, 0]) - round(0.9 * 255)) <= 1 and abs(int(out[-1, -1]) - round(0.9 * 255)) <= 1
+    dark = out < 128
+    rows, cols = np.flatnonzero(dark.any(1)), np.flatnonzero(dark.any(0))
+    # The rod stays wide and thin: aspect kept, not squashed to the square.
+    assert (cols.max() - cols.min()) > 4 * (rows.max() - rows.min() + 1)
+
+
+def test_invert_puts_background_at_zero():
+    img = np.full((30, 30), 1.0, np.float32)
+    img[10:20, 10:20] = 0.0
+    out = preprocess(img, Preprocess(size=16, invert=True))
+    assert out[0, 0] == 0 and out[8, 8] == 255
+
+
+@pytest.mark.parametrize("size", [8, 32, 48, 64])
+def test_configurable_sizes(size):
+    assert preprocess(np.random.default_rng(0).random((37, 51)).astype(np.float32), Preprocess(size=size)).shape == (
+        size, size)
+
+
+def test_border_level_is_the_median_of_the_edge():
+    img = np.zeros((10, 10), np.float32)
+    img[0, :] = img[-1, :] = img[:, 0] = img[:, -1] = 0.8
+    img[0, 0] = 0.0
+    assert border_level(img) == pytest.approx(0.8)
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="image size"):
+        Preprocess(size=4)
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        Preprocess.from_dict({"size": 32, "colour": True})
+
+
+def test_16bit_and_rgb_read_as_the_same_grey_levels(tmp_path):
+    grey8 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 4).astype(np.uint8)
+    Image.fromarray(grey8).save(tmp_path / "g8.png")
+    Image.fromarray(grey8.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    Image.fromarray(np.stack([grey8] * 3, -1)).save(tmp_path / "rgb.png")
+    a8, a16, argb = (read_image(tmp_path / f) for f in ("g8.png", "g16.png", "rgb.png"))
+    assert a8.dtype == np.float32 and a8.max() <= 1.0
+    np.testing.assert_allclose(a16, a8, atol=1e-6)
+    np.testing.assert_allclose(argb, a8, atol=1 / 255)

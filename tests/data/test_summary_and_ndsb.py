@@ -1,0 +1,35 @@
+import json
+
+import pytest
+
+from diffprobe.cli import main
+from diffprobe.data import scan_folder
+from diffprobe.data.summary import summarize
+
+
+def test_summary_writes_counts_plot_and_contact_sheet(tmp_path):
+    from diffprobe.data import synthetic
+
+    root = synthetic.generate(tmp_path / "lt", n_per_class=40, long_tail=True, imbalance=10, seed=0)
+    s = summarize(scan_folder(root), tmp_path / "out")
+    assert s["n_classes"] == 8 and s["largest"] == 40 and s["smallest"] == 4
+    assert s["imbalance_ratio"] == pytest.approx(10.0)
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_images"] == s["n_images"]
+    for png in ("class_counts.png", "contact_sheet.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 5000
+
+
+def test_cli_summary_and_clear_error(tmp_path, capsys, synth_dir):
+    assert main(["summary", "--data", str(synth_dir), "--out", str(tmp_path / "s")]) == 0
+    assert "192 images in 8 classes" in capsys.readouterr().out
+    assert main(["summary", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
+    assert "no such folder or manifest" in capsys.readouterr().err
+
+
+@pytest.mark.ndsb
+def test_ndsb_folder_counts(ndsb_dir):
+    m = scan_folder(ndsb_dir)
+    counts = m.counts()
+    assert len(m) == 24128 and len(counts) == 121
+    assert max(counts.values()) > 1500 and min(counts.values()) < 10
+    assert sum(1 for v in counts.values() if v >= 80) == 66
