@@ -28,7 +28,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 def synth_dir(tmp_path_factory) -> Path:
     from diffprobe.data import synthetic
 
-    return synthetic.generate(tmp_path_factory.mktemp("synth") / "images", n_per_class=24, size=32, seed=0)
+    return synthetic.generate(tmp_path_factory.mktemp("synth") / "images", n_per_class=40, size=32, seed=0)
 
 
 @pytest.fixture(scope="session")

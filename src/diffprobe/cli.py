@@ -137,10 +137,13 @@ def cmd_cluster(args):
 def cmd_demo(args):
     from .pipeline import demo  # noqa: PLC0415
 
+    from .utils import read_json  # noqa: PLC0415
+
     r = demo(args.out, data=args.data, steps=args.steps, image_size=args.image_size, seed=args.seed)
     print_results_table(r)
+    seconds = read_json(Path(args.out) / "timing.json")["demo_wall_seconds"]
     print(f"\nwrote {args.out}/results.json, report.md, heatmap.png, confusion.png, cluster.json, bundle/ "
-          f"in {r['wall_seconds']:.0f} s")
+          f"in {seconds:.0f} s")
 
 
 def print_results_table(r: dict) -> None:
@@ -159,6 +162,8 @@ def print_results_table(r: dict) -> None:
 
 # Stages that define their own subcommands: each module has ``add_commands(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
+    "diffprobe.evaluate.compare_cli",
+    "diffprobe.evaluate.zeroshot_cli",
     "diffprobe.evaluate.cli",
 )
 

@@ -93,5 +93,5 @@ def test_manifest_csv_errors_name_the_file_and_line(tmp_path):
 
 def test_unlabelled_folder_scan(tmp_path, synth_dir):
     m = scan_folder(synth_dir, labelled=False)
-    assert len(m) == 8 * 24 and all(lab is None for lab in m.labels) and not m.labelled
+    assert len(m) == 8 * 40 and all(lab is None for lab in m.labels) and not m.labelled
     assert np.all([p.endswith(".png") for p in m.paths])

@@ -21,7 +21,7 @@ def test_summary_writes_counts_plot_and_contact_sheet(tmp_path):
 
 def test_cli_summary_and_clear_error(tmp_path, capsys, synth_dir):
     assert main(["summary", "--data", str(synth_dir), "--out", str(tmp_path / "s")]) == 0
-    assert "192 images in 8 classes" in capsys.readouterr().out
+    assert "320 images in 8 classes" in capsys.readouterr().out
     assert main(["summary", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "s")]) == 2
     assert "no such folder or manifest" in capsys.readouterr().err
 

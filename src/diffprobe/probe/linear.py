@@ -98,10 +98,12 @@ class GridProbe:
         best_w, best_b = weight.detach().clone(), bias.detach().clone()
         best_epoch = torch.zeros(p, w_n, dtype=torch.long)
         stale = 0
+        # Small training sets still get at least 16 optimizer steps per epoch.
+        batch = min(self.batch_size, max(64, -(-n // 16)))
         for epoch in range(self.epochs):
             perm = torch.randperm(n, generator=gen).to(dev)
-            for s in range(0, n, self.batch_size):
-                b = perm[s : s + self.batch_size]
+            for s in range(0, n, batch):
+                b = perm[s : s + batch]
                 logits = torch.einsum("pbd,pwdc->pwbc", xtr[:, b], weight) + bias.unsqueeze(2)
                 target = ytr[b].expand(p, w_n, -1)
                 ce = F.cross_entropy(logits.reshape(-1, n_classes), target.reshape(-1), weight=class_weight,

@@ -1,0 +1,210 @@
+"""Baseline backbones trained from scratch (supervised, SimCLR, DINO, MAE): a timm ResNet or ViT
+sized for small 1-channel images, as frozen feature extractors with named stages.
+
+They have no diffusion timestep, so every feature sits at timestep 0 of the (block, timestep)
+grid, and ``extract_features`` + ``run_probe`` treat them exactly like the DDPM U-Net.
+
+Stages (``block_names``), for a 32 px input:
+
+=========  ===============================================  ==================
+ResNet     ``layer1`` .. ``layer4`` (32, 16, 8, 4 px maps)   ``layer4`` + avg = the
+                                                             penultimate feature
+ViT        ``block0`` .. ``block{depth-1}`` (patch tokens    ``cls``: the final,
+           as an (S/p x S/p) map, pooled like a CNN map)     layer-normed CLS token
+=========  ===============================================  ==================
+
+A backbone directory holds ``backbone.json`` (kind ``baseline``, the method, the architecture
+config that rebuilds the model, and ``num_classes`` of a supervised head),
+``preprocess.json`` and ``model.safetensors`` (the whole timm model, head included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from timm.models.resnet import BasicBlock, ResNet
+from timm.models.vision_transformer import VisionTransformer
+
+from ..data.dataset import to_model_input
+from ..utils import DiffprobeError, autocast, default_device, read_json, write_json
+from .base import Backbone, pool, register, write_backbone_json
+
+WEIGHTS = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """A timm ResNet with BasicBlocks for small images: 3x3 stride-1 stem, no max-pool.
+
+    widths: channels of layer1..layer4 (resnet18: 64, 128, 256, 512); the stem has timm's 64.
+    depths: BasicBlocks per stage (resnet18: 2, 2, 2, 2).
+    """
+
+    image_size: int = 32
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    name: str = "resnet"
+
+    def build(self, num_classes: int = 0) -> ResNet:
+        """num_classes=0: the head is the identity and ``model(x)`` is the pooled layer4 feature (B, widths[-1])."""
+        if len(self.widths) != 4 or len(self.depths) != 4:
+            raise DiffprobeError(f"a ResNet needs 4 stage widths and depths, got {self.widths} / {self.depths}")
+        model = ResNet(block=BasicBlock, layers=tuple(self.depths), channels=tuple(self.widths), in_chans=1,
+                       num_classes=num_classes)
+        # CIFAR-style stem: a 7x7/2 conv and a max-pool would leave 1x1 maps at 32 px.
+        model.conv1 = torch.nn.Conv2d(1, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = torch.nn.Identity()
+        return model
+
+    def block_names(self) -> list[str]:
+        return [f"layer{i}" for i in range(1, 5)]
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """A timm VisionTransformer for small 1-channel images (vit_tiny widths, patch 4 at 32 px).
+
+    dynamic_img_size lets the same model take smaller crops (DINO's local views).
+    """
+
+    image_size: int = 32
+    patch_size: int = 4
+    embed_dim: int = 192
+    depth: int = 6
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    dynamic_img_size: bool = False
+    name: str = "vit"
+
+    def build(self, num_classes: int = 0) -> VisionTransformer:
+        """num_classes=0: ``model(x)`` is the final CLS token (B, embed_dim)."""
+        if self.image_size % self.patch_size:
+            raise DiffprobeError(f"image size {self.image_size} is not a multiple of the patch size {self.patch_size}")
+        return VisionTransformer(img_size=self.image_size, patch_size=self.patch_size, in_chans=1,
+                                 embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
+                                 mlp_ratio=self.mlp_ratio, num_classes=num_classes,
+                                 dynamic_img_size=self.dynamic_img_size)
+
+    def block_names(self) -> list[str]:
+        return [f"block{i}" for i in range(self.depth)] + ["cls"]
+
+
+ArchConfig = ResNetConfig | ViTConfig
+
+
+def arch_to_dict(arch: ArchConfig) -> dict:
+    d = asdict(arch)
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            d[k] = list(v)
+    return d
+
+
+def arch_from_dict(d: dict) -> ArchConfig:
+    d = dict(d)
+    cls = {"resnet": ResNetConfig, "vit": ViTConfig}.get(d.get("name"))
+    if cls is None:
+        raise DiffprobeError(f"unknown baseline architecture {d.get('name')!r}; known: resnet, vit")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def save_baseline_dir(out: str | Path, model: torch.nn.Module, arch: ArchConfig, *, method: str, num_classes: int,
+                      preprocess: dict) -> Path:
+    """Write a backbone directory: model.safetensors, backbone.json, preprocess.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, out / WEIGHTS)
+    write_backbone_json(out, "baseline", method=method, arch=arch_to_dict(arch), num_classes=num_classes)
+    write_json(out / "preprocess.json", preprocess)
+    return out
+
+
+def load_baseline_model(path: str | Path) -> tuple[torch.nn.Module, ArchConfig, dict]:
+    """(timm model with weights, its architecture, backbone.json) of a baseline directory."""
+    path = Path(path)
+    meta = read_json(path / "backbone.json")
+    arch = arch_from_dict(meta["arch"])
+    model = arch.build(num_classes=int(meta.get("num_classes", 0)))
+    if not (path / WEIGHTS).is_file():
+        raise DiffprobeError(f"{path}: {WEIGHTS} missing; re-run 'diffprobe baseline' to write it")
+    try:
+        model.load_state_dict(load_file(path / WEIGHTS))
+    except Exception as e:  # noqa: BLE001 - a damaged or mismatched file must say so, not show a traceback
+        raise DiffprobeError(f"{path / WEIGHTS}: cannot load the weights ({type(e).__name__}: {e}); the file is "
+                             f"damaged or from another architecture, re-run 'diffprobe baseline'") from None
+    return model, arch, meta
+
+
+@register("baseline")
+class BaselineBackbone(Backbone):
+    """A trained baseline (supervised / SimCLR / DINO / MAE) as a frozen feature extractor."""
+
+    weights_file = WEIGHTS
+
+    def __init__(self, path: Path, model: torch.nn.Module, arch: ArchConfig, meta: dict):
+        super().__init__(path, model, arch.image_size)
+        self.arch, self.meta = arch, meta
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device | None = None) -> "BaselineBackbone":
+        model, arch, meta = load_baseline_model(path)
+        return cls(path, model.to(device or default_device()).eval(), arch, meta)
+
+    def block_names(self) -> list[str]:
+        return self.arch.block_names()
+
+    @torch.no_grad()
+    def classify(self, images: np.ndarray, *, batch_size: int = 256, bf16: bool = True) -> np.ndarray:
+        """A supervised baseline's own head, end to end: uint8 (N, S, S) -> logits float32 (N, num_classes)."""
+        if not int(self.meta.get("num_classes", 0)):
+            raise DiffprobeError(f"{self.path}: this {self.meta.get('method')} backbone has no classifier head; "
+                                 f"only a supervised baseline classifies end to end")
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = to_model_input(images[start:start + batch_size]).to(device)
+            with autocast(device, enabled=bf16):
+                out.append(self.model(x).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, int(self.meta["num_classes"])), np.float32)
+
+    @torch.no_grad()
+    def features_batch(self, images: np.ndarray, spec) -> dict[tuple[str, int], np.ndarray]:
+        """uint8 (B, S, S) -> {(block, 0): float32 (B, D)}; one forward pass gives every block.
+
+        D per block: ResNet ``layer{i}``: widths[i-1] (x2 for avgmax, x4 for grid2);
+        ViT ``block{i}``: embed_dim (same pooling factors), ``cls``: embed_dim.
+        """
+        if tuple(spec.timesteps) != (0,):
+            raise DiffprobeError(f"{self.path}: a {self.meta.get('method', 'baseline')} backbone has no diffusion "
+                                 f"timesteps; extract its features with --timesteps 0")
+        blocks = list(spec.blocks) or self.block_names()
+        unknown = sorted(set(blocks) - set(self.block_names()))
+        if unknown:
+            raise DiffprobeError(f"unknown blocks {unknown}; this backbone has {self.block_names()}")
+        device = next(self.model.parameters()).device
+        x = to_model_input(images).to(device)
+        maps: dict[str, torch.Tensor] = {}
+        with autocast(device, enabled=spec.bf16):
+            if isinstance(self.arch, ResNetConfig):
+                # timm's feature indices: 0 = stem, 1..4 = layer1..layer4.
+                wanted = [int(b[len("layer"):]) for b in blocks]
+                for i, fmap in zip(sorted(wanted), self.model.forward_intermediates(
+                        x, indices=sorted(wanted), intermediates_only=True)):
+                    maps[f"layer{i}"] = fmap
+            else:
+                wanted = sorted(int(b[len("block"):]) for b in blocks if b != "cls")
+                final, inter = self.model.forward_intermediates(x, indices=wanted or [self.arch.depth - 1])
+                for i, fmap in zip(wanted, inter):
+                    maps[f"block{i}"] = fmap
+        out = {}
+        for b in blocks:
+            if b == "cls":
+                v = final[:, 0].float()
+            else:
+                v = pool(maps[b].float(), spec.pooling)
+            out[(b, 0)] = v.cpu().numpy()
+        return out

@@ -1,0 +1,283 @@
+"""The controlled comparison of the first paper: frozen DDPM features against supervised and
+self-supervised baselines trained on the same data, with the same budget, probed the same way.
+
+For every setting (``natural``: the long tail as collected; ``balanced``: ``per_class`` images
+of every class that has them):
+
+1. one split manifest (``pipeline.split``, one seed) shared by every method;
+2. every method trained from scratch on its train part, for the same number of training
+   images seen (``budget_images``); DDPM through ``pipeline.run_pretrain``, the baselines
+   through ``pretrain.baselines.run_baseline``. A finished run is reused, never retrained: its
+   folder is keyed by (method, config, images) and ``trained.json`` marks it complete;
+3. the same feature extraction (``extract_features``: every block, average pooling; the DDPM at
+   ``timesteps``, the baselines at timestep 0), the same batched linear probe (``run_probe``:
+   one probe per (block, timestep), chosen on val, test reported once) and k-means (k = number
+   of classes) on the chosen pair's test features;
+4. one table: top-1 accuracy, macro F1, balanced accuracy, macro F1 of the head / medium / tail
+   classes, NMI, ARI, plus the supervised network's own head (end to end) as an extra row.
+
+Head / medium / tail (``shots``, default (20, 100)): a class's number of *training* images
+n: tail n < 20, medium 20 <= n <= 100, head n > 100 (the many / medium / few-shot split of
+the long-tail literature). A group's score is the macro F1 over its classes (the mean of their
+per-class test F1); an empty group is reported as missing. In the balanced setting every class
+has the same count, so all classes fall in one group.
+
+Writes to ``out``: ``<setting>/split.csv``, ``<setting>/<method>-<key>/{run,features,probe}``,
+and ``compare.json``, ``compare.md``, ``compare.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from ..backbones.baselines import BaselineBackbone
+from ..backbones.ddpm_unet import UNetConfig
+from ..data.dataset import ImageArray
+from ..features.extract import FeatureSpec
+from ..features.store import extract_features, images_hash
+from ..pipeline import load_split_images, run_pretrain, split
+from ..pretrain.baselines import METHODS as BASELINE_METHODS
+from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
+from ..pretrain.ddpm import PretrainConfig
+from ..probe.linear import GridProbe
+from ..probe.metrics import classification_metrics
+from ..probe.run import run_probe
+from ..utils import DiffprobeError, hash_json, read_json, write_json
+from .cluster import cluster_store
+
+log = logging.getLogger(__name__)
+
+METHODS = ("ddpm",) + BASELINE_METHODS
+SETTINGS = ("natural", "balanced")
+DEFAULT_BUDGET = 200_000
+DEFAULT_SHOTS = (20, 100)
+GROUPS = ("head", "medium", "tail")
+METRICS = {"accuracy": "top-1", "macro_f1": "macro F1", "balanced_accuracy": "bal. acc", "f1_head": "F1 head",
+           "f1_medium": "F1 medium", "f1_tail": "F1 tail", "nmi": "NMI", "ari": "ARI"}
+MethodConfig = PretrainConfig | BaselineConfig
+
+
+def default_configs(methods=METHODS, *, budget_images: int = DEFAULT_BUDGET, image_size: int = 32, seed: int = 0,
+                    dino_arch: str | None = None, invert: bool = True) -> dict[str, MethodConfig]:
+    """Each method's default config for a budget of ``budget_images`` training images seen.
+
+    DDPM: the README's U-Net (64, 128, 128), batch 64, ``ceil(budget / 64)`` steps. Baselines:
+    ``BaselineConfig`` defaults (batch 128); DINO on a ResNet unless ``dino_arch="vit"``.
+    """
+    configs: dict[str, MethodConfig] = {}
+    for m in methods:
+        if m == "ddpm":
+            configs[m] = PretrainConfig(unet=UNetConfig(image_size=image_size), batch_size=64,
+                                        steps=math.ceil(budget_images / 64), seed=seed, invert=invert)
+        elif m in BASELINE_METHODS:
+            configs[m] = BaselineConfig(method=m, arch=default_arch(m, image_size, dino_arch if m == "dino" else None),
+                                        budget_images=budget_images, seed=seed, invert=invert)
+        else:
+            raise DiffprobeError(f"unknown method {m!r}; choose from {METHODS}")
+    return configs
+
+
+def images_seen(cfg: MethodConfig) -> int:
+    return cfg.steps * cfg.batch_size
+
+
+def shot_groups(train_counts: np.ndarray, shots: tuple[int, int] = DEFAULT_SHOTS) -> dict[str, list[int]]:
+    """Class indices per group by training count n (lo, hi = shots): head n > hi, medium lo <= n <= hi, tail n < lo."""
+    lo, hi = shots
+    return {"head": [c for c, n in enumerate(train_counts) if n > hi],
+            "medium": [c for c, n in enumerate(train_counts) if lo <= n <= hi],
+            "tail": [c for c, n in enumerate(train_counts) if n < lo]}
+
+
+def group_f1(per_class_f1: np.ndarray, groups: dict[str, list[int]]) -> dict[str, float | None]:
+    """Macro F1 of each group's classes (None for an empty group)."""
+    return {f"f1_{g}": (float(np.mean(per_class_f1[idx])) if idx else None) for g, idx in groups.items()}
+
+
+def _train(method: str, cfg: MethodConfig, manifest: Path, run_dir: Path, progress: bool) -> Path:
+    if method == "ddpm":
+        return run_pretrain(manifest, run_dir, cfg, resume=True, progress=progress)
+    return run_baseline(manifest, run_dir, cfg, resume=True, progress=progress)
+
+
+def _check_budgets(configs: dict[str, MethodConfig], budget_images: int) -> None:
+    """Every method sees the budget, to within one of its batches."""
+    for m, cfg in configs.items():
+        if cfg.steps is None:
+            raise DiffprobeError(f"{m}: give the budget in steps (images seen), not in minutes")
+        seen = images_seen(cfg)
+        if not budget_images <= seen < budget_images + cfg.batch_size:
+            raise DiffprobeError(f"{m} is configured to see {seen} training images, not the shared budget of "
+                                 f"{budget_images}; give every method the same budget")
+
+
+def _end_to_end(run_dir: Path, images: ImageArray, groups: dict[str, list[int]]) -> dict:
+    """The supervised network's own head on the test part."""
+    x, y = images.part("test")
+    pred = BaselineBackbone.load(run_dir).classify(x).argmax(1)
+    per_class = f1_score(y, pred, labels=range(len(images.classes)), average=None, zero_division=0)
+    return {**classification_metrics(y, pred), **group_f1(np.asarray(per_class), groups)}
+
+
+def compare(data: str | Path, out: str | Path, *, methods=METHODS, settings=SETTINGS,
+            budget_images: int = DEFAULT_BUDGET, seed: int = 0, image_size: int = 32, per_class: int = 80,
+            val: float = 0.15, test: float = 0.15, configs: dict[str, MethodConfig] | None = None,
+            dino_arch: str | None = None, timesteps: tuple[int, ...] | None = None,
+            probe: GridProbe | None = None, shots: tuple[int, int] = DEFAULT_SHOTS, progress: bool = True) -> dict:
+    """Run the comparison of ``methods`` in ``settings`` on ``data``; write and return ``compare.json``'s dict.
+
+    ``configs`` replaces the default config of the methods it names (same budget required).
+    ``timesteps``: the DDPM's feature timesteps (default ``FeatureSpec``'s). The returned dict lists
+    under ``trained`` / ``reused`` which runs were trained by this call.
+    """
+    timesteps = tuple(timesteps or FeatureSpec().timesteps)
+    methods, settings = tuple(methods), tuple(settings)
+    unknown = [m for m in methods if m not in METHODS] + [s for s in settings if s not in SETTINGS]
+    if unknown or not methods or not settings:
+        raise DiffprobeError(f"unknown or missing methods / settings {unknown}; methods: {METHODS}, "
+                             f"settings: {SETTINGS}")
+    if not (isinstance(shots, (tuple, list)) and len(shots) == 2 and 0 < shots[0] <= shots[1]):
+        raise DiffprobeError(f"shots must be two thresholds lo <= hi (tail < lo, head > hi), got {shots}")
+    cfgs = {**default_configs(methods, budget_images=budget_images, image_size=image_size, seed=seed,
+                              dino_arch=dino_arch), **{m: c for m, c in (configs or {}).items() if m in methods}}
+    _check_budgets(cfgs, budget_images)
+    preprocess = {m: c.preprocess for m, c in cfgs.items()}
+    if len(set(preprocess.values())) != 1:
+        raise DiffprobeError(f"the methods preprocess images differently ({preprocess}); a fair comparison needs "
+                             f"one image size and inversion for all")
+    pre = next(iter(preprocess.values()))
+    probe = probe or GridProbe(seed=seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    rows, trained, reused, split_info = [], [], [], {}
+    for setting in settings:
+        sdir = out / setting
+        manifest = sdir / "split.csv"
+        split_manifest = split(data, manifest, setting=setting, per_class=per_class, val=val, test=test, seed=seed)
+        images = load_split_images(manifest, pre, report_dir=sdir, progress=progress)
+        n_classes = len(images.classes)
+        train_counts = np.bincount(images.labels[images.splits == "train"], minlength=n_classes)
+        groups = shot_groups(train_counts, shots)
+        split_info[setting] = {"manifest": str(manifest), "n_classes": n_classes,
+                               "sizes": {s: int((images.splits == s).sum()) for s in ("train", "val", "test")},
+                               "groups": {g: [images.classes[c] for c in idx] for g, idx in groups.items()},
+                               "dropped_classes": split_manifest.info.get("dropped_classes", [])}
+        data_key = images_hash(images)
+        for method in methods:
+            cfg = cfgs[method]
+            inputs = {"method": method, "config": cfg.to_dict(), "images": data_key}
+            mdir = sdir / f"{method}-{hash_json(inputs)[:10]}"
+            run_dir = mdir / "run"
+            if (mdir / "trained.json").is_file() and (run_dir / "summary.json").is_file():
+                log.info("reusing the trained %s model in %s", method, run_dir)
+                reused.append(f"{setting}/{method}")
+            else:
+                _train(method, cfg, manifest, run_dir, progress)
+                write_json(mdir / "trained.json", inputs)
+                trained.append(f"{setting}/{method}")
+            summary = read_json(run_dir / "summary.json")
+            spec = FeatureSpec(timesteps=timesteps if method == "ddpm" else (0,), seed=seed)
+            store = extract_features(run_dir, images, spec, mdir / "features", progress=progress)
+            res = run_probe(store, mdir / "probe", probe=probe, title=f"{method}, {setting}: linear-probe accuracy")
+            km = cluster_store(store, mdir / "probe", results=res, seed=seed)
+            best = res["best"]
+            class_f1 = np.array([res["per_class_test_f1"][c] for c in images.classes])
+            common = {"setting": setting, "method": method, "params": summary["params"],
+                      "images_seen": summary["images_seen"], "train_seconds": round(summary["elapsed_s"], 1),
+                      "images_per_s": round(summary["images_seen"] / max(1e-9, summary["elapsed_s"]), 1),
+                      "run_dir": str(run_dir)}
+            rows.append({**common, "eval": "linear probe", "accuracy": best["test_accuracy"],
+                         "macro_f1": best["test_macro_f1"], "balanced_accuracy": best["test_balanced_accuracy"],
+                         **group_f1(class_f1, groups), "nmi": km["nmi"], "ari": km["ari"],
+                         "block": best["block"], "timestep": best["timestep"], "val_accuracy": best["val_accuracy"],
+                         "probe_dir": str(mdir / "probe")})
+            if method == "supervised":
+                rows.append({**common, "eval": "end to end", **_end_to_end(run_dir, images, groups),
+                             "nmi": None, "ari": None, "block": "head", "timestep": None})
+    result = {"budget_images": budget_images, "seed": seed, "image_size": pre.size, "methods": list(methods),
+              "settings": list(settings), "shots": list(shots), "splits": split_info,
+              "configs": {m: c.to_dict() for m, c in cfgs.items()},
+              "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
+                        "class_balanced": probe.class_balanced, "seed": probe.seed},
+              "ddpm_timesteps": list(timesteps), "rows": rows, "trained": trained, "reused": reused,
+              "wall_seconds": round(time.time() - t0, 1)}
+    write_json(out / "compare.json", result)
+    (out / "compare.md").write_text(render_markdown(result))
+    compare_plot(rows, out / "compare.png", settings=settings)
+    return result
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.1%}" if pct else f"{v:.3f}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def render_markdown(r: dict) -> str:
+    lo, hi = r["shots"]
+    lines = ["# Controlled comparison: same data, same budget, same probe", "",
+             f"Every method trained from scratch for {r['budget_images']:,} training images seen (seed {r['seed']}, "
+             f"{r['image_size']} px); features probed by the same batched linear probe (best (block, timestep) "
+             f"chosen on val, test reported once); k-means (k = number of classes) on the chosen pair's test "
+             f"features. Head / medium / tail: classes with > {hi} / {lo}-{hi} / < {lo} training images; "
+             f"their score is the macro F1 over the group's classes.", ""]
+    for setting in r["settings"]:
+        s = r["splits"][setting]
+        counts = ", ".join(f"{g} {len(c)}" for g, c in s["groups"].items())
+        lines += [f"## {setting}", "",
+                  f"{s['n_classes']} classes ({counts}); train / val / test = {s['sizes']['train']} / "
+                  f"{s['sizes']['val']} / {s['sizes']['test']} images; split {s['manifest']}.", "",
+                  "| method | eval | top-1 | macro F1 | bal. acc | F1 head | F1 medium | F1 tail | NMI | ARI | "
+                  "best block, t | params | images seen | train time | img/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in (x for x in r["rows"] if x["setting"] == setting):
+            where = row["block"] if row["timestep"] is None else f"{row['block']}, {row['timestep']}"
+            lines.append(
+                f"| {row['method']} | {row['eval']} | {_fmt(row['accuracy'], True)} | {_fmt(row['macro_f1'])} | "
+                f"{_fmt(row['balanced_accuracy'], True)} | {_fmt(row['f1_head'])} | {_fmt(row['f1_medium'])} | "
+                f"{_fmt(row['f1_tail'])} | {_fmt(row['nmi'])} | {_fmt(row['ari'])} | {where} | "
+                f"{row['params'] / 1e6:.2f} M | {row['images_seen']:,} | {_duration(row['train_seconds'])} | "
+                f"{row['images_per_s']:.0f} |")
+        lines.append("")
+    lines += ["![comparison](compare.png)", ""]
+    return "\n".join(lines)
+
+
+def compare_plot(rows: list[dict], path: str | Path, *, settings=SETTINGS) -> Path:
+    """Grouped bars: one panel per setting, metrics along x, one bar per method (and eval)."""
+    import matplotlib  # noqa: PLC0415 - plotting only here
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(len(settings), 1, figsize=(11, 3.2 * len(settings)), squeeze=False)
+    for ax, setting in zip(axes[:, 0], settings):
+        mine = [r for r in rows if r["setting"] == setting]
+        width = 0.8 / max(1, len(mine))
+        for k, row in enumerate(mine):
+            vals = [row.get(m) for m in METRICS]
+            vals = [np.nan if v is None else v for v in vals]
+            label = row["method"] + (" (end to end)" if row["eval"] == "end to end" else "")
+            ax.bar(np.arange(len(METRICS)) + (k - (len(mine) - 1) / 2) * width, vals, width, label=label)
+        ax.set_xticks(range(len(METRICS)), list(METRICS.values()))
+        lowest = min([0.0] + [row[m] for row in mine for m in METRICS if row.get(m) is not None])
+        ax.set_ylim(lowest, 1.18)  # headroom for the legend; ARI can be below 0
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_title(f"{setting} setting", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=min(6, len(mine)), loc="upper center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

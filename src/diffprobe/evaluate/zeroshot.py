@@ -1,0 +1,426 @@
+"""Zero-shot classification from a frozen representation: no classifier is trained on labels.
+
+Two readings of the second paper's "zero-shot" (METHOD.md, part 2, item 4), both here:
+
+(a) **Prototypes and k-NN.** Representations are centred on the mean of the train part (an
+    unlabelled statistic; a setting) and L2-normalised. A class prototype is the mean of k
+    labelled references of that class from the train part (k = 1, 5, 10 or all; the k-shot
+    draws are seeded and repeated over a few episodes); a test image takes the prototype of
+    highest cosine similarity. k-NN: cosine neighbours in the train part, majority vote and
+    similarity-weighted vote (exp(cos / T), as in DINO's k-NN evaluation).
+(b) **Diffusion classifier** (Li et al., ICCV 2023, "Your diffusion model is secretly a
+    zero-shot classifier"), RC-DiT only: condition the denoiser on each class's prototype (the
+    mean raw r of its references, the space the denoiser was trained on) and choose the class
+    of lowest denoising error ||eps - eps_hat(x_t, t, r_c)||^2, averaged over the same sampled
+    (t, eps) for every class. Adaptive pruning: a few samples for every candidate, keep the
+    best, more samples for the survivors, and so on (``schedule``).
+
+Plus a binary detection task (a class or group of classes, by fnmatch pattern, against the
+rest, like the paper's haematoma detection): two prototypes (positive vs rest), class
+prototypes mapped to the groups, and k-NN, with accuracy and F1.
+
+Any backbone works whose features give one representation: the RC-DiT's encoder, a baseline
+(its single block), or the DDPM U-Net at a chosen (block, timestep).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score, precision_score, recall_score
+from sklearn.neighbors import NearestNeighbors
+from tqdm.auto import tqdm
+
+from ..backbones.base import Backbone, image_seeds, load_backbone
+from ..backbones.ddpm_unet import DDPMBackbone, make_scheduler
+from ..backbones.rcdit import ENCODER, RCDiTBackbone
+from ..data.dataset import ImageArray, to_model_input
+from ..features.extract import FeatureSpec
+from ..features.store import extract_features
+from ..probe.metrics import chance_accuracy, classification_metrics
+from ..utils import DiffprobeError, stable_seed, write_json
+
+log = logging.getLogger(__name__)
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DiffusionClassifierConfig:
+    """schedule: stages of (new (t, eps) samples per candidate, candidates kept after the stage).
+
+    The default scores every class on 4 samples, keeps the 10 best, adds 8 samples, keeps 3,
+    adds 16 and picks the lowest mean error (28 samples for the finalists).
+    max_images: test images classified (a seeded subset; 0 = all), as each costs hundreds of
+    denoiser calls. shots: references per class for the conditioning prototypes (0 = all).
+    """
+
+    schedule: tuple[tuple[int, int], ...] = ((4, 10), (8, 3), (16, 1))
+    t_range: tuple[int, int] = (1, 1000)
+    max_images: int = 500
+    shots: int = 0
+    batch_size: int = 512  # denoiser inputs per forward pass
+
+    def __post_init__(self):
+        object.__setattr__(self, "schedule", tuple((int(n), int(k)) for n, k in self.schedule))
+        if not self.schedule or any(n < 1 or k < 1 for n, k in self.schedule):
+            raise DiffprobeError(f"diffusion-classifier schedule needs stages of (samples >= 1, keep >= 1), "
+                                 f"got {list(self.schedule)}")
+        lo, hi = self.t_range
+        if not 0 <= lo < hi <= 1000:
+            raise DiffprobeError(f"t_range must satisfy 0 <= low < high <= 1000, got {self.t_range}")
+
+    @property
+    def samples(self) -> int:
+        return sum(n for n, _ in self.schedule)
+
+
+@dataclass(frozen=True)
+class ZeroShotConfig:
+    """block/timestep: the representation (default: the backbone's own, e.g. RC-DiT ``encoder`` at t=0);
+    pooling/n_noise: how its features are read (as in ``FeatureSpec``; for a U-Net, those of its probe run).
+
+    shots: references per class for prototypes (0 = all train images). episodes: seeded draws
+    of the references for each k > 0. center: subtract the train mean before L2 normalisation.
+    positive: fnmatch pattern of the positive classes for the binary task (None: no binary task).
+    diffusion: diffusion-classifier settings (None: skip it).
+    """
+
+    block: str | None = None
+    timestep: int | None = None
+    pooling: str = "avg"
+    n_noise: int = 1
+    shots: tuple[int, ...] = (1, 5, 10, 0)
+    episodes: int = 5
+    knn_k: int = 20
+    knn_temperature: float = 0.07
+    center: bool = True
+    positive: str | None = None
+    diffusion: DiffusionClassifierConfig | None = field(default_factory=DiffusionClassifierConfig)
+    seed: int = 0
+    bf16: bool = True
+
+    def __post_init__(self):
+        if any(k < 0 for k in self.shots) or not self.shots:
+            raise DiffprobeError(f"shots must be non-negative integers (0 = all), got {list(self.shots)}")
+        if self.episodes < 1 or self.knn_k < 1:
+            raise DiffprobeError("episodes and knn_k must be at least 1")
+
+
+# --- (a) prototypes and k-NN ---------------------------------------------------------------------------------
+
+def normalise(x: np.ndarray, mean: np.ndarray | None = None) -> np.ndarray:
+    """(N, D) -> rows centred on ``mean`` (if given) and scaled to unit L2 norm."""
+    x = np.asarray(x, dtype=np.float32)
+    if mean is not None:
+        x = x - mean
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def sample_references(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``shots`` random references per class (all of a class that has fewer; 0 = all images)."""
+    if shots == 0:
+        return np.arange(len(labels))
+    picks = [rng.choice(idx, size=min(shots, len(idx)), replace=False)
+             for c in np.unique(labels) for idx in [np.flatnonzero(labels == c)]]
+    return np.sort(np.concatenate(picks))
+
+
+def class_means(z: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean row per class: (C, D), and (C,) bool, False for classes without references (their row is 0)."""
+    sums = np.zeros((n_classes, z.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, z)
+    counts = np.bincount(labels, minlength=n_classes)
+    return (sums / np.maximum(counts, 1)[:, None]).astype(np.float32), counts > 0
+
+
+def prototype_predict(ref_z: np.ndarray, ref_y: np.ndarray, query_z: np.ndarray, n_classes: int) -> np.ndarray:
+    """Nearest prototype by cosine: normalised references (M, D) with labels, queries (N, D) -> (N,) labels."""
+    protos, present = class_means(ref_z, ref_y, n_classes)
+    sims = query_z @ normalise(protos).T
+    sims[:, ~present] = -np.inf
+    return sims.argmax(1)
+
+
+def knn_predict(ref_z: np.ndarray, ref_y: np.ndarray, query_z: np.ndarray, n_classes: int, k: int = 20,
+                temperature: float = 0.07) -> dict[str, np.ndarray]:
+    """Cosine k-NN: {"majority": (N,), "weighted": (N,)}; weights exp(cos / temperature)."""
+    k = min(k, len(ref_z))
+    dist, idx = NearestNeighbors(n_neighbors=k, metric="cosine").fit(ref_z).kneighbors(query_z)
+    rows = np.repeat(np.arange(len(query_z)), k)
+    out = {}
+    for name, w in (("majority", np.ones_like(dist)), ("weighted", np.exp((1 - dist) / temperature))):
+        votes = np.zeros((len(query_z), n_classes))
+        np.add.at(votes, (rows, ref_y[idx].ravel()), w.ravel())
+        out[name] = votes.argmax(1)
+    return out
+
+
+def _summary(runs: list[dict]) -> dict:
+    """Mean and standard deviation of each metric over episodes."""
+    return {**{m: float(np.mean([r[m] for r in runs])) for m in runs[0]},
+            **{f"{m}_std": float(np.std([r[m] for r in runs])) for m in runs[0]}, "episodes": len(runs)}
+
+
+def binary_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy, and F1 / precision / recall of the positive class (1)."""
+    base = classification_metrics(y_true, y_pred)
+    return {"accuracy": base["accuracy"], "balanced_accuracy": base["balanced_accuracy"],
+            "f1": float(f1_score(y_true, y_pred, pos_label=1, zero_division=0)),
+            "precision": float(precision_score(y_true, y_pred, pos_label=1, zero_division=0)),
+            "recall": float(recall_score(y_true, y_pred, pos_label=1, zero_division=0))}
+
+
+def positive_classes(classes: list[str], pattern: str) -> np.ndarray:
+    """(C,) bool: the classes matching the fnmatch ``pattern``; an error when none or all match."""
+    mask = np.array([fnmatch.fnmatchcase(c, pattern) for c in classes])
+    if not mask.any():
+        raise DiffprobeError(f"--positive {pattern!r} matches none of the {len(classes)} classes "
+                             f"(e.g. {classes[:5]}); use an fnmatch pattern such as 'copepod_*'")
+    if mask.all():
+        raise DiffprobeError(f"--positive {pattern!r} matches every class; the binary task needs a rest")
+    return mask
+
+
+# --- (b) the diffusion classifier ----------------------------------------------------------------------------
+
+@torch.no_grad()
+def diffusion_classify(denoise: Denoiser, x0: torch.Tensor, prototypes: torch.Tensor, seeds: list[int],
+                       schedule: tuple[tuple[int, int], ...], *, t_range: tuple[int, int] = (1, 1000),
+                       batch_size: int = 512) -> tuple[np.ndarray, int]:
+    """Class of lowest conditional denoising error, with adaptive pruning of candidates.
+
+    denoise(x_t (N, 1, S, S), t (N,), r (N, R)) -> eps_hat (N, 1, S, S); x0 (B, 1, S, S) in [-1, 1];
+    prototypes (C, R), one conditioning vector per candidate class; seeds: one per image, from which
+    its (t, eps) samples are drawn (the same ones for every candidate). Returns the chosen
+    candidate per image (B,) and the number of denoiser calls per image.
+    """
+    device = x0.device
+    b_n, c_n = len(x0), len(prototypes)
+    total = sum(n for n, _ in schedule)
+    ts, eps = [], []
+    for s in seeds:
+        g = torch.Generator().manual_seed(int(s))
+        ts.append(torch.randint(t_range[0], t_range[1], (total,), generator=g))
+        eps.append(torch.randn((total, *x0.shape[1:]), generator=g))
+    ts, eps = torch.stack(ts).to(device), torch.stack(eps).to(device)  # (B, total), (B, total, 1, S, S)
+    a = make_scheduler().alphas_cumprod.to(device)[ts].view(b_n, total, 1, 1, 1)
+    xt = a.sqrt() * x0[:, None] + (1 - a).sqrt() * eps
+    cand = torch.arange(c_n, device=device).expand(b_n, c_n)  # surviving candidates per image
+    err_sum = torch.zeros(b_n, c_n, device=device)
+    done = calls = 0
+    for n_new, keep in schedule:
+        k_n = cand.shape[1]
+        bi, si, ci = (g.flatten() for g in torch.meshgrid(torch.arange(b_n, device=device),
+                                                          torch.arange(done, done + n_new, device=device),
+                                                          torch.arange(k_n, device=device), indexing="ij"))
+        err = torch.empty(len(bi), device=device)
+        for i in range(0, len(bi), batch_size):
+            b, s, c = bi[i:i + batch_size], si[i:i + batch_size], ci[i:i + batch_size]
+            pred = denoise(xt[b, s], ts[b, s], prototypes[cand[b, c]])
+            err[i:i + batch_size] = (pred.float() - eps[b, s]).pow(2).flatten(1).mean(1)
+        err_sum.scatter_add_(1, cand, err.view(b_n, n_new, k_n).sum(1))
+        done, calls = done + n_new, calls + n_new * k_n
+        # Every survivor has the same `done` samples, so error sums rank them like means.
+        order = err_sum.gather(1, cand).argsort(dim=1, stable=True)[:, :min(keep, k_n)]
+        cand = cand.gather(1, order)
+    return cand[:, 0].cpu().numpy(), calls
+
+
+def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_train: np.ndarray, y_train: np.ndarray,
+                             n_classes: int, cfg: DiffusionClassifierConfig, *, seed: int = 0, bf16: bool = True,
+                             image_batch: int = 16, progress: bool = True) -> dict:
+    """Diffusion-classify uint8 images (N, S, S) against prototypes from raw train r (M, R) with labels.
+
+    Returns {"pred": (N,) labels, "calls_per_image", "exhaustive_calls_per_image", "seconds", "n_candidates"}.
+    """
+    refs = sample_references(y_train, cfg.shots, np.random.default_rng(stable_seed("dc-shots", seed)))
+    protos, present = class_means(r_train[refs], y_train[refs], n_classes)
+    classes = np.flatnonzero(present)
+    prototypes = torch.from_numpy(protos[classes]).to(backbone.device)
+    denoise = lambda xt, t, r: backbone.denoise(xt, t, r, bf16=bf16)  # noqa: E731
+    preds, calls, t0 = [], 0, time.time()
+    for start in tqdm(range(0, len(images), image_batch), desc="diffusion classifier", unit="batch",
+                      disable=not progress, mininterval=2.0):
+        chunk = images[start:start + image_batch]
+        pred, calls = diffusion_classify(denoise, to_model_input(chunk).to(backbone.device), prototypes,
+                                         image_seeds(chunk, stable_seed("dc", seed)), cfg.schedule,
+                                         t_range=cfg.t_range, batch_size=cfg.batch_size)
+        preds.append(classes[pred])
+    return {"pred": np.concatenate(preds), "calls_per_image": calls,
+            "exhaustive_calls_per_image": cfg.samples * len(classes), "seconds": round(time.time() - t0, 1),
+            "n_candidates": len(classes)}
+
+
+# --- the stage -----------------------------------------------------------------------------------------------
+
+def resolve_representation(backbone: Backbone, block: str | None, timestep: int | None) -> tuple[str, int]:
+    """The (block, timestep) used as the representation: given, the backbone's own (a ``representation``
+    class attribute, e.g. the RC-DiT's ("encoder", 0)), or its only block; t = 0 without diffusion timesteps."""
+    names = backbone.block_names()
+    own = getattr(backbone, "representation", None) or ((names[0], 0) if len(names) == 1 else None)
+    if block is None:
+        if own is None:
+            raise DiffprobeError(f"{backbone.path}: this {backbone.kind} backbone has several blocks {names}; "
+                                 f"choose the representation with --block and --timestep (or --results with the "
+                                 f"results.json of 'diffprobe probe' for its best pair)")
+        block = own[0]
+    if block not in names:
+        raise DiffprobeError(f"{backbone.path}: unknown block {block!r}; this {backbone.kind} backbone has {names}")
+    if timestep is None:
+        if own is not None and own[0] == block:
+            timestep = own[1]
+        elif isinstance(backbone, (DDPMBackbone, RCDiTBackbone)):
+            raise DiffprobeError(f"{backbone.path}: give --timestep for block {block!r}")
+        else:  # backbones without diffusion timesteps use t = 0
+            timestep = 0
+    return block, int(timestep)
+
+
+def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
+    mask = (arr.splits == split) & (arr.labels >= 0)
+    if not mask.any():
+        raise DiffprobeError(f"the {split!r} part of the data is empty or unlabelled; zero-shot evaluation needs "
+                             f"labelled train (references) and test parts: pass a split manifest "
+                             f"('diffprobe split') with labels")
+    return np.flatnonzero(mask)
+
+
+def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Path,
+             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = 256, progress: bool = True) -> dict:
+    """Zero-shot evaluation of ``model`` on ``images`` (references: train part; evaluated: test part).
+
+    Writes ``zeroshot.json`` and ``zeroshot.md`` (and the feature stores under ``features/``) to
+    ``out_dir``; returns the results dict.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    backbone = model if isinstance(model, Backbone) else load_backbone(model)
+    block, t = resolve_representation(backbone, cfg.block, cfg.timestep)
+    tr, te = _labelled_part(images, "train"), _labelled_part(images, "test")
+    n_classes = len(images.classes)
+    y_tr, y_te = images.labels[tr], images.labels[te]
+
+    def features(b: str, ts: int) -> np.ndarray:
+        spec = FeatureSpec(timesteps=(ts,), blocks=(b,), pooling=cfg.pooling, n_noise=cfg.n_noise, seed=cfg.seed,
+                           bf16=cfg.bf16)
+        store = extract_features(backbone, images, spec, out / "features", batch_size=batch_size, progress=progress)
+        return np.asarray(store.get(b, ts), dtype=np.float32)
+
+    raw = features(block, t)
+    mean = raw[tr].mean(0) if cfg.center else None
+    z_tr, z_te = normalise(raw[tr], mean), normalise(raw[te], mean)
+
+    results: dict = {
+        "model": str(backbone.path), "backbone": backbone.kind, "representation": {"block": block, "timestep": t},
+        "dim": int(raw.shape[1]), "n_classes": n_classes, "classes": images.classes,
+        "n_train_references": len(tr), "n_test": len(te), "chance_accuracy": chance_accuracy(y_te),
+        "classes_without_references": [images.classes[c] for c in sorted(set(range(n_classes)) - set(y_tr))],
+        "config": {**asdict(cfg), "diffusion": asdict(cfg.diffusion) if cfg.diffusion else None},
+    }
+    protos = {}
+    for k in cfg.shots:
+        runs = []
+        for ep in range(1 if k == 0 else cfg.episodes):
+            refs = sample_references(y_tr, k, np.random.default_rng(stable_seed("shots", cfg.seed, k, ep)))
+            runs.append(classification_metrics(y_te, prototype_predict(z_tr[refs], y_tr[refs], z_te, n_classes)))
+        protos["all" if k == 0 else str(k)] = _summary(runs)
+    results["prototypes"] = protos
+    proto_all = prototype_predict(z_tr, y_tr, z_te, n_classes)
+    knn = knn_predict(z_tr, y_tr, z_te, n_classes, cfg.knn_k, cfg.knn_temperature)
+    results["knn"] = {"k": min(cfg.knn_k, len(tr)), "temperature": cfg.knn_temperature,
+                      **{name: classification_metrics(y_te, p) for name, p in knn.items()}}
+
+    dc = None
+    if cfg.diffusion is None:
+        results["diffusion_classifier"] = {"skipped": "disabled"}
+    elif not isinstance(backbone, RCDiTBackbone):
+        results["diffusion_classifier"] = {
+            "skipped": f"the diffusion classifier needs a denoiser conditioned on the representation (an RC-DiT); "
+                       f"a {backbone.kind} backbone has none"}
+    else:
+        dcfg = cfg.diffusion
+        sub = np.arange(len(te))
+        if dcfg.max_images and dcfg.max_images < len(te):
+            sub = np.sort(np.random.default_rng(stable_seed("dc-images", cfg.seed)).choice(
+                len(te), dcfg.max_images, replace=False))
+        r_all = raw if block == ENCODER and t == 0 else features(ENCODER, 0)
+        dc = run_diffusion_classifier(backbone, images.images[te[sub]], r_all[tr], y_tr, n_classes, dcfg,
+                                      seed=cfg.seed, bf16=cfg.bf16, progress=progress)
+        dc["subset"] = sub
+        results["diffusion_classifier"] = {
+            **classification_metrics(y_te[sub], dc["pred"]), "n_images": len(sub),
+            "calls_per_image": dc["calls_per_image"], "exhaustive_calls_per_image": dc["exhaustive_calls_per_image"],
+            "n_candidates": dc["n_candidates"], "seconds": dc["seconds"], "schedule": [list(s) for s in dcfg.schedule],
+            "prototypes_all_same_images": classification_metrics(y_te[sub], proto_all[sub])}
+
+    if cfg.positive is not None:
+        results["binary"] = binary_task(images.classes, cfg.positive, z_tr, y_tr, z_te, y_te, proto_all, cfg, dc)
+    write_json(out / "zeroshot.json", results)
+    (out / "zeroshot.md").write_text(render_report(results))
+    return results
+
+
+def binary_task(classes: list[str], pattern: str, z_tr: np.ndarray, y_tr: np.ndarray, z_te: np.ndarray,
+                y_te: np.ndarray, proto_pred: np.ndarray, cfg: ZeroShotConfig, dc: dict | None) -> dict:
+    """Positive classes (fnmatch ``pattern``) against the rest: two prototypes, grouped class prototypes, k-NN."""
+    pos = positive_classes(classes, pattern)
+    b_tr, b_te = pos[y_tr].astype(int), pos[y_te].astype(int)
+    res = {"pattern": pattern, "positive_classes": [c for c, p in zip(classes, pos) if p],
+           "n_test_positive": int(b_te.sum()), "n_test": len(b_te), "chance_accuracy": chance_accuracy(b_te),
+           "two_prototypes": binary_metrics(b_te, prototype_predict(z_tr, b_tr, z_te, 2)),
+           "class_prototypes": binary_metrics(b_te, pos[proto_pred].astype(int)),
+           "knn": binary_metrics(b_te, knn_predict(z_tr, b_tr, z_te, 2, cfg.knn_k, cfg.knn_temperature)["weighted"])}
+    if dc is not None:
+        res["diffusion_classifier"] = {**binary_metrics(b_te[dc["subset"]], pos[dc["pred"]].astype(int)),
+                                       "n_images": len(dc["subset"])}
+    return res
+
+
+def render_report(r: dict) -> str:
+    rep = r["representation"]
+    lines = ["# Zero-shot classification (no classifier trained on labels)", "",
+             f"Model `{r['model']}` ({r['backbone']}), representation **{rep['block']} at t={rep['timestep']}** "
+             f"({r['dim']} dims). {r['n_classes']} classes; references from the train part ({r['n_train_references']} "
+             f"images), evaluated on {r['n_test']} test images. Chance (majority class): {r['chance_accuracy']:.2%}.",
+             "", "| method | accuracy | macro F1 | balanced acc. |", "|---|---|---|---|"]
+
+    def row(name: str, m: dict) -> str:
+        sd = f" ± {m['accuracy_std']:.2%}" if m.get("episodes", 1) > 1 else ""
+        return f"| {name} | {m['accuracy']:.2%}{sd} | {m['macro_f1']:.3f} | {m['balanced_accuracy']:.2%} |"
+
+    for k, m in r["prototypes"].items():
+        lines.append(row(f"prototypes, {k} shot{'s' if k != '1' else ''}" +
+                         (f" ({m['episodes']} episodes)" if m["episodes"] > 1 else ""), m))
+    lines += [row(f"k-NN (k={r['knn']['k']}), majority", r["knn"]["majority"]),
+              row(f"k-NN (k={r['knn']['k']}), weighted", r["knn"]["weighted"])]
+    dc = r["diffusion_classifier"]
+    if "skipped" in dc:
+        lines += ["", f"Diffusion classifier: skipped ({dc['skipped']})."]
+    else:
+        lines.append(row(f"diffusion classifier ({dc['n_images']} test images)", dc))
+        lines += ["", f"Diffusion classifier: {dc['calls_per_image']} denoiser calls per image with adaptive pruning "
+                      f"(schedule {dc['schedule']}: new (t, eps) samples, candidates kept), instead of "
+                      f"{dc['exhaustive_calls_per_image']} for all {dc['n_candidates']} classes; {dc['seconds']} s. "
+                      f"Prototypes (all shots) on the same images: {dc['prototypes_all_same_images']['accuracy']:.2%}."]
+    if r["classes_without_references"]:
+        lines += ["", f"Classes without train references (never predicted): {r['classes_without_references']}"]
+    if "binary" in r:
+        b = r["binary"]
+        lines += ["", f"## Binary detection: `{b['pattern']}` against the rest", "",
+                  f"{len(b['positive_classes'])} positive classes; {b['n_test_positive']} of {b['n_test']} test "
+                  f"images positive; chance {b['chance_accuracy']:.2%}.", "",
+                  "| method | accuracy | F1 | precision | recall | balanced acc. |", "|---|---|---|---|---|---|"]
+        for name in ("two_prototypes", "class_prototypes", "knn", "diffusion_classifier"):
+            if name in b:
+                m = b[name]
+                lines.append(f"| {name.replace('_', ' ')} | {m['accuracy']:.2%} | {m['f1']:.3f} | {m['precision']:.3f} "
+                             f"| {m['recall']:.3f} | {m['balanced_accuracy']:.2%} |")
+    return "\n".join(lines) + "\n"

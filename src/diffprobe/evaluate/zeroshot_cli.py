@@ -1,0 +1,137 @@
+"""Commands of the second paper: ``rcdit-pretrain`` (train an RC-DiT) and ``zeroshot`` (classify without a
+trained classifier)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..cli import _add_split_args, _ints, _manifest_for, _strs
+
+
+def _schedule(text: str) -> tuple[tuple[int, int], ...]:
+    """'4:10,8:3,16:1' -> ((4, 10), (8, 3), (16, 1))."""
+    try:
+        return tuple((int(n), int(k)) for n, k in (s.split(":") for s in _strs(text)))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SAMPLES:KEEP stages separated by commas (e.g. 4:10,8:3,16:1), "
+                                         f"got {text!r}") from None
+
+
+def cmd_rcdit_pretrain(args):
+    from ..backbones.rcdit import RCDiTConfig  # noqa: PLC0415
+    from ..pipeline import load_split_images  # noqa: PLC0415
+    from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.steps is None and args.minutes is None:
+        args.minutes = 60.0
+    model = RCDiTConfig(image_size=args.image_size, enc_patch=args.enc_patch, enc_dim=args.enc_dim,
+                        enc_depth=args.enc_depth, enc_heads=args.enc_heads, enc_pool=args.enc_pool,
+                        dit_patch=args.dit_patch, dit_dim=args.dit_dim, dit_depth=args.dit_depth,
+                        dit_heads=args.dit_heads)
+    cfg = RCDiTPretrainConfig(model=model, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
+                              r_dropout=args.r_dropout, steps=args.steps, minutes=args.minutes,
+                              checkpoint_every=args.checkpoint_every, seed=args.seed, bf16=not args.no_bf16,
+                              invert=not args.no_invert)
+    arr = load_split_images(_manifest_for(args, out), cfg.preprocess, report_dir=out)
+    train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
+    pretrain_rcdit(train, out, cfg, resume=args.resume)
+    print(f"RC-DiT (EMA weights) -> {out}/rcdit.safetensors (backbone kind 'rcdit'); samples -> {out}/samples.png")
+
+
+def cmd_zeroshot(args):
+    from ..pipeline import load_split_images, model_preprocess  # noqa: PLC0415
+    from ..utils import DiffprobeError, read_json  # noqa: PLC0415
+    from .zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    block, timestep, read = args.block, args.timestep, {"pooling": args.pooling, "n_noise": args.n_noise}
+    if args.results:  # the probe's best pair, read the way the probe read it
+        results = read_json(args.results)
+        if "best" not in results or "feature_spec" not in results:
+            raise DiffprobeError(f"{args.results}: not a results.json of 'diffprobe probe' (no best pair)")
+        block, timestep = results["best"]["block"], results["best"]["timestep"]
+        read = {k: results["feature_spec"][k] for k in read}
+    dc = None if args.no_diffusion else DiffusionClassifierConfig(
+        schedule=args.dc_schedule, max_images=args.dc_max_images, shots=args.dc_shots, batch_size=args.dc_batch_size)
+    cfg = ZeroShotConfig(block=block, timestep=timestep, **read, shots=args.shots, episodes=args.episodes,
+                         knn_k=args.knn, center=not args.no_center, positive=args.positive, diffusion=dc,
+                         seed=args.seed, bf16=not args.no_bf16)
+    arr = load_split_images(_manifest_for(args, out), model_preprocess(args.model), report_dir=out)
+    r = zeroshot(args.model, arr, out, cfg, batch_size=args.batch_size)
+    rep = r["representation"]
+    print(f"representation {rep['block']} t={rep['timestep']} ({r['dim']} dims), {r['n_classes']} classes, "
+          f"chance {r['chance_accuracy']:.2%}")
+    for k, m in r["prototypes"].items():
+        print(f"  prototypes, {k:>3} shots: accuracy {m['accuracy']:.2%}, macro F1 {m['macro_f1']:.3f}")
+    print(f"  k-NN (k={r['knn']['k']}) weighted: accuracy {r['knn']['weighted']['accuracy']:.2%}")
+    d = r["diffusion_classifier"]
+    print(f"  diffusion classifier: skipped ({d['skipped']})" if "skipped" in d else
+          f"  diffusion classifier ({d['n_images']} images): accuracy {d['accuracy']:.2%}, "
+          f"{d['calls_per_image']} denoiser calls per image (exhaustive: {d['exhaustive_calls_per_image']})")
+    if "binary" in r:
+        b = r["binary"]
+        print(f"  binary {b['pattern']!r}: two prototypes accuracy {b['two_prototypes']['accuracy']:.2%}, "
+              f"F1 {b['two_prototypes']['f1']:.3f}; k-NN F1 {b['knn']['f1']:.3f}")
+    print(f"wrote {out}/zeroshot.json, zeroshot.md")
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("rcdit-pretrain", help="train an RC-DiT (ViT encoder + representation-conditioned DiT) "
+                                              "on the (unlabelled) train images")
+    s.add_argument("--data", required=True, help="image folder or manifest CSV (labels are not used)")
+    s.add_argument("--out", required=True, help="run folder (checkpoints, rcdit.safetensors, samples.png)")
+    s.add_argument("--image-size", type=int, default=32)
+    s.add_argument("--enc-patch", type=int, default=4, help="encoder ViT patch size (default 4)")
+    s.add_argument("--enc-dim", type=int, default=192, help="encoder width = size of r (default 192)")
+    s.add_argument("--enc-depth", type=int, default=6)
+    s.add_argument("--enc-heads", type=int, default=3)
+    s.add_argument("--enc-pool", choices=("token", "avg"), default="token", help="r from the CLS token or the mean")
+    s.add_argument("--dit-patch", type=int, default=4, help="DiT patch size on pixels (default 4)")
+    s.add_argument("--dit-dim", type=int, default=192)
+    s.add_argument("--dit-depth", type=int, default=6)
+    s.add_argument("--dit-heads", type=int, default=3)
+    s.add_argument("--r-dropout", type=float, default=0.1, help="share of images trained with a null r (default 0.1)")
+    s.add_argument("--steps", type=int, help="budget in optimizer steps")
+    s.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--warmup-steps", type=int, default=200)
+    s.add_argument("--checkpoint-every", type=int, default=500)
+    s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    s.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_split_args(s)
+    s.set_defaults(fn=cmd_rcdit_pretrain)
+
+    s = sub.add_parser("zeroshot", help="zero-shot classification: prototypes, k-NN, diffusion classifier, "
+                                        "binary detection (no classifier trained on labels)")
+    s.add_argument("--model", required=True, help="backbone folder (RC-DiT run, baseline, or DDPM run)")
+    s.add_argument("--data", required=True, help="split manifest CSV (references: train part; evaluated: test part)")
+    s.add_argument("--out", required=True, help="folder for zeroshot.json, zeroshot.md and feature stores")
+    s.add_argument("--block", help="block used as the representation (default: the backbone's own, e.g. 'encoder')")
+    s.add_argument("--timestep", type=int, help="timestep of --block (needed for DDPM U-Net blocks)")
+    s.add_argument("--results", help="results.json of 'diffprobe probe': use its best (block, timestep), pooling "
+                                      "and noise ensemble")
+    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 (for --block feature maps)")
+    s.add_argument("--n-noise", type=int, default=1, help="average the features over this many noise draws")
+    s.add_argument("--shots", type=_ints, default=(1, 5, 10, 0),
+                   help="references per class (0 = all; default 1,5,10,0)")
+    s.add_argument("--episodes", type=int, default=5, help="seeded draws of the references per k (default 5)")
+    s.add_argument("--knn", type=int, default=20, help="neighbours for k-NN (default 20)")
+    s.add_argument("--no-center", action="store_true", help="do not subtract the train mean before L2 normalisation")
+    s.add_argument("--positive", help="binary task: fnmatch pattern of the positive classes, e.g. 'copepod_*'")
+    s.add_argument("--no-diffusion", action="store_true", help="skip the diffusion classifier")
+    s.add_argument("--dc-schedule", type=_schedule, default=((4, 10), (8, 3), (16, 1)),
+                   help="diffusion-classifier stages SAMPLES:KEEP (default 4:10,8:3,16:1)")
+    s.add_argument("--dc-max-images", type=int, default=500, help="test images for the diffusion classifier "
+                                                                   "(seeded subset; 0 = all; default 500)")
+    s.add_argument("--dc-shots", type=int, default=0, help="references per class for its prototypes (0 = all)")
+    s.add_argument("--dc-batch-size", type=int, default=512, help="denoiser inputs per forward pass")
+    s.add_argument("--batch-size", type=int, default=256, help="images per batch for feature extraction")
+    s.add_argument("--no-bf16", action="store_true")
+    _add_split_args(s)
+    s.set_defaults(fn=cmd_zeroshot)

@@ -1,0 +1,523 @@
+"""Train the baselines of the controlled comparison from scratch: supervised, SimCLR, DINO, MAE.
+
+One training loop for all four, in the style of ``pretrain/ddpm.py``: Hugging Face Accelerate,
+bf16 autocast, atomic checkpoints, exact ``--resume``, tqdm with loss and img/s. Each method is
+a small ``nn.Module`` made of lightly's and timm's parts (losses, heads, transforms, models):
+
+==============  ==========================================================================
+supervised      timm ResNet + its classifier head, cross-entropy; flips / 90-degree turns
+simclr          backbone + ``SimCLRProjectionHead``, ``NTXentLoss``; ``SimCLRTransform``
+dino            student / momentum teacher (``update_momentum``, ``cosine_schedule``),
+                ``DINOProjectionHead``, ``DINOLoss``; ``DINOTransform``; ResNet or ViT
+mae             timm ViT in ``MaskedVisionTransformerTIMM`` + ``MaskedVisionTransformer-
+                DecoderTIMM``, ``random_token_mask``, ``patchify``; ``MAETransform``
+==============  ==========================================================================
+
+Transforms: lightly's own view transforms, fed 1-channel uint8 tensors (they run on
+torchvision v2), with the settings that make sense for greyscale plankton: no hue,
+saturation, grey-scale or solarisation (lightly's solarisation is PIL-only), no blur (it would
+erase the detail of 32 px crops), and all eight flips / quarter turns (plankton have no
+canonical orientation). Views are normalised to [-1, 1] (mean 0.5, std 0.5), the range
+``to_model_input`` gives at feature time.
+
+The budget is the number of training images seen, ``budget_images``: ``ceil(budget /
+batch_size)`` optimizer steps of ``batch_size`` images each, whatever number of views a method
+makes of an image. Wall-clock time and parameter counts are written beside it in
+``summary.json``. lightly's and torchvision's transforms draw from the global torch / numpy
+generators, so each step runs them inside a generator state seeded by ``stable_seed(seed,
+step)``: the run is a pure function of (seed, step), and ``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from lightly.loss import DINOLoss, NTXentLoss
+from lightly.models import utils as lightly_utils
+from lightly.models.modules import (
+    DINOProjectionHead,
+    MaskedVisionTransformerDecoderTIMM,
+    MaskedVisionTransformerTIMM,
+    SimCLRProjectionHead,
+)
+from lightly.transforms import DINOTransform, MAETransform, SimCLRTransform
+from lightly.utils.scheduler import cosine_schedule
+from timm.scheduler import CosineLRScheduler
+from tqdm.auto import tqdm
+
+from ..backbones.baselines import ArchConfig, ResNetConfig, ViTConfig, arch_from_dict, arch_to_dict, save_baseline_dir
+from ..data.dataset import ImageArray, to_model_input
+from ..data.manifest import Manifest
+from ..data.preprocess import Preprocess
+from ..pipeline import load_split_images
+from ..utils import DiffprobeError, read_json, stable_seed, write_json
+from .checkpoint import load_checkpoint, save_checkpoint
+from .ddpm import augment_batch, batch_for_step
+
+log = logging.getLogger(__name__)
+
+METHODS = ("supervised", "simclr", "dino", "mae")
+DEFAULT_ARCH = {"supervised": "resnet", "simclr": "resnet", "dino": "resnet", "mae": "vit"}
+TO_MODEL_RANGE = {"mean": [0.5], "std": [0.5]}  # [0, 1] -> [-1, 1], as to_model_input
+
+
+def default_arch(method: str, image_size: int = 32, name: str | None = None) -> ArchConfig:
+    name = name or DEFAULT_ARCH[method]
+    if name == "resnet":
+        return ResNetConfig(image_size=image_size)
+    if name == "vit":
+        return ViTConfig(image_size=image_size)
+    raise DiffprobeError(f"unknown architecture {name!r}; choose resnet or vit")
+
+
+@dataclass
+class BaselineConfig:
+    """Everything that defines a baseline run; saved as ``config.json`` in the run folder.
+
+    Defaults (documented in the README): a half-width ResNet-18 (2.8 M parameters) for
+    supervised, SimCLR and DINO, a 6-block vit_tiny-width ViT with 4 px patches (2.7 M) for MAE;
+    AdamW, linear warm-up over ``warmup_fraction`` of the steps then cosine decay (timm).
+    """
+
+    method: str = "simclr"
+    arch: ArchConfig | None = None  # None: the method's default at 32 px
+    budget_images: int = 200_000  # training images seen (not views)
+    batch_size: int = 128  # global batch, split across processes
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    clip_grad: float = 3.0
+    checkpoint_every: int = 500  # steps
+    seed: int = 0
+    bf16: bool = True
+    invert: bool = True
+    # SimCLR
+    temperature: float = 0.5  # lightly's NTXentLoss default
+    projection_dim: int = 128
+    min_scale: float = 0.25  # smallest crop area of SimCLR views (MAE: 0.2; DINO global views: 0.4)
+    # DINO
+    dino_output_dim: int = 2048
+    dino_local_views: int = 0  # extra local crops of half the image size (0: the two global views only)
+    momentum_start: float = 0.996
+    # MAE
+    mask_ratio: float = 0.75
+    decoder_dim: int = 128
+    decoder_depth: int = 2
+    decoder_heads: int = 4
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise DiffprobeError(f"unknown baseline method {self.method!r}; choose one of {METHODS}")
+        if isinstance(self.arch, dict):
+            self.arch = arch_from_dict(self.arch)
+        if self.arch is None:
+            self.arch = default_arch(self.method)
+        if self.method == "mae" and not isinstance(self.arch, ViTConfig):
+            raise DiffprobeError("MAE needs a ViT backbone; use --arch vit")
+        if self.method == "dino" and isinstance(self.arch, ViTConfig) and self.dino_local_views:
+            self.arch = replace(self.arch, dynamic_img_size=True)  # local crops are smaller than the image
+        for name in ("budget_images", "batch_size", "checkpoint_every", "seed", "dino_local_views"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise DiffprobeError(f"baseline setting {name} must be a non-negative integer, got {v!r}")
+        if self.batch_size < 2 or self.budget_images < 1:
+            raise DiffprobeError("batch_size must be at least 2 and budget_images at least 1")
+        if not self.lr > 0:
+            raise DiffprobeError(f"lr must be positive, got {self.lr!r}")
+        if not 0 < self.mask_ratio < 1:
+            raise DiffprobeError(f"mask_ratio must be in (0, 1), got {self.mask_ratio!r}")
+
+    @property
+    def steps(self) -> int:
+        return math.ceil(self.budget_images / self.batch_size)
+
+    @property
+    def image_size(self) -> int:
+        return self.arch.image_size
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess(size=self.image_size, invert=self.invert)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["arch"] = arch_to_dict(self.arch)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BaselineConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise DiffprobeError(f"unknown baseline settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+# ---- methods: one nn.Module each; ``views`` draws a step's randomness on the CPU, ``forward`` is the loss ----
+
+def _views(transform, x: torch.Tensor) -> list[torch.Tensor]:
+    """A lightly (multi-)view transform on each uint8 image (B, S, S) -> one (B, 1, s, s) float tensor per view."""
+    per_image = [transform(img.unsqueeze(0)) for img in x]
+    return [torch.stack(v) for v in zip(*per_image)]
+
+
+def _float_loss(x: torch.Tensor):
+    """Losses in fp32 whatever autocast is around them: softmaxes over thousands of logits need it."""
+    return torch.autocast(x.device.type, enabled=False)
+
+
+class BaselineMethod(torch.nn.Module):
+    uses_labels = False
+
+    def views(self, x: torch.Tensor, y: torch.Tensor | None) -> dict:
+        """uint8 images (B, S, S) and labels -> the step's inputs (CPU tensors; random draws here only)."""
+        raise NotImplementedError
+
+    def export(self) -> torch.nn.Module:
+        """The model to freeze and probe."""
+        raise NotImplementedError
+
+    def before_step(self, step: int, total_steps: int) -> None:
+        """Called before the forward pass (momentum updates)."""
+
+    def after_backward(self, step: int) -> None:
+        """Called between backward and the optimizer step (gradient surgery)."""
+
+
+class Supervised(BaselineMethod):
+    uses_labels = True
+
+    def __init__(self, cfg: BaselineConfig, n_classes: int):
+        super().__init__()
+        self.model = cfg.arch.build(num_classes=n_classes)
+
+    def views(self, x, y):
+        return {"x": augment_batch(to_model_input(x), torch.default_generator), "y": y}
+
+    def forward(self, batch):
+        logits = self.model(batch["x"])
+        with _float_loss(logits):
+            return F.cross_entropy(logits.float(), batch["y"])
+
+    def export(self):
+        return self.model
+
+
+class SimCLR(BaselineMethod):
+    def __init__(self, cfg: BaselineConfig, n_classes: int = 0):
+        super().__init__()
+        self.backbone = cfg.arch.build(num_classes=0)
+        dim = self.backbone.num_features
+        self.head = SimCLRProjectionHead(dim, dim, cfg.projection_dim)
+        self.criterion = NTXentLoss(temperature=cfg.temperature)
+        self.transform = SimCLRTransform(
+            input_size=cfg.image_size, min_scale=cfg.min_scale, cj_strength=0.5, cj_sat=0.0, cj_hue=0.0,
+            random_gray_scale=0.0, gaussian_blur=0.0, hf_prob=0.5, vf_prob=0.5, rr_prob=0.5,
+            normalize=TO_MODEL_RANGE)
+
+    def views(self, x, y):
+        return {"views": _views(self.transform, x)}
+
+    def forward(self, batch):
+        v0, v1 = batch["views"]
+        z = self.head(self.backbone(torch.cat([v0, v1])))  # one pass: BatchNorm sees both views
+        z0, z1 = z.float().chunk(2)
+        with _float_loss(z):
+            return self.criterion(z0, z1)
+
+    def export(self):
+        return self.backbone
+
+
+class DINO(BaselineMethod):
+    """Self-distillation with a momentum teacher; the teacher's backbone is the one probed (as in DINO)."""
+
+    def __init__(self, cfg: BaselineConfig, n_classes: int = 0):
+        super().__init__()
+        self.student = cfg.arch.build(num_classes=0)
+        dim = self.student.num_features
+        freeze = max(1, round(cfg.warmup_fraction * cfg.steps))  # last layer frozen during warm-up
+        self.student_head = DINOProjectionHead(dim, 512, 64, cfg.dino_output_dim, batch_norm=True,
+                                               freeze_last_layer=freeze)
+        self.teacher = copy.deepcopy(self.student)
+        self.teacher_head = DINOProjectionHead(dim, 512, 64, cfg.dino_output_dim, batch_norm=True)
+        lightly_utils.deactivate_requires_grad(self.teacher)
+        lightly_utils.deactivate_requires_grad(self.teacher_head)
+        self.criterion = DINOLoss(output_dim=cfg.dino_output_dim)
+        self.momentum_start = cfg.momentum_start
+        s = cfg.image_size
+        self.transform = DINOTransform(
+            global_crop_size=s, local_crop_size=max(8, s // 2), n_local_views=cfg.dino_local_views,
+            hf_prob=0.5, vf_prob=0.5, rr_prob=0.5, cj_strength=0.5, cj_sat=0.0, cj_hue=0.0, random_gray_scale=0.0,
+            gaussian_blur=(0.0, 0.0, 0.0), solarization_prob=0.0, normalize=TO_MODEL_RANGE)
+
+    def views(self, x, y):
+        return {"views": _views(self.transform, x)}
+
+    def forward(self, batch):
+        views = batch["views"]
+        n = len(views[0])
+        with torch.no_grad():
+            teacher = self.teacher_head(self.teacher(torch.cat(views[:2]))).chunk(2)
+        student = list(self.student_head(self.student(torch.cat(views[:2]))).chunk(2))
+        if len(views) > 2:
+            student += list(self.student_head(self.student(torch.cat(views[2:]))).split(n))
+        with _float_loss(student[0]):
+            return self.criterion([t.float() for t in teacher], [s.float() for s in student])
+
+    def before_step(self, step, total_steps):
+        m = cosine_schedule(step, max(1, total_steps), self.momentum_start, 1.0)
+        lightly_utils.update_momentum(self.student, self.teacher, m=m)
+        lightly_utils.update_momentum(self.student_head, self.teacher_head, m=m)
+
+    def after_backward(self, step):
+        self.student_head.cancel_last_layer_gradients(current_epoch=step)
+
+    def export(self):
+        return self.teacher
+
+
+class MAE(BaselineMethod):
+    def __init__(self, cfg: BaselineConfig, n_classes: int = 0):
+        super().__init__()
+        vit = cfg.arch.build(num_classes=0)
+        self.encoder = MaskedVisionTransformerTIMM(vit=vit)
+        self.encoder.mask_token.requires_grad_(False)  # MAE drops masked tokens; the encoder's mask token is unused
+        self.patch_size = cfg.arch.patch_size
+        self.mask_ratio = cfg.mask_ratio
+        self.decoder_embed = torch.nn.Linear(vit.embed_dim, cfg.decoder_dim)
+        self.decoder = MaskedVisionTransformerDecoderTIMM(
+            num_patches=vit.patch_embed.num_patches, embed_dim=cfg.decoder_dim, depth=cfg.decoder_depth,
+            num_heads=cfg.decoder_heads)
+        self.decoder_pred = torch.nn.Linear(cfg.decoder_dim, self.patch_size**2)  # 1 channel
+        self.transform = MAETransform(input_size=cfg.image_size, min_scale=0.2, normalize=TO_MODEL_RANGE)
+
+    def views(self, x, y):
+        (images,) = _views(self.transform, x)
+        idx_keep, idx_mask = lightly_utils.random_token_mask(
+            size=(len(images), self.encoder.sequence_length), mask_ratio=self.mask_ratio, device="cpu")
+        return {"images": images, "idx_keep": idx_keep, "idx_mask": idx_mask}
+
+    def forward(self, batch):
+        images, idx_keep, idx_mask = batch["images"], batch["idx_keep"], batch["idx_mask"]
+        encoded = self.decoder_embed(self.encoder.encode(images, idx_keep=idx_keep))
+        tokens = lightly_utils.repeat_token(self.decoder.mask_token, (len(images), self.encoder.sequence_length))
+        tokens = lightly_utils.set_at_index(tokens, idx_keep, encoded.type_as(tokens))
+        pred = self.decoder_pred(lightly_utils.get_at_index(self.decoder(tokens), idx_mask))
+        # Token index 0 is the class token; patch i is token i + 1.
+        target = lightly_utils.get_at_index(lightly_utils.patchify(images, self.patch_size), idx_mask - 1)
+        with _float_loss(pred):
+            return F.mse_loss(pred.float(), target.float())
+
+    def export(self):
+        return self.encoder.vit
+
+
+METHOD_CLASSES: dict[str, type[BaselineMethod]] = {"supervised": Supervised, "simclr": SimCLR, "dino": DINO,
+                                                    "mae": MAE}
+
+
+# ---- the loop ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def seeded_global_rng(seed: int):
+    """Run a block with the global torch (CPU) and numpy generators seeded, then restore them."""
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        np.random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(np_state)
+
+
+def _map(obj, fn):
+    if isinstance(obj, dict):
+        return {k: _map(v, fn) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_map(v, fn) for v in obj]
+    return fn(obj)
+
+
+def count_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def backbone_params(model: torch.nn.Module) -> int:
+    """Parameters of a timm model without its classifier head."""
+    head = model.get_classifier()
+    return count_params(model) - (count_params(head) if isinstance(head, torch.nn.Module) else 0)
+
+
+def train_baseline(images: ImageArray | np.ndarray, out_dir: str | Path, cfg: BaselineConfig, *,
+                   labels: np.ndarray | None = None, n_classes: int | None = None, resume: bool = False,
+                   progress: bool = True, accelerator: Accelerator | None = None) -> Path:
+    """Train one baseline on ``images`` (uint8 N x S x S; ``labels`` int (N,) only for supervised).
+
+    Writes to ``out_dir``: ``config.json``, ``checkpoint/`` (latest, atomic), ``train_log.csv``
+    (loss per step), the frozen backbone (``model.safetensors``, ``backbone.json``,
+    ``preprocess.json``) and ``summary.json`` (images seen, wall-clock, img/s, parameters),
+    written last. Returns ``out_dir``.
+    """
+    out = Path(out_dir)
+    if isinstance(images, ImageArray):
+        labels = images.labels if labels is None else labels
+        n_classes = len(images.classes) if n_classes is None else n_classes
+        images = images.images
+    data = np.asarray(images)
+    if data.ndim != 3 or data.shape[1] != data.shape[2]:
+        raise DiffprobeError(f"training needs square images (N, S, S); got {data.shape}")
+    if data.shape[1] != cfg.image_size:
+        raise DiffprobeError(f"images are {data.shape[1]} px but the {cfg.method} model expects {cfg.image_size} "
+                             f"px; preprocess with --image-size {cfg.image_size}")
+    if len(data) < cfg.batch_size:
+        raise DiffprobeError(f"only {len(data)} training images for a batch of {cfg.batch_size}; lower --batch-size")
+    method_cls = METHOD_CLASSES[cfg.method]
+    y_all = None
+    if method_cls.uses_labels:
+        if labels is None or len(labels) != len(data) or (np.asarray(labels) < 0).any():
+            raise DiffprobeError("supervised training needs a label for every training image; give a labelled "
+                                 "dataset (one sub-folder per class) or a manifest with labels")
+        y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+        n_classes = int(n_classes or int(y_all.max()) + 1)
+    n_classes = n_classes or 0
+
+    acc = accelerator or Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    ckpt_dir = out / "checkpoint"
+    if (out / "config.json").exists():
+        if not resume:
+            raise DiffprobeError(f"{out}: a run already exists here; pass --resume to continue it or choose "
+                                 f"another --out")
+        saved = BaselineConfig.from_dict(read_json(out / "config.json")).to_dict()
+        mine = cfg.to_dict()
+        saved.pop("checkpoint_every"), mine.pop("checkpoint_every")
+        if saved != mine:
+            diff = sorted(k for k in mine if saved.get(k) != mine[k])
+            raise DiffprobeError(f"{out}: --resume with other settings ({', '.join(diff)}) than the saved "
+                                 f"config.json; use the same settings or another --out")
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+
+    torch.manual_seed(cfg.seed)
+    method = method_cls(cfg, n_classes)
+    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay)
+    total = cfg.steps
+    schedule = CosineLRScheduler(optimizer, t_initial=total, lr_min=cfg.lr * 1e-2,
+                                 warmup_t=round(cfg.warmup_fraction * total), warmup_lr_init=cfg.lr * 1e-2,
+                                 t_in_epochs=False)
+    state = {"step": 0, "elapsed_s": 0.0, "images_seen": 0, "first_loss": None, "last_loss": None}
+    if resume and (ckpt_dir / "state.json").is_file():
+        ck = load_checkpoint(ckpt_dir)
+        method.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        state = ck["state"]
+        log.info("resumed from step %d", state["step"])
+    model, optimizer = acc.prepare(method, optimizer)
+    inner = acc.unwrap_model(model)
+
+    x_all = torch.from_numpy(data)
+    world, rank = acc.num_processes, acc.process_index
+    if cfg.batch_size % world:
+        raise DiffprobeError(f"batch size {cfg.batch_size} must divide evenly across {world} processes")
+    per_rank = cfg.batch_size // world
+    sl = slice(rank * per_rank, (rank + 1) * per_rank)
+
+    log_path = out / "train_log.csv"
+    new_log = not log_path.exists() or state["step"] == 0
+    log_file = open(log_path, "w" if new_log else "a", newline="") if acc.is_main_process else None
+    writer = csv.writer(log_file) if log_file else None
+    if writer and new_log:
+        writer.writerow(["step", "loss", "lr", "images_per_s", "elapsed_s"])
+
+    bar = tqdm(total=total, initial=state["step"], desc=f"train {cfg.method}", unit="step",
+               disable=not (progress and acc.is_main_process), mininterval=2.0)
+    model.train()
+    t_start = time.time() - state["elapsed_s"]
+    t_window, n_window, loss_window = time.time(), 0, []
+    try:
+        while state["step"] < total:
+            step = state["step"]
+            idx = batch_for_step(step, len(x_all), cfg.batch_size, cfg.seed)
+            with seeded_global_rng(stable_seed("step", cfg.seed, step)):
+                batch = inner.views(x_all[idx], y_all[idx] if y_all is not None else None)
+            batch = _map(batch, lambda t: t[sl].to(acc.device))  # this process's share of the global batch
+            inner.before_step(step, total)
+            schedule.step_update(step)
+            with acc.autocast():
+                loss = model(batch)
+            if not torch.isfinite(loss):
+                raise DiffprobeError(
+                    f"{cfg.method} training loss became {loss.item()} at step {step}; the last complete checkpoint "
+                    f"is in {ckpt_dir}. Lower --lr (now {cfg.lr}) and continue with --resume")
+            acc.backward(loss)
+            if cfg.clip_grad:
+                acc.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+            inner.after_backward(step)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            value = loss.item()
+            state["step"] = step + 1
+            state["images_seen"] += cfg.batch_size
+            state["elapsed_s"] = time.time() - t_start
+            state["first_loss"] = value if state["first_loss"] is None else state["first_loss"]
+            state["last_loss"] = value
+            loss_window.append(value)
+            n_window += cfg.batch_size
+            bar.update(1)
+            ips = n_window / max(1e-9, time.time() - t_window)
+            if writer:
+                writer.writerow([state["step"], f"{value:.6f}", f"{optimizer.param_groups[0]['lr']:.3e}",
+                                 f"{ips:.1f}", f"{state['elapsed_s']:.1f}"])
+            if state["step"] % 20 == 0 or state["step"] == total:
+                bar.set_postfix(loss=f"{np.mean(loss_window):.4f}", img_s=f"{ips:.0f}")
+                if log_file:
+                    log_file.flush()
+                t_window, n_window, loss_window = time.time(), 0, []
+            if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and acc.is_main_process:
+                save_checkpoint(ckpt_dir, model=inner, ema_params=[], optimizer=optimizer, state=state)
+    finally:
+        bar.close()
+        if log_file:
+            log_file.close()
+
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        save_checkpoint(ckpt_dir, model=inner, ema_params=[], optimizer=optimizer, state=state)
+        exported = inner.export()
+        save_baseline_dir(out, exported, cfg.arch, method=cfg.method,
+                          num_classes=n_classes if method_cls.uses_labels else 0, preprocess=cfg.preprocess.to_dict())
+        write_json(out / "summary.json", {
+            **state, "method": cfg.method, "arch": cfg.arch.name, "steps": total, "budget_images": cfg.budget_images,
+            "images_per_s": round(state["images_seen"] / max(1e-9, state["elapsed_s"]), 1),
+            "params": backbone_params(exported),
+            "params_trainable": sum(p.numel() for p in inner.parameters() if p.requires_grad),
+            "n_train_images": len(data), "n_classes": n_classes, "device": str(acc.device), "processes": world})
+    acc.wait_for_everyone()
+    return out
+
+
+def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: BaselineConfig, *, resume: bool = False,
+                 progress: bool = True) -> Path:
+    """Train a baseline on the train part of a split (val and test images are never seen)."""
+    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    train = arr.splits == "train"
+    if not train.any():
+        raise DiffprobeError(f"{manifest}: no train part; make a split first ('diffprobe split')")
+    return train_baseline(arr.images[train], out, cfg, labels=arr.labels[train], n_classes=len(arr.classes),
+                          resume=resume, progress=progress)
+
+

@@ -1,0 +1,113 @@
+"""``diffprobe compare``: every method, both settings, one split per setting, one budget, one probe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from diffprobe.backbones.ddpm_unet import UNetConfig
+from diffprobe.evaluate import compare_cli
+from diffprobe.evaluate import compare as cmp
+from diffprobe.pretrain.ddpm import PretrainConfig
+from diffprobe.probe.linear import GridProbe
+from diffprobe.utils import DiffprobeError, read_json
+
+STEPS, BATCH = 20, 32
+BUDGET = STEPS * BATCH  # 640 training images seen by every method
+
+
+@pytest.fixture(scope="module")
+def tiny_configs(tiny_config):
+    configs = {m: tiny_config(m, STEPS) for m in ("supervised", "simclr", "dino", "mae")}
+    configs["ddpm"] = PretrainConfig(unet=UNetConfig(image_size=16, channels=(16, 32)), steps=STEPS, batch_size=BATCH,
+                                     lr=1e-3, warmup_steps=5, checkpoint_every=0, seed=0)
+    return configs
+
+
+def _run(data, out, configs):
+    return cmp.compare(data, out, budget_images=BUDGET, image_size=16, per_class=30, configs=configs,
+                       timesteps=(10, 100), probe=GridProbe(epochs=15, seed=0), shots=(10, 25), progress=False)
+
+
+def test_compare_runs_every_method_in_both_settings_and_reuses_trained_runs(long_tail_dir, tiny_configs, tmp_path):
+    out = tmp_path / "cmp"
+    r = _run(long_tail_dir, out, tiny_configs)
+
+    methods = list(cmp.METHODS)
+    assert r["trained"] == [f"{s}/{m}" for s in ("natural", "balanced") for m in methods] and r["reused"] == []
+    saved = json.loads((out / "compare.json").read_text())
+    assert saved["rows"] == r["rows"]
+    for setting in ("natural", "balanced"):
+        rows = [x for x in r["rows"] if x["setting"] == setting]
+        assert [(x["method"], x["eval"]) for x in rows] == (
+            [("ddpm", "linear probe"), ("supervised", "linear probe"), ("supervised", "end to end")]
+            + [(m, "linear probe") for m in ("simclr", "dino", "mae")])
+        results = {x["method"]: read_json(f"{x['probe_dir']}/results.json") for x in rows if "probe_dir" in x}
+        # One split per setting, shared by all methods; the same probe protocol for all.
+        assert len({json.dumps(res["split_sizes"]) for res in results.values()}) == 1
+        assert len({json.dumps(res["probe"]["weight_decays"]) for res in results.values()}) == 1
+        for x in rows:
+            assert x["images_seen"] == BUDGET and x["params"] > 0 and x["train_seconds"] > 0
+            for k in ("accuracy", "macro_f1", "balanced_accuracy"):
+                assert 0.0 <= x[k] <= 1.0
+            if x["eval"] == "linear probe":
+                assert np.isfinite(x["nmi"]) and np.isfinite(x["ari"])
+                assert x["timestep"] in ((10, 100) if x["method"] == "ddpm" else (0,))
+        sup = next(x for x in rows if x["method"] == "supervised" and x["eval"] == "linear probe")
+        assert sup["balanced_accuracy"] > 1.5 / r["splits"][setting]["n_classes"]  # uniform chance: 1 / n_classes
+
+    groups = r["splits"]["natural"]["groups"]
+    assert [len(groups[g]) for g in ("head", "medium", "tail")] == [4, 3, 1]  # 70 .. 8 train images
+    nat = next(x for x in r["rows"] if x["setting"] == "natural" and x["method"] == "mae")
+    assert all(0.0 <= nat[f"f1_{g}"] <= 1.0 for g in ("head", "medium", "tail"))
+    # Balanced: every class has the same train count, so one group holds them all.
+    bal = r["splits"]["balanced"]["groups"]
+    assert sorted(len(v) for v in bal.values()) == [0, 0, 5]
+
+    md = (out / "compare.md").read_text()
+    assert "| ddpm | linear probe |" in md and "| supervised | end to end |" in md and "F1 tail" in md
+    assert (out / "compare.png").stat().st_size > 10_000
+
+    models = sorted(out.glob("*/*/run/*.safetensors")) + sorted(out.glob("*/ddpm-*/run/unet/*.safetensors"))
+    assert len(models) == 10
+    mtimes = [p.stat().st_mtime_ns for p in models]
+
+    again = _run(long_tail_dir, out, tiny_configs)
+    assert again["trained"] == [] and len(again["reused"]) == 10
+    assert [p.stat().st_mtime_ns for p in models] == mtimes
+    assert [x["accuracy"] for x in again["rows"]] == [x["accuracy"] for x in r["rows"]]
+
+
+def test_definitions_budget_and_cli_defaults(tiny_configs, long_tail_dir, tmp_path):
+    groups = cmp.shot_groups(np.array([150, 101, 100, 20, 19, 0]), (20, 100))
+    assert groups == {"head": [0, 1], "medium": [2, 3], "tail": [4, 5]}
+    assert cmp.group_f1(np.array([1.0, 0.5, 0.2, 0.4, 0.0, 0.0]), {"head": [0, 1], "medium": [], "tail": [2, 3]}) \
+        == {"f1_head": 0.75, "f1_medium": None, "f1_tail": pytest.approx(0.3)}
+
+    with pytest.raises(DiffprobeError, match="same budget"):
+        _run(long_tail_dir, tmp_path / "x", {**tiny_configs, "mae": tiny_configs["mae"].__class__(
+            **{**tiny_configs["mae"].to_dict(), "budget_images": 2 * BUDGET})})
+    with pytest.raises(DiffprobeError, match="unknown or missing"):
+        cmp.compare(long_tail_dir, tmp_path / "y", methods=("ddpm", "byol"))
+
+    d = cmp.default_configs(budget_images=200_000)
+    assert {m: cmp.images_seen(c) for m, c in d.items()} == {"ddpm": 200_000, "supervised": 200_064,
+                                                            "simclr": 200_064, "dino": 200_064, "mae": 200_064}
+    assert (compare_cli.METHODS, compare_cli.SETTINGS, compare_cli.DEFAULT_BUDGET) == (
+        cmp.METHODS, cmp.SETTINGS, cmp.DEFAULT_BUDGET)
+
+
+def test_baseline_cli_trains_a_backbone_the_features_command_reads(long_tail_dir, tmp_path):
+    from diffprobe.cli import main
+
+    out = tmp_path / "simclr"
+    assert main(["baseline", "--method", "simclr", "--data", str(long_tail_dir), "--out", str(out),
+                 "--image-size", "16", "--budget-images", "64", "--batch-size", "32",
+                 "--resnet-widths", "8,16,16,32", "--resnet-depths", "1,1,1,1"]) == 0
+    assert read_json(out / "summary.json")["images_seen"] == 64
+    assert main(["features", "--model", str(out), "--data", str(out / "split.csv"), "--out", str(tmp_path / "f"),
+                 "--timesteps", "0"]) == 0
+    assert main(["features", "--model", str(out), "--data", str(out / "split.csv"), "--out", str(tmp_path / "g"),
+                 "--timesteps", "0,10"]) == 2

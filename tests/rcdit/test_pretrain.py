@@ -1,0 +1,45 @@
+"""The RC-DiT trainer: loss goes down, run folder is a backbone dir, exact resume, clear errors."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from safetensors.torch import load_file
+
+from diffprobe.pretrain.rcdit import pretrain_rcdit
+from diffprobe.utils import DiffprobeError, read_json
+
+def test_training_lowers_the_loss(rcdit_run):
+    rows = list(csv.DictReader(open(rcdit_run / "train_log.csv")))
+    losses = [float(r["loss"]) for r in rows]
+    assert [int(r["step"]) for r in rows] == [20, 40, 60]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_run_folder_is_a_backbone_dir(rcdit_run):
+    assert read_json(rcdit_run / "backbone.json")["kind"] == "rcdit"
+    assert read_json(rcdit_run / "preprocess.json") == {"size": 16, "invert": True}
+    assert (rcdit_run / "samples.png").stat().st_size > 0
+    assert read_json(rcdit_run / "summary.json")["step"] == 60
+
+
+def test_resume_continues_exactly(synth_images, tmp_path, tiny_pretrain_cfg):
+    imgs = synth_images.part("train")[0]
+    straight = pretrain_rcdit(imgs, tmp_path / "a", tiny_pretrain_cfg(steps=10), progress=False, sample=False)
+    pretrain_rcdit(imgs, tmp_path / "b", tiny_pretrain_cfg(steps=6), progress=False, sample=False)
+    resumed = pretrain_rcdit(imgs, tmp_path / "b", tiny_pretrain_cfg(steps=10), resume=True, progress=False,
+                             sample=False)
+    a, b = load_file(straight / "rcdit.safetensors"), load_file(resumed / "rcdit.safetensors")
+    assert all((a[k] == b[k]).all() for k in a)
+
+
+def test_existing_run_and_mismatched_resume_are_refused(synth_images, tmp_path, tiny_pretrain_cfg):
+    imgs = synth_images.part("train")[0]
+    pretrain_rcdit(imgs, tmp_path / "r", tiny_pretrain_cfg(steps=2), progress=False, sample=False)
+    with pytest.raises(DiffprobeError, match="--resume"):
+        pretrain_rcdit(imgs, tmp_path / "r", tiny_pretrain_cfg(steps=4), progress=False, sample=False)
+    with pytest.raises(DiffprobeError, match="different architecture"):
+        pretrain_rcdit(imgs, tmp_path / "r", tiny_pretrain_cfg(steps=4, r_dropout=0.3), resume=True, progress=False)
+    with pytest.raises(DiffprobeError, match="expects 16 px"):
+        pretrain_rcdit(synth_images.images[:, :8, :8], tmp_path / "s", tiny_pretrain_cfg(), progress=False)
