@@ -41,3 +41,13 @@ def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
     assert err.startswith("error: ") and "not a complete feature store" in err and "Traceback" not in err
     assert main(["features", "--model", str(tmp_path), "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "error: " in capsys.readouterr().err
+
+
+def test_pretrain_backbone_option_routes_to_the_backbone_trainer():
+    from diffprobe.cli import _route_backbone
+
+    assert _route_backbone(["pretrain", "--backbone", "rcdit", "--data", "d"]) == ["rcdit-pretrain", "--data", "d"]
+    assert _route_backbone(["pretrain", "--data", "d", "--backbone=dino"]) == ["baseline", "--method", "dino",
+                                                                             "--data", "d"]
+    assert _route_backbone(["pretrain", "--backbone", "ddpm", "--data", "d"]) == ["pretrain", "--data", "d"]
+    assert _route_backbone(["probe", "--features", "f"]) == ["probe", "--features", "f"]

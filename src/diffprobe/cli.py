@@ -194,7 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_synth)
 
-    s = sub.add_parser("pretrain", help="train a DDPM U-Net denoiser on the (unlabelled) train images")
+    s = sub.add_parser("pretrain", help="train a DDPM U-Net denoiser on the (unlabelled) train images",
+                       epilog="--backbone rcdit|supervised|simclr|dino|mae runs 'rcdit-pretrain' or "
+                              "'baseline --method ...' with the remaining options")
+    s.add_argument("--backbone", default="ddpm", help="ddpm (default), or another backbone's trainer (see below)")
     s.add_argument("--data", required=True, help="image folder or manifest CSV (labels are not used)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, unet/, samples.png)")
     s.add_argument("--image-size", type=int, default=32)
@@ -260,8 +263,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# `diffprobe pretrain --backbone X ...` is the same as the backbone's own training command.
+BACKBONE_COMMANDS = {"rcdit": ["rcdit-pretrain"], **{m: ["baseline", "--method", m]
+                                                     for m in ("supervised", "simclr", "dino", "mae")}}
+
+
+def _route_backbone(argv: list[str]) -> list[str]:
+    if not argv or argv[0] != "pretrain":
+        return argv
+    rest = list(argv[1:])
+    for i, a in enumerate(rest):
+        if a == "--backbone" or a.startswith("--backbone="):
+            value = a.split("=", 1)[1] if "=" in a else (rest[i + 1] if i + 1 < len(rest) else "")
+            del rest[i : i + (1 if "=" in a else 2)]
+            if value == "ddpm":
+                return ["pretrain", *rest]
+            if value not in BACKBONE_COMMANDS:
+                raise SystemExit(f"diffprobe pretrain: unknown --backbone {value!r}; choose one of "
+                                 f"ddpm, {', '.join(BACKBONE_COMMANDS)}")
+            return [*BACKBONE_COMMANDS[value], *rest]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_route_backbone(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
