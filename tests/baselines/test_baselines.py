@@ -16,6 +16,7 @@ from diffprobe.data.preprocess import Preprocess
 from diffprobe.features.extract import FeatureSpec
 from diffprobe.features.store import extract_features
 from diffprobe.pretrain import baselines as bl
+from diffprobe.pretrain import loop
 from diffprobe.pretrain.baselines import METHOD_CLASSES, BaselineConfig, seeded_global_rng, train_baseline
 from diffprobe.utils import DiffprobeError, read_json
 
@@ -116,17 +117,17 @@ def test_resume_continues_exactly(arrays, tiny_config, tmp_path, monkeypatch):
     cfg = tiny_config("dino", 8, checkpoint_every=4)
     full = train_baseline(arrays["x"], tmp_path / "full", cfg, progress=False)
 
-    real_save = bl.save_checkpoint
+    real_save = loop.save_checkpoint
 
     def save_then_crash(path, **kw):
         real_save(path, **kw)
         if kw["state"]["step"] == 4:
             raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(bl, "save_checkpoint", save_then_crash)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_baseline(arrays["x"], tmp_path / "cut", cfg, progress=False)
-    monkeypatch.setattr(bl, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     with pytest.raises(DiffprobeError, match="--resume"):
         train_baseline(arrays["x"], tmp_path / "cut", cfg, progress=False)
     cut = train_baseline(arrays["x"], tmp_path / "cut", cfg, resume=True, progress=False)

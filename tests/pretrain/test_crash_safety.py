@@ -18,14 +18,14 @@ KILLER = textwrap.dedent("""
     import json, os, signal, sys
     import numpy as np
     import diffprobe.pretrain.checkpoint as ck
-    import diffprobe.pretrain.ddpm as ddpm
+    import diffprobe.pretrain.loop as loop
     from diffprobe.pretrain import PretrainConfig, pretrain
 
     images, out, cfg, mode = np.load(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
     die = lambda: os.kill(os.getpid(), signal.SIGKILL)
     if mode == "between":
-        real_batch = ddpm.batch_for_step
-        ddpm.batch_for_step = lambda step, *a: die() if step == 13 else real_batch(step, *a)
+        real_batch = loop.batch_for_step
+        loop.batch_for_step = lambda step, *a: die() if step == 13 else real_batch(step, *a)
     else:  # during: killed after the 2nd checkpoint's first file is written, before it is complete
         real_save, calls = ck.save_file, []
         def save_file(tensors, path):

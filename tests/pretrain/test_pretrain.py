@@ -7,7 +7,8 @@ from diffusers import UNet2DModel
 from safetensors.torch import load_file
 
 from diffprobe.pretrain import PretrainConfig, pretrain
-from diffprobe.pretrain.ddpm import augment_batch, batch_for_step
+from diffprobe.pretrain.ddpm import augment_batch
+from diffprobe.pretrain.loop import batch_for_step
 from diffprobe.utils import DiffprobeError, read_json
 
 

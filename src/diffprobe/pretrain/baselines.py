@@ -1,7 +1,7 @@
 """Train the baselines of the controlled comparison from scratch: supervised, SimCLR, DINO, MAE.
 
-One training loop for all four, in the style of ``pretrain/ddpm.py``: Hugging Face Accelerate,
-bf16 autocast, atomic checkpoints, exact ``--resume``, tqdm with loss and img/s. Each method is
+All four run in the loop every backbone shares (``loop.train``: Hugging Face Accelerate, bf16
+autocast, atomic checkpoints, exact ``--resume``, tqdm with loss and img/s). Each method is
 a small ``nn.Module`` made of lightly's and timm's parts (losses, heads, transforms, models):
 
 ==============  ==========================================================================
@@ -32,11 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
-import logging
 import math
-import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,18 +51,15 @@ from lightly.models.modules import (
 from lightly.transforms import DINOTransform, MAETransform, SimCLRTransform
 from lightly.utils.scheduler import cosine_schedule
 from timm.scheduler import CosineLRScheduler
-from tqdm.auto import tqdm
 
 from ..backbones.baselines import ArchConfig, ResNetConfig, ViTConfig, arch_from_dict, arch_to_dict, save_baseline_dir
 from ..data.dataset import ImageArray, to_model_input
 from ..data.manifest import Manifest
 from ..data.preprocess import Preprocess
 from ..pipeline import load_split_images
-from ..utils import DiffprobeError, read_json, stable_seed, write_json
-from .checkpoint import load_checkpoint, save_checkpoint
-from .ddpm import augment_batch, batch_for_step
-
-log = logging.getLogger(__name__)
+from ..utils import DiffprobeError
+from .ddpm import augment_batch
+from .loop import RunConfig, TrainTask, square_images, train
 
 METHODS = ("supervised", "simclr", "dino", "mae")
 DEFAULT_ARCH = {"supervised": "resnet", "simclr": "resnet", "dino": "resnet", "mae": "vit"}
@@ -82,13 +76,15 @@ def default_arch(method: str, image_size: int = 32, name: str | None = None) -> 
 
 
 @dataclass
-class BaselineConfig:
+class BaselineConfig(RunConfig):
     """Everything that defines a baseline run; saved as ``config.json`` in the run folder.
 
     Defaults (documented in the README): a half-width ResNet-18 (2.8 M parameters) for
     supervised, SimCLR and DINO, a 6-block vit_tiny-width ViT with 4 px patches (2.7 M) for MAE;
     AdamW, linear warm-up over ``warmup_fraction`` of the steps then cosine decay (timm).
     """
+
+    settings_name = "baseline"
 
     method: str = "simclr"
     arch: ArchConfig | None = None  # None: the method's default at 32 px
@@ -127,10 +123,7 @@ class BaselineConfig:
             raise DiffprobeError("MAE needs a ViT backbone; use --arch vit")
         if self.method == "dino" and isinstance(self.arch, ViTConfig) and self.dino_local_views:
             self.arch = replace(self.arch, dynamic_img_size=True)  # local crops are smaller than the image
-        for name in ("budget_images", "batch_size", "checkpoint_every", "seed", "dino_local_views"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise DiffprobeError(f"baseline setting {name} must be a non-negative integer, got {v!r}")
+        self.check_counts("budget_images", "batch_size", "checkpoint_every", "seed", "dino_local_views")
         if self.batch_size < 2 or self.budget_images < 1:
             raise DiffprobeError("batch_size must be at least 2 and budget_images at least 1")
         if not self.lr > 0:
@@ -154,14 +147,6 @@ class BaselineConfig:
         d = asdict(self)
         d["arch"] = arch_to_dict(self.arch)
         return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BaselineConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise DiffprobeError(f"unknown baseline settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
 
 
 # ---- methods: one nn.Module each; ``views`` draws a step's randomness on the CPU, ``forward`` is the loss ----
@@ -328,7 +313,7 @@ METHOD_CLASSES: dict[str, type[BaselineMethod]] = {"supervised": Supervised, "si
                                                     "mae": MAE}
 
 
-# ---- the loop ---------------------------------------------------------------------------------
+# ---- the task: what the baselines add to loop.train ------------------------------------------
 
 @contextlib.contextmanager
 def seeded_global_rng(seed: int):
@@ -343,14 +328,6 @@ def seeded_global_rng(seed: int):
             np.random.set_state(np_state)
 
 
-def _map(obj, fn):
-    if isinstance(obj, dict):
-        return {k: _map(v, fn) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_map(v, fn) for v in obj]
-    return fn(obj)
-
-
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -359,6 +336,52 @@ def backbone_params(model: torch.nn.Module) -> int:
     """Parameters of a timm model without its classifier head."""
     head = model.get_classifier()
     return count_params(model) - (count_params(head) if isinstance(head, torch.nn.Module) else 0)
+
+
+class BaselineTask(TrainTask):
+    """A ``BaselineMethod`` in ``loop.train``: its views drawn under the step's seed, AdamW with timm's
+    warm-up + cosine schedule, no EMA (DINO's teacher is part of the method), one log row a step."""
+
+    log_every = 1
+
+    def __init__(self, data: np.ndarray, labels: torch.Tensor | None, n_classes: int, cfg: BaselineConfig):
+        self.cfg, self.labels, self.n_classes = cfg, labels, n_classes
+        self.x, self.n_images, self.steps = torch.from_numpy(data), len(data), cfg.steps
+        self.desc, self.clip_grad = f"train {cfg.method}", cfg.clip_grad
+        # The schedule depends on the whole budget, so only checkpoint_every may change on resume.
+        self.resume_keys = tuple(k for k in cfg.to_dict() if k != "checkpoint_every")
+
+    def build_model(self):
+        return METHOD_CLASSES[self.cfg.method](self.cfg, self.n_classes)
+
+    def lr_schedule(self, optimizer):
+        cfg = self.cfg
+        return CosineLRScheduler(optimizer, t_initial=cfg.steps, lr_min=cfg.lr * 1e-2,
+                                 warmup_t=round(cfg.warmup_fraction * cfg.steps), warmup_lr_init=cfg.lr * 1e-2,
+                                 t_in_epochs=False).step_update
+
+    def batch(self, model, idx, gen):
+        # lightly's and torchvision's transforms draw from the global generators: seed those for the step.
+        with seeded_global_rng(gen.initial_seed()):
+            return model.views(self.x[idx], self.labels[idx] if self.labels is not None else None)
+
+    def loss(self, model, batch):
+        return model(batch)
+
+    def before_step(self, model, step):
+        model.before_step(step, self.steps)
+
+    def after_backward(self, model, step):
+        model.after_backward(step)
+
+    def export(self, model, out, device):
+        cfg, exported = self.cfg, model.export()
+        save_baseline_dir(out, exported, cfg.arch, method=cfg.method,
+                          num_classes=self.n_classes if model.uses_labels else 0, preprocess=cfg.preprocess.to_dict())
+        return {"method": cfg.method, "arch": cfg.arch.name, "steps": cfg.steps, "budget_images": cfg.budget_images,
+                "params": backbone_params(exported),
+                "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                "n_classes": self.n_classes}
 
 
 def train_baseline(images: ImageArray | np.ndarray, out_dir: str | Path, cfg: BaselineConfig, *,
@@ -371,143 +394,20 @@ def train_baseline(images: ImageArray | np.ndarray, out_dir: str | Path, cfg: Ba
     ``preprocess.json``) and ``summary.json`` (images seen, wall-clock, img/s, parameters),
     written last. Returns ``out_dir``.
     """
-    out = Path(out_dir)
     if isinstance(images, ImageArray):
         labels = images.labels if labels is None else labels
         n_classes = len(images.classes) if n_classes is None else n_classes
         images = images.images
-    data = np.asarray(images)
-    if data.ndim != 3 or data.shape[1] != data.shape[2]:
-        raise DiffprobeError(f"training needs square images (N, S, S); got {data.shape}")
-    if data.shape[1] != cfg.image_size:
-        raise DiffprobeError(f"images are {data.shape[1]} px but the {cfg.method} model expects {cfg.image_size} "
-                             f"px; preprocess with --image-size {cfg.image_size}")
-    if len(data) < cfg.batch_size:
-        raise DiffprobeError(f"only {len(data)} training images for a batch of {cfg.batch_size}; lower --batch-size")
-    method_cls = METHOD_CLASSES[cfg.method]
+    data = square_images(images, cfg.image_size, cfg.batch_size, f"{cfg.method} model")
     y_all = None
-    if method_cls.uses_labels:
+    if METHOD_CLASSES[cfg.method].uses_labels:
         if labels is None or len(labels) != len(data) or (np.asarray(labels) < 0).any():
             raise DiffprobeError("supervised training needs a label for every training image; give a labelled "
                                  "dataset (one sub-folder per class) or a manifest with labels")
         y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         n_classes = int(n_classes or int(y_all.max()) + 1)
-    n_classes = n_classes or 0
-
-    acc = accelerator or Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
-    ckpt_dir = out / "checkpoint"
-    if (out / "config.json").exists():
-        if not resume:
-            raise DiffprobeError(f"{out}: a run already exists here; pass --resume to continue it or choose "
-                                 f"another --out")
-        saved = BaselineConfig.from_dict(read_json(out / "config.json")).to_dict()
-        mine = cfg.to_dict()
-        saved.pop("checkpoint_every"), mine.pop("checkpoint_every")
-        if saved != mine:
-            diff = sorted(k for k in mine if saved.get(k) != mine[k])
-            raise DiffprobeError(f"{out}: --resume with other settings ({', '.join(diff)}) than the saved "
-                                 f"config.json; use the same settings or another --out")
-    if acc.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
-
-    torch.manual_seed(cfg.seed)
-    method = method_cls(cfg, n_classes)
-    optimizer = torch.optim.AdamW([p for p in method.parameters() if p.requires_grad], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay)
-    total = cfg.steps
-    schedule = CosineLRScheduler(optimizer, t_initial=total, lr_min=cfg.lr * 1e-2,
-                                 warmup_t=round(cfg.warmup_fraction * total), warmup_lr_init=cfg.lr * 1e-2,
-                                 t_in_epochs=False)
-    state = {"step": 0, "elapsed_s": 0.0, "images_seen": 0, "first_loss": None, "last_loss": None}
-    if resume and (ckpt_dir / "state.json").is_file():
-        ck = load_checkpoint(ckpt_dir)
-        method.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        state = ck["state"]
-        log.info("resumed from step %d", state["step"])
-    model, optimizer = acc.prepare(method, optimizer)
-    inner = acc.unwrap_model(model)
-
-    x_all = torch.from_numpy(data)
-    world, rank = acc.num_processes, acc.process_index
-    if cfg.batch_size % world:
-        raise DiffprobeError(f"batch size {cfg.batch_size} must divide evenly across {world} processes")
-    per_rank = cfg.batch_size // world
-    sl = slice(rank * per_rank, (rank + 1) * per_rank)
-
-    log_path = out / "train_log.csv"
-    new_log = not log_path.exists() or state["step"] == 0
-    log_file = open(log_path, "w" if new_log else "a", newline="") if acc.is_main_process else None
-    writer = csv.writer(log_file) if log_file else None
-    if writer and new_log:
-        writer.writerow(["step", "loss", "lr", "images_per_s", "elapsed_s"])
-
-    bar = tqdm(total=total, initial=state["step"], desc=f"train {cfg.method}", unit="step",
-               disable=not (progress and acc.is_main_process), mininterval=2.0)
-    model.train()
-    t_start = time.time() - state["elapsed_s"]
-    t_window, n_window, loss_window = time.time(), 0, []
-    try:
-        while state["step"] < total:
-            step = state["step"]
-            idx = batch_for_step(step, len(x_all), cfg.batch_size, cfg.seed)
-            with seeded_global_rng(stable_seed("step", cfg.seed, step)):
-                batch = inner.views(x_all[idx], y_all[idx] if y_all is not None else None)
-            batch = _map(batch, lambda t: t[sl].to(acc.device))  # this process's share of the global batch
-            inner.before_step(step, total)
-            schedule.step_update(step)
-            with acc.autocast():
-                loss = model(batch)
-            if not torch.isfinite(loss):
-                raise DiffprobeError(
-                    f"{cfg.method} training loss became {loss.item()} at step {step}; the last complete checkpoint "
-                    f"is in {ckpt_dir}. Lower --lr (now {cfg.lr}) and continue with --resume")
-            acc.backward(loss)
-            if cfg.clip_grad:
-                acc.clip_grad_norm_(model.parameters(), cfg.clip_grad)
-            inner.after_backward(step)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            value = loss.item()
-            state["step"] = step + 1
-            state["images_seen"] += cfg.batch_size
-            state["elapsed_s"] = time.time() - t_start
-            state["first_loss"] = value if state["first_loss"] is None else state["first_loss"]
-            state["last_loss"] = value
-            loss_window.append(value)
-            n_window += cfg.batch_size
-            bar.update(1)
-            ips = n_window / max(1e-9, time.time() - t_window)
-            if writer:
-                writer.writerow([state["step"], f"{value:.6f}", f"{optimizer.param_groups[0]['lr']:.3e}",
-                                 f"{ips:.1f}", f"{state['elapsed_s']:.1f}"])
-            if state["step"] % 20 == 0 or state["step"] == total:
-                bar.set_postfix(loss=f"{np.mean(loss_window):.4f}", img_s=f"{ips:.0f}")
-                if log_file:
-                    log_file.flush()
-                t_window, n_window, loss_window = time.time(), 0, []
-            if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and acc.is_main_process:
-                save_checkpoint(ckpt_dir, model=inner, ema_params=[], optimizer=optimizer, state=state)
-    finally:
-        bar.close()
-        if log_file:
-            log_file.close()
-
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        save_checkpoint(ckpt_dir, model=inner, ema_params=[], optimizer=optimizer, state=state)
-        exported = inner.export()
-        save_baseline_dir(out, exported, cfg.arch, method=cfg.method,
-                          num_classes=n_classes if method_cls.uses_labels else 0, preprocess=cfg.preprocess.to_dict())
-        write_json(out / "summary.json", {
-            **state, "method": cfg.method, "arch": cfg.arch.name, "steps": total, "budget_images": cfg.budget_images,
-            "images_per_s": round(state["images_seen"] / max(1e-9, state["elapsed_s"]), 1),
-            "params": backbone_params(exported),
-            "params_trainable": sum(p.numel() for p in inner.parameters() if p.requires_grad),
-            "n_train_images": len(data), "n_classes": n_classes, "device": str(acc.device), "processes": world})
-    acc.wait_for_everyone()
-    return out
+    return train(BaselineTask(data, y_all, n_classes or 0, cfg), out_dir, resume=resume, progress=progress,
+                 accelerator=accelerator)
 
 
 def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: BaselineConfig, *, resume: bool = False,
