@@ -40,6 +40,14 @@ def test_features_are_reproducible_and_per_image(tiny_run, synth_images):
     assert not np.allclose(a, c)
 
 
+def test_a_pair_does_not_depend_on_the_other_timesteps_asked_for(tiny_run, synth_images):
+    bb = load_backbone(tiny_run)
+    imgs = synth_images.images[:5]
+    grid = bb.features_batch(imgs, FeatureSpec(timesteps=(5, 50, 300), blocks=("up0",)))
+    alone = bb.features_batch(imgs, FeatureSpec(timesteps=(50,), blocks=("up0",)))
+    np.testing.assert_array_equal(grid[("up0", 50)], alone[("up0", 50)])
+
+
 def test_pooling_options_change_dimensions(tiny_run, synth_images):
     bb = load_backbone(tiny_run)
     imgs = synth_images.images[:3]

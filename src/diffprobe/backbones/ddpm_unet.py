@@ -23,7 +23,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DModel
 
 from ..data.dataset import to_model_input
-from ..utils import DiffprobeError, autocast, default_device
+from ..utils import DiffprobeError, autocast, default_device, stable_seed
 from .base import Backbone, image_seeds, pool, register
 
 
@@ -141,11 +141,16 @@ def load_unet(path: str | Path) -> UNet2DModel:
 
 
 def draw_noise(images: np.ndarray, spec: FeatureSpec) -> torch.Tensor:
-    """(B, T, K, 1, S, S) standard normal noise, one fixed draw per (image, timestep, noise index)."""
+    """(B, T, K, 1, S, S) standard normal noise, one fixed draw per (image, timestep, noise index).
+
+    Each draw is seeded by (image, t, k) alone, so the features at a timestep do not depend on which
+    other timesteps a run asks for: a bundle reading one pair sees the noise the feature store saw.
+    """
     s = images.shape[-1]
-    shape = (len(spec.timesteps), spec.n_noise, 1, s, s)
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(sd))
-                        for sd in image_seeds(images, spec.seed)])
+    return torch.stack([
+        torch.stack([torch.stack([torch.randn((1, s, s), generator=torch.Generator().manual_seed(stable_seed(sd, t, k)))
+                                  for k in range(spec.n_noise)]) for t in spec.timesteps])
+        for sd in image_seeds(images, spec.seed)])
 
 
 def resolve_blocks(unet, spec: FeatureSpec) -> list[str]:

@@ -23,7 +23,7 @@ from ..data.dataset import ImageArray
 from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .extract import FeatureSpec
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: noise seeded per (image, timestep, draw)
 
 
 def pair_name(block: str, t: int) -> str:
