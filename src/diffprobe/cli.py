@@ -39,6 +39,20 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def add_training_args(p: argparse.ArgumentParser) -> None:
+    """Options every diffusion trainer shares (DDPM U-Net, RC-DiT): budget, optimiser, checkpoints, data split."""
+    p.add_argument("--steps", type=int, help="budget in optimizer steps")
+    p.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    p.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    _add_split_args(p)
+
+
 def _manifest_for(args, out_dir: Path) -> Path:
     """A split manifest for --data: kept as is if it already has a split, else made and saved in out_dir."""
     from .pipeline import split  # noqa: PLC0415
@@ -204,16 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--channels", type=_ints, default=(64, 128, 128), help="U-Net widths per level (default 64,128,128)")
     s.add_argument("--layers-per-block", type=int, default=1)
     s.add_argument("--attention", action="store_true", help="self-attention at the lowest resolution")
-    s.add_argument("--steps", type=int, help="budget in optimizer steps")
-    s.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--lr", type=float, default=2e-4)
-    s.add_argument("--warmup-steps", type=int, default=200)
-    s.add_argument("--checkpoint-every", type=int, default=500)
-    s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
-    s.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    _add_split_args(s)
+    add_training_args(s)
     s.set_defaults(fn=cmd_pretrain)
 
     s = sub.add_parser("features", help="pooled features of a frozen model at every (block, timestep)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import _add_split_args, _ints, _manifest_for, _strs
+from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_training_args
 
 
 def _schedule(text: str) -> tuple[tuple[int, int], ...]:
@@ -95,16 +95,7 @@ def add_commands(sub) -> None:
     s.add_argument("--dit-depth", type=int, default=6)
     s.add_argument("--dit-heads", type=int, default=3)
     s.add_argument("--r-dropout", type=float, default=0.1, help="share of images trained with a null r (default 0.1)")
-    s.add_argument("--steps", type=int, help="budget in optimizer steps")
-    s.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--lr", type=float, default=2e-4)
-    s.add_argument("--warmup-steps", type=int, default=200)
-    s.add_argument("--checkpoint-every", type=int, default=500)
-    s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
-    s.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
-    s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    _add_split_args(s)
+    add_training_args(s)
     s.set_defaults(fn=cmd_rcdit_pretrain)
 
     s = sub.add_parser("zeroshot", help="zero-shot classification: prototypes, k-NN, diffusion classifier, "
