@@ -69,7 +69,8 @@ def cmd_compare(args):
     r = compare(args.data, args.out, methods=args.methods, settings=args.settings, budget_images=args.budget_images,
                 seed=args.seed, image_size=args.image_size, per_class=args.per_class, val=args.val, test=args.test,
                 configs=configs, timesteps=args.timesteps, shots=args.shots,
-                probe=GridProbe(epochs=args.probe_epochs, class_balanced=args.class_balanced, seed=args.seed))
+                probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed,
+                                **({"epochs": args.probe_epochs} if args.probe_epochs else {})))
     print(f"\n{'setting':>9} {'method':>11} {'eval':>12} {'top-1':>7} {'macro F1':>9} {'bal. acc':>9} "
           f"{'F1 tail':>8} {'NMI':>6}")
     for row in r["rows"]:
@@ -119,7 +120,7 @@ def add_commands(sub) -> None:
     s.add_argument("--timesteps", type=_ints, help="DDPM feature timesteps (default: the features command's)")
     s.add_argument("--shots", type=_ints, default=(20, 100),
                    help="tail / head thresholds in training images per class (default 20,100)")
-    s.add_argument("--probe-epochs", type=int, default=40)
+    s.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the probe command's)")
     s.add_argument("--class-balanced", action="store_true", help="class-weighted probes (for every method)")
     _arch_args(s)
     s.set_defaults(fn=cmd_compare)
