@@ -1,4 +1,5 @@
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,15 @@ def test_unlabelled_folder_scan(tmp_path, synth_dir):
     m = scan_folder(synth_dir, labelled=False)
     assert len(m) == 8 * 40 and all(lab is None for lab in m.labels) and not m.labelled
     assert np.all([p.endswith(".png") for p in m.paths])
+
+
+def test_relative_sidecar_root_counts_from_the_manifest_folder(tmp_path):
+    """A manifest shipped with a model (models/ndsb/split.json: root '../../data') finds its images from any cwd."""
+    m = _manifest({"a": 3})
+    shipped = tmp_path / "repo" / "models" / "x"
+    m.save(shipped / "split.csv")
+    meta = (shipped / "split.json").read_text().replace('"/nowhere"', '"../../../data"')
+    (shipped / "split.json").write_text(meta)
+    loaded = Manifest.load(shipped / "split.csv")
+    assert loaded.full_path(0).resolve() == (tmp_path / "data" / "a" / "0000.png").resolve()
+    assert Manifest.load(shipped / "split.csv", root="/elsewhere").full_path(0) == Path("/elsewhere/a/0000.png")

@@ -107,13 +107,14 @@ class Manifest:
     @classmethod
     def load(cls, path: str | Path, root: str | Path | None = None) -> "Manifest":
         """Read a manifest CSV (``path,label[,split]``). Relative paths resolve against ``root``,
-        else the sidecar's root, else the CSV's folder."""
+        else the sidecar's root (a relative one counts from the sidecar's folder, so a manifest
+        shipped with a model finds a dataset beside the repository), else the CSV's folder."""
         path = Path(path)
         if not path.is_file():
             raise DiffprobeError(f"{path}: manifest not found; pass a CSV with columns path,label[,split]")
         side = path.with_suffix(".json")
         meta = read_json(side) if side.is_file() else {}
-        root = Path(root) if root is not None else Path(meta.get("root", path.parent))
+        root = Path(root) if root is not None else path.parent / meta.get("root", ".")
         paths, labels, splits = [], [], []
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
