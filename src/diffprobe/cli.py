@@ -137,6 +137,18 @@ def cmd_probe(args):
     print(f"wrote {args.out}/results.json, report.md, heatmap.png, confusion.png, bundle/")
 
 
+def cmd_fuse(args):
+    from .probe.fusion import fuse_pairs  # noqa: PLC0415
+    from .probe.linear import GridProbe  # noqa: PLC0415
+
+    r = fuse_pairs(args.features, args.results, args.out, ks=args.ks,
+                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed))
+    b, s = r["best"], r["best_single_pair"]
+    print(f"fused top {b['k']} pairs (chosen on val): test top-1 {b['test_accuracy']:.2%}, macro F1 "
+          f"{b['test_macro_f1']:.3f}; best single pair {s['test_accuracy']:.2%}, {s['test_macro_f1']:.3f}")
+    print(f"wrote {args.out}/fusion.json, fusion.md")
+
+
 def cmd_cluster(args):
     from .pipeline import run_cluster  # noqa: PLC0415
     from .utils import read_json  # noqa: PLC0415
@@ -243,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_probe)
+
+    s = sub.add_parser("fuse", help="one probe on the concatenated features of the top pairs (k chosen on val)")
+    s.add_argument("--features", required=True, help="the feature store that 'diffprobe probe' read")
+    s.add_argument("--results", required=True, help="its results.json (ranks the pairs by val accuracy)")
+    s.add_argument("--out", required=True, help="folder for fusion.json, fusion.md")
+    s.add_argument("--ks", type=_ints, default=(2, 3, 4, 6, 8), help="numbers of pairs to try (default 2,3,4,6,8)")
+    s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_fuse)
 
     s = sub.add_parser("cluster", help="k-means on one pair's features: NMI, ARI, purity")
     s.add_argument("--features", required=True)
