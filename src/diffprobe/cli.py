@@ -149,6 +149,14 @@ def cmd_fuse(args):
     print(f"wrote {args.out}/fusion.json, fusion.md")
 
 
+def cmd_study(args):
+    from .study import run_study  # noqa: PLC0415
+
+    r = run_study(args.config, redo=args.redo)
+    print(f"study {r['name']}: stages {', '.join(r['stages'])} done; report -> {r['results_dir']}/study.md, "
+          f"study.html, study.json")
+
+
 def cmd_cluster(args):
     from .pipeline import run_cluster  # noqa: PLC0415
     from .utils import read_json  # noqa: PLC0415
@@ -264,6 +272,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(fn=cmd_fuse)
+
+    s = sub.add_parser("study", help="the whole study from a config file (configs/*.toml), resumable stage by stage")
+    s.add_argument("config", help="TOML config, e.g. configs/ndsb.toml")
+    s.add_argument("--redo", type=_strs, default=(), help="comma-separated stages to run again even if done")
+    s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("cluster", help="k-means on one pair's features: NMI, ARI, purity")
     s.add_argument("--features", required=True)

@@ -1,0 +1,489 @@
+"""The reference study: every stage of diffprobe on one dataset, from one config file, resumable.
+
+``diffprobe study configs/ndsb.toml`` runs, in order (each stage a call into the stage's own
+module, its artifacts under ``work``):
+
+split -> pretrain (DDPM U-Net) -> features (every block x timestep) -> probe (one grid per seed)
+-> cluster (k-means on the best pair) -> fusion (top-k pairs) -> shift (robustness suite)
+-> compare (baselines, natural and balanced) -> rcdit (RC-DiT pretraining) -> zeroshot (RC-DiT,
+DINO, DDPM) -> report (``results``/study.json, study.md, study.html and the figures).
+
+A finished stage leaves ``work/stages/<stage>.json`` holding its summary and a key: the hash of its
+config section, the shared settings and the keys of the stages it reads. Running again skips every
+stage whose key is unchanged and re-runs the others (and so everything downstream of a change);
+the long stages also resume inside themselves (checkpoints, partial feature stores).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import math
+import shutil
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .utils import DiffprobeError, hash_json, read_json, write_json
+
+log = logging.getLogger(__name__)
+
+STAGES = ("split", "pretrain", "features", "probe", "cluster", "fusion", "shift", "compare", "rcdit", "zeroshot")
+# The stages each stage reads (it cannot run without them) ...
+REQUIRES = {"split": (), "pretrain": ("split",), "features": ("split", "pretrain"), "probe": ("features",),
+            "cluster": ("features", "probe"), "fusion": ("features", "probe"), "shift": ("split", "probe"),
+            "compare": (), "rcdit": ("split",), "zeroshot": ("split",)}
+# ... and those it uses when they ran (zero-shot evaluates whichever models exist).
+OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe")}
+
+# Every setting a config may hold, with its default (the type of the default is the type required).
+SECTIONS: dict[str, dict[str, Any]] = {
+    "pretrain": {"channels": [64, 128, 128], "steps": 8000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 200,
+                 "checkpoint_every": 250},
+    "features": {"timesteps": [1, 10, 25, 50, 100, 200, 400], "pooling": "avg", "batch_size": 256},
+    "probe": {"seeds": [0, 1, 2], "epochs": 80},
+    "fusion": {"ks": [2, 3, 4, 6, 8]},
+    "shift": {"severities": [1, 2, 3, 4, 5]},
+    "compare": {"methods": ["ddpm", "supervised", "simclr", "dino", "mae"], "settings": ["natural", "balanced"],
+                "budget_images": 64000, "per_class": 80, "dino_arch": "vit", "probe_epochs": 80,
+                "ddpm_channels": [], "resnet_widths": [], "resnet_depths": [], "vit_dim": 0, "vit_depth": 0,
+                "vit_heads": 0, "patch_size": 0},
+    "rcdit": {"steps": 1000, "batch_size": 64, "enc_dim": 192, "enc_depth": 6, "enc_heads": 3, "enc_patch": 4,
+              "dit_dim": 192, "dit_depth": 6, "dit_heads": 3, "dit_patch": 4},
+    "zeroshot": {"positive": "", "shots": [1, 5, 10, 0], "episodes": 5, "dc_max_images": 500,
+                 "diffusion_classifier": True},
+}
+TOP = {"name": "study", "data": "", "work": "", "results": "", "seed": 0, "image_size": 32, "stages": list(STAGES)}
+
+
+@dataclass
+class StudyConfig:
+    """A parsed study config. Paths are as written in the file (relative ones: to the current folder)."""
+
+    source: Path
+    name: str
+    data: str
+    work: Path
+    results: Path
+    seed: int
+    image_size: int
+    stages: tuple[str, ...]
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def shared(self) -> dict:
+        return {"data": self.data, "seed": self.seed, "image_size": self.image_size}
+
+
+TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
+
+
+def _check(where: str, given: dict, defaults: dict, path: Path) -> dict:
+    unknown = set(given) - set(defaults)
+    if unknown:
+        raise DiffprobeError(f"{path}: unknown setting(s) {sorted(unknown)} in {where}; known: {sorted(defaults)}")
+    out = dict(defaults)
+    for k, v in given.items():
+        want = type(defaults[k])
+        ok = isinstance(v, want) and not (isinstance(v, bool) and want is not bool)
+        if want is float and isinstance(v, int) and not isinstance(v, bool):
+            v, ok = float(v), True
+        if not ok:
+            raise DiffprobeError(f"{path}: {where}.{k} must be {TYPE_NAMES[want]}, got {v!r}")
+        out[k] = v
+    return out
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a TOML study config; every error names the file and the setting."""
+    path = Path(path)
+    if not path.is_file():
+        raise DiffprobeError(f"{path}: study config not found; see configs/ for examples")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise DiffprobeError(f"{path}: not valid TOML ({e})") from None
+    top = _check("the top level", {k: v for k, v in raw.items() if k not in SECTIONS}, TOP, path)
+    for k in ("data", "work", "results"):
+        if not top[k]:
+            raise DiffprobeError(f"{path}: set {k} = \"...\" (the image folder, the working folder for runs, "
+                                 f"and the folder for the report)")
+    bad = [s for s in top["stages"] if s not in STAGES]
+    if bad:
+        raise DiffprobeError(f"{path}: unknown stage(s) {bad}; stages are {list(STAGES)}")
+    sections = {}
+    for name, defaults in SECTIONS.items():
+        given = raw.get(name, {})
+        if not isinstance(given, dict):
+            raise DiffprobeError(f"{path}: [{name}] must be a table of settings")
+        sections[name] = _check(f"[{name}]", given, defaults, path)
+    if sections["probe"]["seeds"] == []:
+        raise DiffprobeError(f"{path}: [probe] seeds must name at least one seed")
+    return StudyConfig(source=path, name=top["name"], data=top["data"], work=Path(top["work"]),
+                       results=Path(top["results"]), seed=top["seed"], image_size=top["image_size"],
+                       stages=tuple(s for s in STAGES if s in top["stages"]), sections=sections)
+
+
+# ---- stages: each takes (cfg, done) where done maps finished stages to their summaries -------------
+
+def _split(cfg: StudyConfig, done: dict) -> dict:
+    from .pipeline import split  # noqa: PLC0415 - the pipeline imports every stage
+
+    m = split(cfg.data, cfg.work / "split.csv", seed=cfg.seed)
+    sizes = {s: sum(1 for x in m.splits if x == s) for s in ("train", "val", "test")}
+    return {"manifest": str(cfg.work / "split.csv"), "sizes": sizes, "n_classes": len(set(m.labels))}
+
+
+def _pretrain(cfg: StudyConfig, done: dict) -> dict:
+    from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
+    from .pipeline import run_pretrain  # noqa: PLC0415
+    from .pretrain.ddpm import PretrainConfig  # noqa: PLC0415
+
+    s = cfg.sections["pretrain"]
+    pc = PretrainConfig(unet=UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"])), steps=s["steps"],
+                        batch_size=s["batch_size"], lr=s["lr"], warmup_steps=s["warmup_steps"],
+                        checkpoint_every=s["checkpoint_every"], seed=cfg.seed)
+    run = run_pretrain(done["split"]["manifest"], cfg.work / "ddpm", pc, resume=True)
+    summary = read_json(Path(run) / "summary.json")
+    return {"run": str(run), **summary}
+
+
+def _features(cfg: StudyConfig, done: dict) -> dict:
+    from .features.extract import FeatureSpec  # noqa: PLC0415
+    from .pipeline import run_features  # noqa: PLC0415
+
+    s = cfg.sections["features"]
+    spec = FeatureSpec(timesteps=tuple(s["timesteps"]), pooling=s["pooling"], seed=cfg.seed)
+    store = run_features(done["pretrain"]["run"], done["split"]["manifest"], cfg.work / "features", spec,
+                         batch_size=s["batch_size"])
+    return {"store": str(store.path), "n_images": len(store), "pairs": len(store.pairs)}
+
+
+def _probe(cfg: StudyConfig, done: dict) -> dict:
+    from .probe.linear import GridProbe  # noqa: PLC0415
+    from .probe.run import run_probe  # noqa: PLC0415
+
+    s = cfg.sections["probe"]
+    per_seed = []
+    for i, seed in enumerate(s["seeds"]):
+        out = cfg.work / f"probe-seed{seed}"
+        r = run_probe(done["features"]["store"], out, probe=GridProbe(epochs=s["epochs"], seed=seed), bundle=i == 0)
+        per_seed.append({"seed": seed, "dir": str(out), **{k: r["best"][k] for k in (
+            "block", "timestep", "val_accuracy", "test_accuracy", "test_macro_f1", "test_balanced_accuracy")}})
+    stats = {k: {"mean": float(np.mean([p[k] for p in per_seed])), "std": float(np.std([p[k] for p in per_seed]))}
+             for k in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy")}
+    first = per_seed[0]["dir"]
+    return {"per_seed": per_seed, **stats, "results": f"{first}/results.json", "bundle": f"{first}/bundle",
+            "chance_accuracy": read_json(f"{first}/results.json")["chance_accuracy"]}
+
+
+def _cluster(cfg: StudyConfig, done: dict) -> dict:
+    from .pipeline import run_cluster  # noqa: PLC0415
+
+    results = read_json(done["probe"]["results"])
+    return run_cluster(done["features"]["store"], cfg.work / "cluster", results=results, seed=cfg.seed)
+
+
+def _fusion(cfg: StudyConfig, done: dict) -> dict:
+    from .probe.fusion import fuse_pairs  # noqa: PLC0415
+    from .probe.linear import GridProbe  # noqa: PLC0415
+
+    r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion",
+                   ks=tuple(cfg.sections["fusion"]["ks"]),
+                   probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed))
+    return {"best": r["best"], "best_single_pair": r["best_single_pair"],
+            "candidates": [{k: c[k] for k in ("k", "val_accuracy", "test_accuracy", "test_macro_f1")}
+                           for c in r["candidates"]]}
+
+
+def _shift(cfg: StudyConfig, done: dict) -> dict:
+    from .evaluate.shifts import run_shift_suite  # noqa: PLC0415
+
+    r = run_shift_suite(done["probe"]["bundle"], done["split"]["manifest"], cfg.work / "shift",
+                        severities=tuple(cfg.sections["shift"]["severities"]), seed=cfg.seed)
+    return {"clean": r["clean"]["accuracy"], "severities": list(cfg.sections["shift"]["severities"]),
+            "accuracy": {s: [row["accuracy"] for row in rows] for s, rows in r["shifts"].items()},
+            "dir": str(cfg.work / "shift")}
+
+
+def _compare(cfg: StudyConfig, done: dict) -> dict:
+    from dataclasses import replace  # noqa: PLC0415
+
+    from .backbones.baselines import ResNetConfig  # noqa: PLC0415
+    from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
+    from .evaluate.compare import compare, default_configs  # noqa: PLC0415
+    from .probe.linear import GridProbe  # noqa: PLC0415
+
+    s = cfg.sections["compare"]
+    configs = default_configs(s["methods"], budget_images=s["budget_images"], image_size=cfg.image_size,
+                              seed=cfg.seed, dino_arch=s["dino_arch"])
+    for m, c in configs.items():
+        if m == "ddpm":
+            if s["ddpm_channels"]:
+                configs[m] = replace(c, unet=UNetConfig(image_size=cfg.image_size, channels=tuple(s["ddpm_channels"])))
+            continue
+        if isinstance(c.arch, ResNetConfig):
+            arch = {"widths": tuple(s["resnet_widths"]), "depths": tuple(s["resnet_depths"])}
+        else:
+            arch = {"embed_dim": s["vit_dim"], "depth": s["vit_depth"], "num_heads": s["vit_heads"],
+                    "patch_size": s["patch_size"]}
+        configs[m] = replace(c, arch=replace(c.arch, **{k: v for k, v in arch.items() if v}))
+    r = compare(cfg.data, cfg.work / "compare", methods=tuple(s["methods"]), settings=tuple(s["settings"]),
+                budget_images=s["budget_images"], seed=cfg.seed, image_size=cfg.image_size, per_class=s["per_class"],
+                configs=configs, timesteps=tuple(cfg.sections["features"]["timesteps"]),
+                probe=GridProbe(epochs=s["probe_epochs"], seed=cfg.seed))
+    return {"rows": r["rows"], "dir": str(cfg.work / "compare")}
+
+
+def _rcdit(cfg: StudyConfig, done: dict) -> dict:
+    from .backbones.rcdit import RCDiTConfig  # noqa: PLC0415
+    from .pipeline import load_split_images  # noqa: PLC0415
+    from .pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
+
+    s = dict(cfg.sections["rcdit"])
+    steps, batch = s.pop("steps"), s.pop("batch_size")
+    rc = RCDiTPretrainConfig(model=RCDiTConfig(image_size=cfg.image_size, **s), steps=steps, batch_size=batch,
+                             seed=cfg.seed)
+    arr = load_split_images(done["split"]["manifest"], rc.preprocess, report_dir=cfg.work / "rcdit")
+    run = pretrain_rcdit(arr.images[arr.splits == "train"], cfg.work / "rcdit", rc, resume=True)
+    return {"run": str(run), **read_json(Path(run) / "summary.json")}
+
+
+def _same_split(a: str | Path, b: str | Path) -> bool:
+    return Path(a).is_file() and Path(b).is_file() and Path(a).read_bytes() == Path(b).read_bytes()
+
+
+def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
+    from .evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
+    from .pipeline import load_split_images, model_preprocess  # noqa: PLC0415
+
+    s = cfg.sections["zeroshot"]
+    manifest = done["split"]["manifest"]
+    models: dict[str, tuple[str, dict]] = {}
+    if "rcdit" in done:
+        models["rcdit"] = (done["rcdit"]["run"], {})
+    dino = next((r for r in done.get("compare", {}).get("rows", [])
+                 if r["method"] == "dino" and r["setting"] == "natural" and r["eval"] == "linear probe"), None)
+    skipped = {}
+    if dino is None:
+        skipped["dino"] = "no DINO run in the compare stage (natural setting)"
+    elif not _same_split(Path(done["compare"]["dir"]) / "natural" / "split.csv", manifest):
+        skipped["dino"] = "the compare stage's natural split differs from the study's split"
+    else:
+        models["dino"] = (str(Path(dino["probe_dir"]).parent / "run"), {})
+    if "probe" in done:
+        best = read_json(done["probe"]["results"])
+        models["ddpm"] = (done["pretrain"]["run"], {"block": best["best"]["block"],
+                                                     "timestep": best["best"]["timestep"],
+                                                     "pooling": best["feature_spec"]["pooling"],
+                                                     "n_noise": best["feature_spec"]["n_noise"]})
+    out = {"skipped": skipped}
+    for name, (model, rep) in models.items():
+        # The diffusion classifier needs a denoiser conditioned on r: only the RC-DiT has one.
+        dc = DiffusionClassifierConfig(max_images=s["dc_max_images"]) if (
+            name == "rcdit" and s["diffusion_classifier"]) else None
+        zc = ZeroShotConfig(**rep, shots=tuple(s["shots"]), episodes=s["episodes"], positive=s["positive"] or None,
+                            diffusion=dc, seed=cfg.seed)
+        arr = load_split_images(manifest, model_preprocess(model), report_dir=cfg.work / "zeroshot" / name)
+        r = zeroshot(model, arr, cfg.work / "zeroshot" / name, zc)
+        out[name] = {"representation": r["representation"], "dim": r["dim"], "chance_accuracy": r["chance_accuracy"],
+                     "prototypes": {k: {m: v[m] for m in ("accuracy", "macro_f1")} for k, v in r["prototypes"].items()},
+                     "knn": {m: r["knn"]["weighted"][m] for m in ("accuracy", "macro_f1")},
+                     "diffusion_classifier": r["diffusion_classifier"] if "skipped" in r["diffusion_classifier"] else
+                     {m: r["diffusion_classifier"][m] for m in ("accuracy", "n_images", "calls_per_image",
+                                                                "exhaustive_calls_per_image")},
+                     "binary": {k: r["binary"][k] for k in ("pattern", "two_prototypes", "knn") if k in r["binary"]}
+                     if "binary" in r else None}
+    return out
+
+
+STAGE_FNS: dict[str, Callable[[StudyConfig, dict], dict]] = {
+    "split": _split, "pretrain": _pretrain, "features": _features, "probe": _probe, "cluster": _cluster,
+    "fusion": _fusion, "shift": _shift, "compare": _compare, "rcdit": _rcdit, "zeroshot": _zeroshot}
+
+
+def stage_key(cfg: StudyConfig, stage: str, keys: dict[str, str]) -> str:
+    section = cfg.sections.get(stage, {})
+    if stage in ("fusion", "cluster"):  # they re-fit probes with the probe stage's settings
+        section = {**section, "probe": cfg.sections["probe"]}
+    return hash_json({"stage": stage, "section": section, "shared": cfg.shared(),
+                      "upstream": {d: keys.get(d) for d in REQUIRES[stage] + OPTIONAL.get(stage, ())}})
+
+
+def run_study(config: str | Path | StudyConfig, *, redo: tuple[str, ...] = ()) -> dict:
+    """Run (or resume) the study; write the report to ``cfg.results``; return study.json's dict."""
+    cfg = config if isinstance(config, StudyConfig) else load_config(config)
+    bad = [s for s in redo if s not in STAGES]
+    if bad:
+        raise DiffprobeError(f"unknown stage(s) to redo {bad}; stages are {list(STAGES)}")
+    marks = cfg.work / "stages"
+    done: dict[str, dict] = {}
+    keys: dict[str, str] = {}
+    timings: dict[str, dict] = {}
+    for stage in cfg.stages:
+        missing = [d for d in REQUIRES[stage] if d not in done]
+        if missing:
+            raise DiffprobeError(f"{cfg.source}: stage {stage!r} needs {missing}; add them to stages")
+        key = stage_key(cfg, stage, keys)
+        mark = marks / f"{stage}.json"
+        if stage not in redo and mark.is_file() and read_json(mark).get("key") == key:
+            saved = read_json(mark)
+            done[stage], keys[stage], timings[stage] = saved["summary"], key, {**saved["timing"], "reused": True}
+            log.info("study: %s done before, reused", stage)
+            continue
+        print(f"== study {cfg.name}: {stage} ==", flush=True)
+        t0 = time.time()
+        done[stage] = STAGE_FNS[stage](cfg, done)
+        keys[stage] = key
+        timings[stage] = {"wall_seconds": round(time.time() - t0, 1), "reused": False}
+        write_json(mark, {"key": key, "summary": done[stage], "timing": {"wall_seconds": timings[stage]["wall_seconds"]}})
+    return write_report(cfg, done, timings)
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+FIGURES = {  # figure name in the report -> (stage, path under work)
+    "heatmap": ("probe", "probe-seed{seed}/heatmap.png"),
+    "confusion": ("probe", "probe-seed{seed}/confusion.png"),
+    "compare": ("compare", "compare/compare.png"),
+    "robustness": ("shift", "shift/robustness.png"),
+    "shift_examples": ("shift", "shift/shift_examples.png"),
+    "samples": ("pretrain", "ddpm/samples.png"),
+    "rcdit_samples": ("rcdit", "rcdit/samples.png"),
+}
+
+
+def _pct(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def render_markdown(cfg: StudyConfig, s: dict) -> str:
+    d, lines = s["stages"], [f"# diffprobe study: {cfg.name}", "",
+                             f"Config `{cfg.source}`; data `{cfg.data}`; seed {cfg.seed}; {cfg.image_size} px; "
+                             f"diffprobe {s['version']}. Stage times: " +
+                             ", ".join(f"{k} {v['wall_seconds'] / 60:.1f} min{' (reused)' if v['reused'] else ''}"
+                                       for k, v in s["timings"].items()) + ".", ""]
+    if "split" in d:
+        lines += [f"Split: {d['split']['sizes']} images, {d['split']['n_classes']} classes.", ""]
+    if "pretrain" in d:
+        p = d["pretrain"]
+        lines += [f"DDPM U-Net: {p.get('params', 0) / 1e6:.2f}M parameters, {p.get('images_seen', 0):,} images seen, "
+                  f"{p.get('elapsed_s', 0) / 60:.0f} min of training.", ""]
+    if "probe" in d:
+        p = d["probe"]
+        lines += ["## Linear probes over (block, timestep)", "",
+                  f"Best pair chosen on val, over {len(p['per_seed'])} probe seed(s): **test top-1 "
+                  f"{p['test_accuracy']['mean']:.1%} ± {p['test_accuracy']['std']:.1%}, macro F1 "
+                  f"{p['test_macro_f1']['mean']:.3f} ± {p['test_macro_f1']['std']:.3f}**, balanced accuracy "
+                  f"{p['test_balanced_accuracy']['mean']:.1%} (chance {p['chance_accuracy']:.1%}).", "",
+                  "| seed | best pair | val top-1 | test top-1 | test macro F1 |", "|---|---|---|---|---|"]
+        lines += [f"| {r['seed']} | {r['block']} t={r['timestep']} | {r['val_accuracy']:.1%} | {r['test_accuracy']:.1%} "
+                  f"| {r['test_macro_f1']:.3f} |" for r in p["per_seed"]]
+        lines += ["", "![heatmap](heatmap.png)", "", "![confusion](confusion.png)", ""]
+    if "cluster" in d:
+        c = d["cluster"]
+        lines += [f"k-means (k = {c['k']}) on the best pair's test features: NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}, "
+                  f"purity {c['purity']:.3f}.", ""]
+    if "fusion" in d:
+        f = d["fusion"]
+        lines += ["## Fused pairs", "", f"Top {f['best']['k']} pairs (k chosen on val): test top-1 "
+                  f"{f['best']['test_accuracy']:.1%}, macro F1 {f['best']['test_macro_f1']:.3f}; best single pair "
+                  f"{f['best_single_pair']['test_accuracy']:.1%}, {f['best_single_pair']['test_macro_f1']:.3f}.", ""]
+    if "compare" in d:
+        lines += ["## Controlled comparison (same split, budget and probe)", "",
+                  "| setting | method | eval | top-1 | macro F1 | bal. acc | F1 head / medium / tail | NMI |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in d["compare"]["rows"]:
+            f1s = " / ".join("–" if r.get(g) is None else f"{r[g]:.3f}" for g in ("f1_head", "f1_medium", "f1_tail"))
+            nmi = "–" if r.get("nmi") is None else f"{r['nmi']:.3f}"
+            lines.append(f"| {r['setting']} | {r['method']} | {r['eval']} | {r['accuracy']:.1%} | {r['macro_f1']:.3f} | "
+                         f"{r['balanced_accuracy']:.1%} | {f1s} | {nmi} |")
+        lines += ["", "![compare](compare.png)", ""]
+    if "shift" in d:
+        sh = d["shift"]
+        lines += ["## Robustness (DDPM probe, test top-1)", "", f"Clean {sh['clean']:.1%}.", "",
+                  "| shift | " + " | ".join(f"severity {v}" for v in sh["severities"]) + " |",
+                  "|---|" + "---|" * len(sh["severities"])]
+        lines += [f"| {k} | " + " | ".join(_pct(a) for a in accs) + " |" for k, accs in sh["accuracy"].items()]
+        lines += ["", "![robustness](robustness.png)", "", "![shift_examples](shift_examples.png)", ""]
+    if "zeroshot" in d:
+        z = d["zeroshot"]
+        shots = " / ".join("all" if k == 0 else str(k) for k in cfg.sections["zeroshot"]["shots"])
+        lines += ["## Zero-shot (no classifier trained on labels)", "",
+                  f"| model | representation | prototypes, {shots} shots | k-NN | diffusion classifier | "
+                  "binary F1 (prototypes / k-NN) |", "|---|---|---|---|---|---|"]
+        for name, r in z.items():
+            if name == "skipped":
+                continue
+            protos = " / ".join(_pct(v["accuracy"]) for v in r["prototypes"].values())
+            dc = r["diffusion_classifier"]
+            dct = "–" if "skipped" in dc else f"{dc['accuracy']:.1%} ({dc['calls_per_image']:.0f} calls/image)"
+            b = r["binary"]
+            bt = "–" if not b else f"{b['two_prototypes']['f1']:.3f} / {b['knn']['f1']:.3f}"
+            rep = f"{r['representation']['block']} t={r['representation']['timestep']}"
+            lines.append(f"| {name} | {rep} | {protos} | {_pct(r['knn']['accuracy'])} | {dct} | {bt} |")
+        lines += [""] + [f"Skipped {k}: {v}." for k, v in z.get("skipped", {}).items()] + [""]
+        if "rcdit_samples" in s["figures"]:
+            lines += ["RC-DiT samples:", "", "![rcdit_samples](rcdit_samples.png)", ""]
+    if "samples" in s["figures"]:
+        lines += ["DDPM samples:", "", "![samples](samples.png)", ""]
+    return "\n".join(lines)
+
+
+def render_html(markdown: str, figures: dict[str, Path], title: str) -> str:
+    """A self-contained page: the Markdown's text and tables, with every figure embedded (base64)."""
+    body, table = [], []
+
+    def flush_table():
+        if table:
+            rows = [r.strip("|").split("|") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
+            cells = lambda r, tag: "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in r)  # noqa: E731
+            body.append("<table><thead><tr>" + cells(rows[0], "th") + "</tr></thead><tbody>"
+                        + "".join("<tr>" + cells(r, "td") + "</tr>" for r in rows[1:]) + "</tbody></table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush_table()
+        if line.startswith("!["):
+            name = line[line.index("(") + 1:line.index(")")].removesuffix(".png")
+            if name in figures:
+                data = base64.b64encode(figures[name].read_bytes()).decode()
+                body.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"></figure>')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
+    flush_table()
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
+             "img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
+    from . import __version__  # noqa: PLC0415
+
+    cfg.results.mkdir(parents=True, exist_ok=True)
+    seed0 = cfg.sections["probe"]["seeds"][0]
+    figures = {}
+    for name, (stage, rel) in FIGURES.items():
+        src = cfg.work / rel.format(seed=seed0)
+        if stage in done and src.is_file():
+            figures[name] = Path(shutil.copyfile(src, cfg.results / f"{name}.png"))
+    study = {"name": cfg.name, "config": str(cfg.source), "results_dir": str(cfg.results), "version": __version__,
+             "shared": cfg.shared(),
+             "sections": cfg.sections, "stages": done, "timings": timings, "figures": sorted(figures)}
+    write_json(cfg.results / "study.json", study)
+    md = render_markdown(cfg, study)
+    (cfg.results / "study.md").write_text(md)
+    (cfg.results / "study.html").write_text(render_html(md, figures, f"diffprobe study: {cfg.name}"))
+    return study
