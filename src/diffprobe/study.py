@@ -341,6 +341,7 @@ def run_study(config: str | Path | StudyConfig, *, redo: tuple[str, ...] = ()) -
         keys[stage] = key
         timings[stage] = {"wall_seconds": round(time.time() - t0, 1), "reused": False}
         write_json(mark, {"key": key, "summary": done[stage], "timing": {"wall_seconds": timings[stage]["wall_seconds"]}})
+        write_report(cfg, done, timings)  # a partial report after every stage: long studies show progress
     return write_report(cfg, done, timings)
 
 
