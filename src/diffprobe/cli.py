@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
     p.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
+    p.add_argument("--no-flatfield", action="store_true",
+                   help="keep each crop's grey levels as imaged (default: divide out the lamp's gain and gradient, "
+                        "estimated from the crop's border)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _add_split_args(p)
 
@@ -105,7 +109,8 @@ def cmd_pretrain(args):
                                          layers_per_block=args.layers_per_block, attention=args.attention),
                          batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, steps=args.steps,
                          minutes=args.minutes, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         bf16=not args.no_bf16, invert=not args.no_invert)
+                         bf16=not args.no_bf16, invert=not args.no_invert,
+                         flatfield=not args.no_flatfield)
     manifest = _manifest_for(args, out)
     run_pretrain(manifest, out, cfg, resume=args.resume)
     print(f"model (EMA weights, diffusers format) -> {out}/unet; samples -> {out}/samples.png")
@@ -130,7 +135,8 @@ def cmd_probe(args):
 
     r = run_probe(args.features, args.out, probe=GridProbe(epochs=args.epochs, lr=args.lr,
                                                           weight_decays=args.weight_decays,
-                                                          class_balanced=args.class_balanced, seed=args.seed))
+                                                          class_balanced=args.class_balanced, seed=args.seed),
+                  max_gb=args.max_gb)
     b = r["best"]
     print(f"best pair (chosen on val): {b['block']} t={b['timestep']}: test top-1 {b['test_accuracy']:.2%}, "
           f"macro F1 {b['test_macro_f1']:.3f} (chance {r['chance_accuracy']:.2%})")
@@ -262,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decays", type=_floats, default=(1e-5, 1e-4, 1e-3))
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--max-gb", type=float, default=4.0,
+                   help="RAM for features at a time: larger stores are probed in chunks of pairs (default 4)")
     s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("fuse", help="one probe on the concatenated features of the top pairs (k chosen on val)")
@@ -324,10 +332,20 @@ def _route_backbone(argv: list[str]) -> list[str]:
     return argv
 
 
+# Commands that split their work across the processes of `torchrun` / `accelerate launch`.
+DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(_route_backbone(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
+        # Launched by torchrun / accelerate launch: the other commands are cheap and run on the main process
+        # only; in the data-parallel ones, only the main process reports.
+        if args.command not in DATA_PARALLEL:
+            return 0
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     try:
         args.fn(args)
     except DiffprobeError as e:

@@ -3,13 +3,14 @@ import pytest
 from PIL import Image
 
 from diffprobe.data import Preprocess, preprocess, read_image
-from diffprobe.data.preprocess import border_level
+from diffprobe.data.preprocess import border_level, illumination_plane
+from diffprobe.evaluate.shifts import apply_shift
 
 
 def test_shape_dtype_and_background_padding_keep_aspect():
     img = np.full((20, 60), 0.9, np.float32)  # light background, wide crop
     img[8:12, 5:55] = 0.1  # dark horizontal rod
-    out = preprocess(img, Preprocess(size=32, invert=False))
+    out = preprocess(img, Preprocess(size=32, invert=False, flatfield=False))
     assert out.shape == (32, 32) and out.dtype == np.uint8
     # Padding uses the crop's own background level, so the corners look like background.
     assert abs(int(out[0, 0]) - round(0.9 * 255)) <= 1 and abs(int(out[-1, -1]) - round(0.9 * 255)) <= 1
@@ -55,3 +56,61 @@ def test_16bit_and_rgb_read_as_the_same_grey_levels(tmp_path):
     assert a8.dtype == np.float32 and a8.max() <= 1.0
     np.testing.assert_allclose(a16, a8, atol=1e-6)
     np.testing.assert_allclose(argb, a8, atol=1 / 255)
+
+
+def _organism():
+    img = np.full((40, 56), 0.95, np.float32)  # light background, dark organism
+    yy, xx = np.mgrid[0:40, 0:56]
+    img[((yy - 20) / 9) ** 2 + ((xx - 28) / 15) ** 2 < 1] = 0.35
+    img[18:22, 10:46] = 0.15
+    return img
+
+
+@pytest.mark.parametrize("gain,gradient", [(0.9, 0.0), (0.6, 0.0), (0.8, 0.15), (0.5, 0.25)])
+def test_flatfield_undoes_lamp_gain_and_gradient(gain, gradient):
+    img = _organism()
+    h, w = img.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    field = gain + gradient * ((xx / (w - 1) - 0.5) + 0.5 * (yy / (h - 1) - 0.5))
+    ref = preprocess(img, Preprocess(size=32)).astype(int)
+    dim = preprocess(img * field, Preprocess(size=32)).astype(int)
+    assert np.abs(dim - ref).max() <= 3  # grey levels out of 255: the same input to the model
+    raw = np.abs(preprocess(img * field, Preprocess(size=32, flatfield=False)).astype(int)
+                 - preprocess(img, Preprocess(size=32, flatfield=False)).astype(int))
+    assert raw.mean() > 10  # without flat-fielding the same change moves every pixel
+
+
+def test_flatfield_survives_the_shift_suites_illumination():
+    img = _organism()
+    ref = preprocess(img, Preprocess(size=32)).astype(int)
+    for severity in (1, 3, 5):
+        shifted = apply_shift(img, "illumination", severity, seed=0, key="x")
+        assert np.abs(preprocess(shifted, Preprocess(size=32)).astype(int) - ref).mean() < 2
+
+
+def test_plane_is_exact_for_a_linear_field_and_ignores_an_organism_on_the_edge():
+    yy, xx = np.mgrid[0:30, 0:40].astype(np.float32)
+    field = 0.7 + 0.004 * xx - 0.003 * yy
+    np.testing.assert_allclose(illumination_plane(field), field, atol=1e-5)
+    touching = field.copy()
+    touching[:, :6] *= 0.2  # an organism over a stretch of the top, bottom and left edges
+    assert np.abs(illumination_plane(touching) - field).max() < 0.05
+
+
+def test_flatfield_keeps_a_clean_white_background_crop_as_it_was():
+    img = _organism() / 0.95  # background exactly 1, like most NDSB crops
+    np.testing.assert_array_equal(preprocess(img, Preprocess(size=32)), preprocess(img, Preprocess(size=32, flatfield=False)))
+
+
+def test_dark_field_subtracts_the_background():
+    img = np.full((30, 30), 0.2, np.float32)
+    img[10:20, 10:20] = 0.9
+    out = preprocess(img, Preprocess(size=16, invert=False))
+    assert out[0, 0] == 0 and out[8, 8] == round(0.7 * 255)
+
+
+def test_settings_saved_before_flatfield_read_as_without_it():
+    assert Preprocess.from_dict({"size": 32, "invert": True}).flatfield is False
+    assert Preprocess().flatfield is True
+    with pytest.raises(ValueError, match="flatfield must be true or false"):
+        Preprocess(flatfield="yes")

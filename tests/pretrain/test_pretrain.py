@@ -20,7 +20,7 @@ def _losses(run):
 def test_run_is_a_diffusers_model_with_preprocessing_beside_it(tiny_run, tiny_cfg):
     unet = UNet2DModel.from_pretrained(tiny_run / "unet", use_safetensors=True)
     assert unet.config.sample_size == 16 and tuple(unet.config.block_out_channels) == (16, 32)
-    assert read_json(tiny_run / "preprocess.json") == {"size": 16, "invert": True}
+    assert read_json(tiny_run / "preprocess.json") == {"size": 16, "invert": True, "flatfield": True}
     assert read_json(tiny_run / "backbone.json")["kind"] == "ddpm_unet"
     assert read_json(tiny_run / "summary.json")["step"] == tiny_cfg.steps
     assert (tiny_run / "scheduler" / "scheduler_config.json").is_file()

@@ -121,3 +121,20 @@ def test_cluster_scores(tiny_store, tiny_probe, tmp_path):
     y = np.repeat(np.arange(3), 50)
     separated = kmeans_scores(np.eye(3)[y] * 10 + rng.normal(size=(150, 3)), y)
     assert separated["nmi"] > 0.9 and separated["purity"] > 0.95
+
+
+def test_a_store_larger_than_the_memory_budget_is_probed_in_chunks(tiny_store, tiny_probe, tmp_path):
+    from diffprobe.probe.run import pair_chunks
+
+    per_pair_gb = len(tiny_store) * max(tiny_store.dims.values()) * 4 / 2**30
+    chunks = pair_chunks(tiny_store, max_gb=2.5 * per_pair_gb)
+    assert [i for c in chunks for i in c] == list(range(len(tiny_store.pairs)))
+    assert len(chunks) > 3 and all(
+        sum(len(tiny_store) * tiny_store.dims[tiny_store.pairs[i][0]] * 4 for i in c) <= 2.5 * per_pair_gb * 2**30
+        for c in chunks)
+    _, whole = tiny_probe
+    r = run_probe(tiny_store, tmp_path, probe=GridProbe(epochs=30, seed=0), max_gb=2.5 * per_pair_gb, bundle=False)
+    assert [(g["block"], g["timestep"]) for g in r["grid"]] == [(g["block"], g["timestep"]) for g in whole["grid"]]
+    # Each probe trains on its own; only early stopping is shared within a chunk, so scores stay close.
+    assert np.mean([abs(a["val_accuracy"] - b["val_accuracy"]) for a, b in zip(r["grid"], whole["grid"])]) < 0.05
+    assert r["best"]["test_accuracy"] > 2 * r["chance_accuracy"]

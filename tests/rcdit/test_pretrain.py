@@ -19,7 +19,7 @@ def test_training_lowers_the_loss(rcdit_run):
 
 def test_run_folder_is_a_backbone_dir(rcdit_run):
     assert read_json(rcdit_run / "backbone.json")["kind"] == "rcdit"
-    assert read_json(rcdit_run / "preprocess.json") == {"size": 16, "invert": True}
+    assert read_json(rcdit_run / "preprocess.json") == {"size": 16, "invert": True, "flatfield": True}
     assert (rcdit_run / "samples.png").stat().st_size > 0
     assert read_json(rcdit_run / "summary.json")["step"] == 60
 

@@ -136,7 +136,7 @@ def load_images(manifest: Manifest, preprocess: Preprocess, *, classes: list[str
     arr = ImageArray(images, labels, classes, splits, paths, preprocess, skipped, fp)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(cache.stem + ".tmp.npz")
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # per process: ranks may write it at once
         np.savez(tmp, images=images, labels=labels, splits=splits, paths=np.array(paths),
                  skipped=np.array(skipped, dtype=str).reshape(-1, 2))
         os.replace(tmp, cache)

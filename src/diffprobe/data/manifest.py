@@ -93,7 +93,7 @@ class Manifest:
         """Write ``path`` (CSV) and ``path.json`` (root and how the manifest was made)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: ranks may save it at once
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["path", "label", "split"])

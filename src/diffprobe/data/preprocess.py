@@ -3,6 +3,11 @@
 Crops vary from 30 to 340 px a side and in aspect ratio. Squashing them would distort the
 shapes that separate fine-grained classes, so we keep the aspect ratio, pad to a square
 with the image's own background level (estimated from its border), then resize.
+
+Lamps age and instruments differ in gain: a crop's grey levels are its transmittance times
+an illumination field. ``flatfield`` divides that field out (estimated from the border as a
+plane: gain plus a linear gradient), so a dimmer or unevenly lit image preprocesses to the
+same input as the original; without it a 10% gain change alone ruins a trained probe.
 """
 
 from __future__ import annotations
@@ -17,28 +22,34 @@ from PIL import Image
 class Preprocess:
     """Settings saved beside every model and bundle so inference sees what training saw.
 
-    size:   output side in pixels (32, 48, 64, ...).
-    invert: flip intensities so the (light) background becomes 0, organism bright.
+    size:      output side in pixels (32, 48, 64, ...).
+    invert:    flip intensities so the (light) background becomes 0, organism bright.
+    flatfield: divide by the illumination field estimated from the border (a plane), so the
+               background is 1 (0 once inverted) whatever the lamp's gain and gradient; with
+               ``invert=False`` (dark-field instruments) the field is subtracted instead.
+               Settings saved before this option existed read as ``flatfield=False``.
     """
 
     size: int = 32
     invert: bool = True
+    flatfield: bool = True
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 8 <= self.size <= 1024:
             raise ValueError(f"image size must be an integer between 8 and 1024, got {self.size!r}")
-        if not isinstance(self.invert, bool):
-            raise ValueError(f"invert must be true or false, got {self.invert!r}")
+        for name in ("invert", "flatfield"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
-        unknown = set(d) - {"size", "invert"}
+        unknown = set(d) - {"size", "invert", "flatfield"}
         if unknown:
-            raise ValueError(f"unknown preprocessing settings {sorted(unknown)}; known: size, invert")
-        return cls(**d)
+            raise ValueError(f"unknown preprocessing settings {sorted(unknown)}; known: size, invert, flatfield")
+        return cls(**{"flatfield": False, **d})  # models saved before flat-fielding existed were trained without
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return preprocess(image, self)
@@ -48,6 +59,38 @@ def border_level(image: np.ndarray) -> float:
     """Median of the outermost pixels: the background level of a crop."""
     border = np.concatenate([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])
     return float(np.median(border))
+
+
+def illumination_plane(image: np.ndarray, *, rounds: int = 4) -> np.ndarray:
+    """The background level as a plane a + b x + c y, fitted to the border pixels.
+
+    A robust fit: start from the border's median, then refit by least squares on the pixels
+    within 3 MADs of the current plane, so an organism touching (or covering) an edge is left
+    out. Exact for a linear illumination gradient.
+    """
+    h, w = image.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    xx, yy = xx - (w - 1) / 2, yy - (h - 1) / 2
+    edge = np.zeros((h, w), bool)
+    edge[0] = edge[-1] = edge[:, 0] = edge[:, -1] = True
+    values = image[edge].astype(np.float64)
+    design = np.stack([np.ones(values.size), xx[edge], yy[edge]], 1)
+    coef = np.array([np.median(values), 0.0, 0.0])
+    for _ in range(rounds):
+        res = values - design @ coef
+        keep = np.abs(res - np.median(res)) <= 3 * max(float(np.median(np.abs(res - np.median(res)))), 0.01)
+        if keep.sum() < 3:
+            break
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+    return (coef[0] + coef[1] * xx + coef[2] * yy).astype(np.float32)
+
+
+def flatfield(image: np.ndarray, invert: bool) -> np.ndarray:
+    """Bright field: image / plane (background -> 1); dark field: image - plane (background -> 0)."""
+    plane = illumination_plane(image)
+    if invert:
+        return np.clip(image / np.maximum(plane, 1e-2), 0.0, 1.0)
+    return np.clip(image - plane, 0.0, 1.0)
 
 
 def pad_to_square(image: np.ndarray, fill: float) -> np.ndarray:
@@ -61,7 +104,10 @@ def pad_to_square(image: np.ndarray, fill: float) -> np.ndarray:
 
 def preprocess(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     """Float greyscale (H, W) in [0, 1] -> uint8 (size, size), aspect kept, background padded."""
-    square = pad_to_square(image.astype(np.float32), border_level(image))
+    image = image.astype(np.float32)
+    if settings.flatfield:
+        image = flatfield(image, settings.invert)
+    square = pad_to_square(image, border_level(image))
     resized = Image.fromarray(square).resize(
         (settings.size, settings.size), Image.Resampling.BOX if square.shape[0] > settings.size else Image.Resampling.BILINEAR
     )

@@ -46,7 +46,7 @@ def cmd_baseline(args):
     cfg = BaselineConfig(method=args.method, arch=_arch(args, args.method, args.arch),
                          budget_images=args.budget_images, batch_size=args.batch_size, lr=args.lr,
                          checkpoint_every=args.checkpoint_every, seed=args.seed, bf16=not args.no_bf16,
-                         invert=not args.no_invert)
+                         invert=not args.no_invert, flatfield=not args.no_flatfield)
     run_baseline(_manifest_for(args, out), out, cfg, resume=args.resume)
     print(f"{args.method} backbone ({cfg.arch.name}) -> {out} (model.safetensors, backbone.json); "
           f"features: diffprobe features --model {out} --timesteps 0 ...")
@@ -97,6 +97,9 @@ def add_commands(sub) -> None:
     s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
     s.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
+    s.add_argument("--no-flatfield", action="store_true",
+                   help="keep each crop's grey levels as imaged (default: divide out the lamp's gain and gradient, "
+                        "estimated from the crop's border)")
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _arch_args(s)
     _add_split_args(s)

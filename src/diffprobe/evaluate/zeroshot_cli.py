@@ -34,7 +34,7 @@ def cmd_rcdit_pretrain(args):
     cfg = RCDiTPretrainConfig(model=model, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                               r_dropout=args.r_dropout, steps=args.steps, minutes=args.minutes,
                               checkpoint_every=args.checkpoint_every, seed=args.seed, bf16=not args.no_bf16,
-                              invert=not args.no_invert)
+                              invert=not args.no_invert, flatfield=not args.no_flatfield)
     arr = load_split_images(_manifest_for(args, out), cfg.preprocess, report_dir=out)
     train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
     pretrain_rcdit(train, out, cfg, resume=args.resume)

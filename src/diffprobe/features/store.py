@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from ..backbones.base import Backbone, load_backbone
@@ -82,7 +83,14 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
     """Build (or reuse, or resume) the feature store of ``images`` under ``root``; return it.
 
     ``model``: a backbone directory (any registered kind) or a loaded ``Backbone``.
+    Under ``torchrun`` / ``accelerate launch`` every process takes its share of each chunk of images and
+    writes its rows into the shared memory-mapped arrays; the main process keeps the progress file and
+    finishes the store. Features do not depend on the batch an image is in, so the store is the same.
     """
+    state = PartialState(cpu=not torch.cuda.is_available())
+    world, rank = state.num_processes, state.process_index
+    if device is None and world > 1:
+        device = state.device  # one GPU per process
     backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
     key_parts = {"backbone": backbone.kind, "checkpoint": backbone.content_hash(), "images": images_hash(images),
                  "spec": spec.to_dict(), "format": FORMAT_VERSION}
@@ -102,31 +110,40 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
 
     partial = final.with_name(f".{final.name}.partial")
     progress_file = partial / "progress.json"
-    done = 0
-    if progress_file.is_file() and read_json(progress_file).get("key") == key:
-        done = read_json(progress_file)["done"]
-    else:
+
+    def resumable() -> bool:
+        return progress_file.is_file() and read_json(progress_file).get("key") == key
+
+    if state.is_main_process and not resumable():
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         for b in blocks:
             for t in spec.timesteps:
                 np.lib.format.open_memmap(partial / f"{pair_name(b, t)}.npy", mode="w+", dtype=np.float32,
                                           shape=(n, dims[b])).flush()
+        write_json(progress_file, {"key": key, "done": 0})
+    state.wait_for_everyone()  # the arrays exist before any process opens them
+    done = read_json(progress_file)["done"]
     arrays = {(b, t): np.load(partial / f"{pair_name(b, t)}.npy", mmap_mode="r+") for b in blocks
               for t in spec.timesteps}
 
     def checkpoint(upto: int):
         for a in arrays.values():
             a.flush()
-        write_json(progress_file, {"key": key, "done": upto})
+        state.wait_for_everyone()  # every process's rows are on disk before the progress says so
+        if state.is_main_process:
+            write_json(progress_file, {"key": key, "done": upto})
 
-    bar = tqdm(total=n, initial=done, desc="features", unit="img", disable=not progress, mininterval=2.0)
+    bar = tqdm(total=n, initial=done, desc="features", unit="img", disable=not (progress and state.is_main_process),
+               mininterval=2.0)
     chunks = 0
     for start in range(done, n, batch_size):
         stop = min(n, start + batch_size)
-        feats = backbone.features_batch(images.images[start:stop], spec)
-        for k, v in feats.items():
-            arrays[k][start:stop] = v
+        mine = np.array_split(np.arange(start, stop), world)[rank]
+        if len(mine):
+            feats = backbone.features_batch(images.images[mine[0]:mine[-1] + 1], spec)
+            for k, v in feats.items():
+                arrays[k][mine[0]:mine[-1] + 1] = v
         bar.update(stop - start)
         chunks += 1
         if chunks % flush_every == 0:
@@ -134,12 +151,14 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
     bar.close()
     checkpoint(n)
     del arrays
-    np.save(partial / "labels.npy", images.labels)
-    np.save(partial / "splits.npy", images.splits.astype("U8"))
-    write_json(partial / "paths.json", list(map(str, images.paths)))
-    os.remove(progress_file)
-    write_json(partial / "meta.json", {**key_parts, "key": key, "blocks": blocks, "dims": dims, "n": n,
-                                       "classes": images.classes, "preprocess": images.preprocess.to_dict(),
-                                       "model_dir": str(backbone.path.resolve())})
-    os.replace(partial, final)
+    if state.is_main_process:
+        np.save(partial / "labels.npy", images.labels)
+        np.save(partial / "splits.npy", images.splits.astype("U8"))
+        write_json(partial / "paths.json", list(map(str, images.paths)))
+        os.remove(progress_file)
+        write_json(partial / "meta.json", {**key_parts, "key": key, "blocks": blocks, "dims": dims, "n": n,
+                                           "classes": images.classes, "preprocess": images.preprocess.to_dict(),
+                                           "model_dir": str(backbone.path.resolve())})
+        os.replace(partial, final)
+    state.wait_for_everyone()  # the store is complete before any process reads it
     return FeatureStore(final)

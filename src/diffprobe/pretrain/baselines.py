@@ -98,6 +98,7 @@ class BaselineConfig(RunConfig):
     seed: int = 0
     bf16: bool = True
     invert: bool = True
+    flatfield: bool = True  # divide out the illumination field (see data.preprocess)
     # SimCLR
     temperature: float = 0.5  # lightly's NTXentLoss default
     projection_dim: int = 128
@@ -141,7 +142,7 @@ class BaselineConfig(RunConfig):
 
     @property
     def preprocess(self) -> Preprocess:
-        return Preprocess(size=self.image_size, invert=self.invert)
+        return Preprocess(size=self.image_size, invert=self.invert, flatfield=self.flatfield)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -45,6 +45,7 @@ class PretrainConfig(RunConfig):
     bf16: bool = True
     augment: bool = True  # flips and 90-degree rotations: plankton have no canonical orientation
     invert: bool = True
+    flatfield: bool = True  # divide out the illumination field (see data.preprocess)
 
     def __post_init__(self):
         if isinstance(self.unet, dict):
@@ -59,7 +60,7 @@ class PretrainConfig(RunConfig):
 
     @property
     def preprocess(self) -> Preprocess:
-        return Preprocess(size=self.unet.image_size, invert=self.invert)
+        return Preprocess(size=self.unet.image_size, invert=self.invert, flatfield=self.flatfield)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -131,7 +132,7 @@ class DDPMTask(TrainTask):
     the RC-DiT task extends it, so both denoisers draw a step's inputs the same way."""
 
     desc = "pretrain"
-    resume_keys = ("unet", "seed", "batch_size")
+    resume_keys = ("unet", "seed", "batch_size", "invert", "flatfield")
 
     def __init__(self, data: np.ndarray, cfg: PretrainConfig, *, sample: bool = True):
         self.cfg, self.sample, self.n_images = cfg, sample, len(data)

@@ -41,6 +41,8 @@ class RunConfig:
     """Base of the trainers' config dataclasses: the checks they share, with the config named in errors."""
 
     settings_name: ClassVar[str]  # "pretrain", "baseline", ...: how errors name these settings
+    # Settings added after runs were saved without them, with the value those runs were trained with.
+    added_later: ClassVar[dict] = {"flatfield": False}
 
     @classmethod
     def from_dict(cls, d: dict):
@@ -49,7 +51,7 @@ class RunConfig:
         unknown = set(d) - known
         if unknown:
             raise DiffprobeError(f"unknown {cls.settings_name} settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        return cls(**{**{k: v for k, v in cls.added_later.items() if k in known}, **d})
 
     def check_counts(self, *names: str) -> None:
         """Integer settings must be ints >= 0 (bools and strings from a JSON file are refused)."""
@@ -152,9 +154,11 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
     """Train ``task`` into ``out_dir``: ``config.json``, ``checkpoint/`` (latest, atomic), ``train_log.csv``,
     what ``task.export`` writes, then ``summary.json``. Returns ``out_dir``."""
     out, cfg = Path(out_dir), task.cfg
-    acc = accelerator or Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    # cpu=True where there is no GPU: Accelerate then runs a torchrun / accelerate-launch job as gloo data parallel.
+    acc = accelerator or Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", cpu=not torch.cuda.is_available())
     ckpt_dir = out / "checkpoint"
     _check_run_dir(out, cfg, task.resume_keys, resume)
+    acc.wait_for_everyone()  # every rank checks the run folder before the main one writes into it
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", cfg.to_dict())
@@ -216,9 +220,10 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
             set_lr(step)
             with acc.autocast():
                 loss = task.loss(model, batch)
-            if not torch.isfinite(loss):
+            value = acc.reduce(loss.detach(), reduction="mean").item()  # the global batch's loss, on every rank
+            if not math.isfinite(value):
                 raise DiffprobeError(
-                    f"{task.desc}: training loss became {loss.item()} at step {step}; the last complete checkpoint "
+                    f"{task.desc}: training loss became {value} at step {step}; the last complete checkpoint "
                     f"is in {ckpt_dir}. Lower --lr (now {cfg.lr}) and continue with --resume")
             acc.backward(loss)
             if task.clip_grad:
@@ -228,7 +233,6 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
             optimizer.zero_grad(set_to_none=True)
             if ema:
                 ema.step(inner.parameters())
-            value = loss.item()
             state["step"] = step + 1
             state["images_seen"] += cfg.batch_size
             state["elapsed_s"] = time.time() - t_start

@@ -54,6 +54,7 @@ class RCDiTPretrainConfig(RunConfig):
     bf16: bool = True
     augment: bool = True
     invert: bool = True
+    flatfield: bool = True  # divide out the illumination field (see data.preprocess)
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -70,7 +71,7 @@ class RCDiTPretrainConfig(RunConfig):
 
     @property
     def preprocess(self) -> Preprocess:
-        return Preprocess(size=self.model.image_size, invert=self.invert)
+        return Preprocess(size=self.model.image_size, invert=self.invert, flatfield=self.flatfield)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "model": self.model.to_dict()}
@@ -115,7 +116,7 @@ class RCDiTTask(DDPMTask):
     and a per-image r-dropout mask is drawn after the noise."""
 
     desc = "pretrain rcdit"
-    resume_keys = ("model", "seed", "batch_size", "r_dropout")
+    resume_keys = ("model", "seed", "batch_size", "r_dropout", "invert", "flatfield")
 
     def __init__(self, data: np.ndarray, cfg: RCDiTPretrainConfig, *, sample: bool = True):
         super().__init__(data, cfg, sample=sample)

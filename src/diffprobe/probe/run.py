@@ -32,9 +32,26 @@ def _parts(store: FeatureStore):
     return masks
 
 
+def pair_chunks(store: FeatureStore, max_gb: float) -> list[list[int]]:
+    """Indices of the store's pairs in consecutive chunks whose features fit in ``max_gb`` of RAM (float32)."""
+    per_pair = [len(store) * store.dims[b] * 4 for b, _ in store.pairs]
+    chunks, size = [[]], 0
+    for i, nbytes in enumerate(per_pair):
+        if chunks[-1] and size + nbytes > max_gb * 2**30:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(i)
+        size += nbytes
+    return chunks
+
+
 def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: GridProbe | None = None,
-              bundle: bool = True, title: str = "") -> dict:
-    """Probe every pair of ``store``; write the artifacts to ``out_dir``; return the results dict."""
+              bundle: bool = True, title: str = "", max_gb: float = 4.0) -> dict:
+    """Probe every pair of ``store``; write the artifacts to ``out_dir``; return the results dict.
+
+    Pairs are read from the memory-mapped store and probed in chunks of at most ``max_gb`` of features, so a
+    store larger than RAM is probed piece by piece (a store that fits is probed in one batched pass).
+    """
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -44,29 +61,33 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
     n_classes = len(store.classes)
     pairs = store.pairs
     t0 = time.time()
-    feats = {s: [] for s in masks}
-    for b, t in pairs:
-        arr = store.get(b, t)
-        for s, m in masks.items():
-            feats[s].append(np.asarray(arr[m], dtype=np.float32))
-    heads = probe.fit(feats["train"], y["train"], feats["val"], y["val"], n_classes)
-    fit_s = time.time() - t0
 
-    grid = []
-    for k, ((b, t), head) in enumerate(zip(pairs, heads)):
-        row = {"block": b, "timestep": t}
-        for s in ("val", "test"):
-            met = classification_metrics(y[s], head.logits(feats[s][k]).argmax(1))
-            row.update({f"{s}_{name}": v for name, v in met.items()})
-        row.update(weight_decay=head.weight_decay, epochs=head.epochs)
-        grid.append(row)
+    def load(k: int) -> dict[str, np.ndarray]:
+        arr = store.get(*pairs[k])
+        return {s: np.asarray(arr[m], dtype=np.float32) for s, m in masks.items()}
+
+    grid, heads = [], []
+    for chunk in pair_chunks(store, max_gb):
+        feats = [load(k) for k in chunk]
+        fitted = probe.fit([f["train"] for f in feats], y["train"], [f["val"] for f in feats], y["val"], n_classes)
+        for k, f, head in zip(chunk, feats, fitted):
+            row = {"block": pairs[k][0], "timestep": pairs[k][1]}
+            for s in ("val", "test"):
+                met = classification_metrics(y[s], head.logits(f[s]).argmax(1))
+                row.update({f"{s}_{name}": v for name, v in met.items()})
+            row.update(weight_decay=head.weight_decay, epochs=head.epochs)
+            grid.append(row)
+            heads.append(head)
+        del feats
+    fit_s = time.time() - t0
     # Chosen on val only (accuracy, then macro F1); the test columns are reported, never consulted.
     best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
     best = dict(grid[best_i])
     head = heads[best_i]
+    best_feats = load(best_i)
 
-    val_logits = head.logits(feats["val"][best_i])
-    test_logits = head.logits(feats["test"][best_i])
+    val_logits = head.logits(best_feats["val"])
+    test_logits = head.logits(best_feats["test"])
     temperature = fit_temperature(val_logits, y["val"])
     calib = {"temperature": temperature,
              "test_ece_before": expected_calibration_error(_softmax(test_logits), y["test"]),
