@@ -31,10 +31,11 @@ def pair_name(block: str, t: int) -> str:
     return f"{block}_t{t:03d}"
 
 
-def images_hash(images: ImageArray) -> str:
+def images_hash(images: ImageArray, rows: int = 65536) -> str:
     h = hashlib.sha256()
     for arr in (images.images, images.labels, images.splits.astype("U8")):
-        h.update(np.ascontiguousarray(arr).tobytes())
+        for start in range(0, len(arr), rows):  # in pieces: the images may be a memory map larger than RAM
+            h.update(np.ascontiguousarray(arr[start:start + rows]).tobytes())
     h.update(repr(images.classes).encode())
     return h.hexdigest()[:16]
 
