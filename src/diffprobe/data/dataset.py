@@ -73,7 +73,8 @@ class ImageArray:
 
 def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, S, S) -> float32 (N, 1, S, S) in [-1, 1], the diffusion model's range."""
-    x = torch.as_tensor(images)
+    # A copy for arrays: a read-only memory map cannot back a tensor.
+    x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.array(images))
     return x.float().div(127.5).sub(1.0).unsqueeze(1)
 
 
