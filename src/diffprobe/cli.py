@@ -40,6 +40,14 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def add_preprocess_args(p: argparse.ArgumentParser) -> None:
+    """The preprocessing options every trainer takes (saved with the model as preprocess.json)."""
+    p.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
+    p.add_argument("--no-flatfield", action="store_true",
+                   help="keep each crop's grey levels as imaged (default: divide out the lamp's gain and gradient, "
+                        "estimated from the crop's border)")
+
+
 def add_training_args(p: argparse.ArgumentParser) -> None:
     """Options every diffusion trainer shares (DDPM U-Net, RC-DiT): budget, optimiser, checkpoints, data split."""
     p.add_argument("--steps", type=int, help="budget in optimizer steps")
@@ -49,10 +57,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
-    p.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
-    p.add_argument("--no-flatfield", action="store_true",
-                   help="keep each crop's grey levels as imaged (default: divide out the lamp's gain and gradient, "
-                        "estimated from the crop's border)")
+    add_preprocess_args(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _add_split_args(p)
 

@@ -69,20 +69,22 @@ def illumination_plane(image: np.ndarray, *, rounds: int = 4) -> np.ndarray:
     out. Exact for a linear illumination gradient.
     """
     h, w = image.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    xx, yy = xx - (w - 1) / 2, yy - (h - 1) / 2
-    edge = np.zeros((h, w), bool)
-    edge[0] = edge[-1] = edge[:, 0] = edge[:, -1] = True
-    values = image[edge].astype(np.float64)
-    design = np.stack([np.ones(values.size), xx[edge], yy[edge]], 1)
-    coef = np.array([np.median(values), 0.0, 0.0])
+    x, y = np.arange(w) - (w - 1) / 2, np.arange(h) - (h - 1) / 2
+    # The border in row-major order: top row, the two sides of the middle rows, bottom row.
+    mid = np.repeat(y[1:-1], 2)
+    ex = np.concatenate([x, np.tile([x[0], x[-1]], h - 2), x])
+    ey = np.concatenate([np.full(w, y[0]), mid, np.full(w, y[-1])])
+    values = np.concatenate([image[0], image[1:-1][:, [0, -1]].ravel(), image[-1]]).astype(np.float64)
+    design = np.stack([np.ones(values.size), ex, ey], 1)
+    coef, kept = np.array([np.median(values), 0.0, 0.0]), None
     for _ in range(rounds):
         res = values - design @ coef
         keep = np.abs(res - np.median(res)) <= 3 * max(float(np.median(np.abs(res - np.median(res)))), 0.01)
-        if keep.sum() < 3:
-            break
-        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
-    return (coef[0] + coef[1] * xx + coef[2] * yy).astype(np.float32)
+        if keep.sum() < 3 or (kept is not None and np.array_equal(keep, kept)):
+            break  # too few pixels left, or the same pixels as last round: the same fit again
+        kept, d = keep, design[keep]
+        coef = np.linalg.lstsq(d, values[keep], rcond=None)[0]
+    return (coef[0] + coef[1] * x[None, :] + coef[2] * y[:, None]).astype(np.float32)
 
 
 def flatfield(image: np.ndarray, invert: bool) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import _add_split_args, _ints, _manifest_for, _strs
+from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_preprocess_args
 
 # The defaults of evaluate.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
 # them equal).
@@ -96,10 +96,7 @@ def add_commands(sub) -> None:
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
-    s.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
-    s.add_argument("--no-flatfield", action="store_true",
-                   help="keep each crop's grey levels as imaged (default: divide out the lamp's gain and gradient, "
-                        "estimated from the crop's border)")
+    add_preprocess_args(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _arch_args(s)
     _add_split_args(s)

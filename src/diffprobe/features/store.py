@@ -111,11 +111,8 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
 
     partial = final.with_name(f".{final.name}.partial")
     progress_file = partial / "progress.json"
-
-    def resumable() -> bool:
-        return progress_file.is_file() and read_json(progress_file).get("key") == key
-
-    if state.is_main_process and not resumable():
+    resumable = progress_file.is_file() and read_json(progress_file).get("key") == key
+    if state.is_main_process and not resumable:
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         for b in blocks:
