@@ -138,10 +138,12 @@ def cmd_probe(args):
     from .probe.linear import GridProbe  # noqa: PLC0415
     from .probe.run import run_probe  # noqa: PLC0415
 
-    r = run_probe(args.features, args.out, probe=GridProbe(epochs=args.epochs, lr=args.lr,
-                                                          weight_decays=args.weight_decays,
-                                                          class_balanced=args.class_balanced, seed=args.seed),
-                  max_gb=args.max_gb)
+    # Options left unset keep GridProbe's own defaults (one place for them).
+    given = {k: getattr(args, k) for k in ("epochs", "lr", "weight_decays") if getattr(args, k) is not None}
+    if args.no_whiten:
+        given["whiten"] = None
+    probe = GridProbe(**given, class_balanced=args.class_balanced, seed=args.seed)
+    r = run_probe(args.features, args.out, probe=probe, max_gb=args.max_gb)
     b = r["best"]
     print(f"best pair (chosen on val): {b['block']} t={b['timestep']}: test top-1 {b['test_accuracy']:.2%}, "
           f"macro F1 {b['test_macro_f1']:.3f} (chance {r['chance_accuracy']:.2%})")
@@ -268,9 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("probe", help="a linear probe on every (block, timestep) pair; best chosen on val")
     s.add_argument("--features", required=True, help="feature store folder (printed by 'diffprobe features')")
     s.add_argument("--out", required=True)
-    s.add_argument("--epochs", type=int, default=80)
-    s.add_argument("--lr", type=float, default=1e-2)
-    s.add_argument("--weight-decays", type=_floats, default=(1e-5, 1e-4, 1e-3))
+    s.add_argument("--epochs", type=int, help="at most this many epochs (default 20)")
+    s.add_argument("--lr", type=float, help="Adam learning rate (default 0.03)")
+    s.add_argument("--weight-decays", type=_floats, help="L2 grid, best chosen on val (default 1e-5,1e-4,1e-3)")
+    s.add_argument("--no-whiten", action="store_true",
+                   help="train on standardised features without PCA-whitening (slower to converge)")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-gb", type=float, default=4.0,

@@ -1,7 +1,7 @@
 """Batched linear probes: every (feature set x weight decay) probe trained together.
 
 Feature sets of the same width are stacked into one (P, N, D) tensor and trained with one
-einsum per minibatch, so a grid of 50+ probes costs a handful of matrix multiplies per step,
+batched matmul per minibatch, so a grid of 50+ probes costs a handful of matrix multiplies per step,
 not a Python loop of fits. Each probe is early-stopped on its own validation accuracy.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..utils import DiffprobeError, default_device
+from ..utils import DiffprobeError, autocast, default_device
 
 
 @dataclass
@@ -45,15 +45,20 @@ class GridProbe:
     Each feature set is trained at every value of ``weight_decays``; the value with the best
     validation accuracy is kept. Parameters: Adam with cosine decay, ``epochs`` at most, early
     stopping after ``patience`` epochs without improvement (only in the second half of the
-    schedule), optional inverse-frequency class weights.
+    schedule), optional inverse-frequency class weights. ``whiten`` PCA-whitens each standardised feature
+    set first (the value is added to the eigenvalues of its correlation matrix, so directions without
+    variance are not blown up; None: no whitening). ``bf16`` runs the training matmuls under bf16
+    autocast (AMX on recent CPUs, tensor cores on GPUs); weights, Adam state, the loss and the validation
+    accuracy that selects each probe stay fp32.
     """
 
-    # Defaults measured on NDSB (121 classes, 17k train images): within 1 point of a fully converged
-    # scikit-learn LogisticRegression; smaller weight decays were always chosen on val.
-    def __init__(self, *, epochs: int = 80, lr: float = 1e-2, batch_size: int = 256,
+    # Defaults chosen on NDSB val accuracy (121 classes, 17k train images, 63 pairs of three U-Nets): without
+    # whitening Adam needed 80 epochs to reach 52.2% (best pair); whitened, 10-20 epochs reach 55.5-55.7%.
+    def __init__(self, *, epochs: int = 20, lr: float = 3e-2, batch_size: int = 256,
                  weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), class_balanced: bool = False,
-                 patience: int = 15, seed: int = 0, device: torch.device | None = None):
-        self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
+                 patience: int = 15, seed: int = 0, bf16: bool = True,
+                 whiten: float | None = 0.1, device: torch.device | None = None):
+        self.epochs, self.lr, self.batch_size, self.bf16, self.whiten = epochs, lr, batch_size, bf16, whiten
         self.weight_decays = tuple(weight_decays)
         self.class_balanced, self.patience, self.seed = class_balanced, patience, seed
         self.device = device or default_device()
@@ -91,11 +96,20 @@ class GridProbe:
         ytr = torch.as_tensor(y_train, device=dev)
         yva = torch.as_tensor(y_val, device=dev)
         p, n, d = xtr.shape
-        w_n = len(self.weight_decays)
+        w_n, c = len(self.weight_decays), n_classes
+        proj = None
+        if self.whiten is not None:
+            # PCA-whitening (shrunk so near-constant directions are not blown up) makes the problem well
+            # conditioned: Adam then converges in far fewer epochs. Weights are mapped back at the end.
+            evals, evecs = torch.linalg.eigh(torch.bmm(xtr.transpose(1, 2), xtr) / n)
+            proj = evecs / (evals.clamp_min(0) + self.whiten).sqrt().unsqueeze(1)
+            xtr, xva = torch.bmm(xtr, proj), torch.bmm(xva, proj)
         gen = torch.Generator().manual_seed(self.seed)
-        weight = torch.zeros(p, w_n, d, n_classes, device=dev, requires_grad=True)
-        bias = torch.zeros(p, w_n, n_classes, device=dev, requires_grad=True)
-        wd = torch.tensor(self.weight_decays, device=dev).view(1, w_n, 1, 1)
+        # One (D, W*C) matrix per feature set holds its W weight decays side by side, so a step is one
+        # batched matmul with no layout copies; the L2 term is added to the gradient directly.
+        weight = torch.zeros(p, d, w_n * c, device=dev, requires_grad=True)
+        bias = torch.zeros(p, 1, w_n * c, device=dev, requires_grad=True)
+        wd = torch.tensor(self.weight_decays, device=dev).repeat_interleave(c).view(1, 1, -1)
         opt = torch.optim.Adam([weight, bias], lr=self.lr)
         best_acc = torch.full((p, w_n), -1.0, device=dev)
         best_w, best_b = weight.detach().clone(), bias.detach().clone()
@@ -110,22 +124,23 @@ class GridProbe:
             perm = torch.randperm(n, generator=gen).to(dev)
             for s in range(0, n, batch):
                 b = perm[s : s + batch]
-                logits = torch.einsum("pbd,pwdc->pwbc", xtr[:, b], weight) + bias.unsqueeze(2)
-                target = ytr[b].expand(p, w_n, -1)
-                ce = F.cross_entropy(logits.reshape(-1, n_classes), target.reshape(-1), weight=class_weight,
-                                     reduction="none").view(p, w_n, -1).mean(-1)
-                loss = ce.sum() + 0.5 * (wd * weight.pow(2)).sum()
+                with autocast(dev, enabled=self.bf16):
+                    logits = torch.baddbmm(bias, xtr[:, b], weight)
+                target = ytr[b].view(1, -1, 1).expand(p, -1, w_n).reshape(-1)
+                ce = F.cross_entropy(logits.float().view(-1, c), target, weight=class_weight, reduction="none")
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                ce.view(p, -1, w_n).mean(1).sum().backward()
+                weight.grad.add_(weight.detach() * wd)  # gradient of 0.5 * wd * |W|^2, per probe
                 opt.step()
                 sched.step()
             with torch.no_grad():
-                acc = self._accuracy(xva, yva, weight, bias)
+                acc = self._accuracy(xva, yva, weight, bias, w_n)
                 better = acc > best_acc
                 if better.any():
                     best_acc = torch.where(better, acc, best_acc)
-                    best_w[better] = weight.detach()[better]
-                    best_b[better] = bias.detach()[better]
+                    mask = better.repeat_interleave(c, dim=1).unsqueeze(1)  # (P, 1, W*C)
+                    best_w = torch.where(mask, weight.detach(), best_w)
+                    best_b = torch.where(mask, bias.detach(), best_b)
                     best_epoch[better.cpu()] = epoch + 1
                     stale = 0
                 else:
@@ -136,16 +151,21 @@ class GridProbe:
             if stale >= self.patience and epoch + 1 >= self.epochs // 2:
                 break
         choice = best_acc.argmax(dim=1).cpu()  # best weight decay per feature set, chosen on val
+        if proj is not None:
+            best_w = torch.bmm(proj, best_w)
+        best_w, best_b = best_w.view(p, d, w_n, c).cpu(), best_b.view(p, w_n, c).cpu()
         heads = []
         for i in range(p):
             j = int(choice[i])
-            heads.append(LinearHead(best_w[i, j].cpu().numpy(), best_b[i, j].cpu().numpy(), mean[i], std[i],
+            heads.append(LinearHead(best_w[i, :, j].numpy().copy(), best_b[i, j].numpy().copy(), mean[i], std[i],
                                     float(self.weight_decays[j]), int(best_epoch[i, j])))
         return heads
 
-    def _accuracy(self, x, y, weight, bias, chunk: int = 4096):
-        correct = torch.zeros(weight.shape[:2], device=x.device)
+    def _accuracy(self, x, y, weight, bias, w_n, chunk: int = 4096):
+        """(P, W) validation accuracy of every probe."""
+        correct = torch.zeros(weight.shape[0], w_n, device=x.device)
         for s in range(0, x.shape[1], chunk):
-            logits = torch.einsum("pbd,pwdc->pwbc", x[:, s : s + chunk], weight) + bias.unsqueeze(2)
-            correct += (logits.argmax(-1) == y[s : s + chunk]).float().sum(-1)
+            logits = torch.baddbmm(bias, x[:, s : s + chunk], weight)
+            pred = logits.view(*logits.shape[:2], w_n, -1).argmax(-1)  # (P, B, W)
+            correct += (pred == y[s : s + chunk].view(1, -1, 1)).float().sum(1)
         return correct / x.shape[1]
