@@ -8,6 +8,8 @@ import platform
 import resource
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -27,6 +29,31 @@ def machine() -> dict:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MemorySampler:
+    """Peak anonymous memory (RssAnon: what the process really holds) and peak file-backed resident pages
+    (RssFile: memory-mapped data the kernel can drop and re-read), sampled every 0.1 s. Peak RSS counts
+    both, so it grows with every mapped page touched even when nothing is held."""
+
+    def __init__(self):
+        self.peak = {"RssAnon": 0, "RssFile": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            for line in open("/proc/self/status"):
+                key = line.split(":")[0]
+                if key in self.peak:
+                    self.peak[key] = max(self.peak[key], int(line.split()[1]) // 1024)
+            time.sleep(0.1)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        return {"peak_anon_mb": self.peak["RssAnon"], "peak_file_mb": self.peak["RssFile"]}
 
 
 def run_isolated(script: str, *args: str) -> dict:

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from _common import write
+from _common import MemorySampler, write
 from diffprobe.backbones import UNetConfig
 from diffprobe.backbones.ddpm_unet import unet_features
 from diffprobe.features import FeatureSpec
@@ -35,6 +35,7 @@ def main():
 
     def run(per_pair: bool):
         calls.clear()
+        mem = MemorySampler()
         start = time.perf_counter()
         out = {}
         for s in range(0, a.images, 256):
@@ -47,18 +48,20 @@ def main():
             else:
                 for k, v in unet_features(unet, batch, FeatureSpec(timesteps=ts)).items():
                     out.setdefault(k, []).append(v)
-        return time.perf_counter() - start, len(calls), {k: np.concatenate(v) for k, v in out.items()}
+        seconds, peak = time.perf_counter() - start, mem.stop()["peak_anon_mb"]
+        return seconds, len(calls), {k: np.concatenate(v) for k, v in out.items()}, peak
 
-    t_grid, n_grid, f_grid = run(per_pair=False)
-    t_pair, n_pair, f_pair = run(per_pair=True)
+    t_grid, n_grid, f_grid, m_grid = run(per_pair=False)
+    t_pair, n_pair, f_pair, m_pair = run(per_pair=True)
     same = all(np.allclose(f_grid[k], f_pair[k], atol=1e-4) for k in f_grid)
     res = {"images": a.images, "blocks": len(blocks), "timesteps": list(ts), "pairs": len(blocks) * len(ts),
            "forwards": {"one_per_timestep": n_grid, "one_per_pair": n_pair}, "forward_ratio": n_pair / n_grid,
            "seconds": {"one_per_timestep": t_grid, "one_per_pair": t_pair}, "time_ratio": t_pair / t_grid,
-           "target_ratio": len(blocks), "identical_features": same}
-    table = ["| variant | forward passes | seconds |", "|---|---|---|",
-             f"| one forward per timestep (diffprobe) | {n_grid} | {t_grid:.1f} |",
-             f"| one forward per (block, timestep) | {n_pair} | {t_pair:.1f} |", "",
+           "target_ratio": len(blocks), "identical_features": same,
+           "peak_anon_mb": {"one_per_timestep": m_grid, "one_per_pair": m_pair}}
+    table = ["| variant | forward passes | seconds | peak memory |", "|---|---|---|---|",
+             f"| one forward per timestep (diffprobe) | {n_grid} | {t_grid:.1f} | {m_grid} MB |",
+             f"| one forward per (block, timestep) | {n_pair} | {t_pair:.1f} | {m_pair} MB |", "",
              f"{n_pair / n_grid:.1f}x fewer forwards, {t_pair / t_grid:.1f}x less time (target: {len(blocks)}x, the "
              f"number of blocks); identical features: {same}."]
     write("feature_forwards", res, table)

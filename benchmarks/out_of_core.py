@@ -15,38 +15,12 @@ import argparse
 import json
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import peak_rss_mb, run_isolated, write
-
-
-class MemorySampler:
-    """Peak anonymous memory (RssAnon: what the process really holds) and peak file-backed resident pages
-    (RssFile: memory-mapped data the kernel can drop and re-read), sampled every 0.1 s. Peak RSS counts
-    both, so it grows with every mapped page touched even when nothing is held."""
-
-    def __init__(self):
-        self.peak = {"RssAnon": 0, "RssFile": 0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.is_set():
-            for line in open("/proc/self/status"):
-                key = line.split(":")[0]
-                if key in self.peak:
-                    self.peak[key] = max(self.peak[key], int(line.split()[1]) // 1024)
-            time.sleep(0.1)
-
-    def stop(self) -> dict:
-        self._stop.set()
-        self._thread.join()
-        return {"peak_anon_mb": self.peak["RssAnon"], "peak_file_mb": self.peak["RssFile"]}
+from _common import MemorySampler, peak_rss_mb, run_isolated, write
 
 
 def make_images(path: Path, n: int, size: int, seed: int = 0, rows: int = 65536) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from _common import write
+from _common import MemorySampler, write
 from diffprobe.backbones import UNetConfig
 from diffprobe.utils import autocast
 
@@ -28,7 +28,9 @@ def step_fn(unet, opt, x, t, eps, bf16: bool):
     opt.zero_grad(set_to_none=True)
 
 
-def images_per_s(cfg: UNetConfig, batch: int, steps: int, bf16: bool) -> float:
+def images_per_s(cfg: UNetConfig, batch: int, steps: int, bf16: bool) -> tuple[float, int]:
+    """(images/s, peak anonymous memory in MB while this variant ran)."""
+    mem = MemorySampler()
     torch.manual_seed(0)
     unet = cfg.build()
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)
@@ -39,7 +41,7 @@ def images_per_s(cfg: UNetConfig, batch: int, steps: int, bf16: bool) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         step_fn(unet, opt, x, t, x, bf16)
-    return batch * steps / (time.perf_counter() - start)
+    return batch * steps / (time.perf_counter() - start), mem.stop()["peak_anon_mb"]
 
 
 def flops_per_image(cfg: UNetConfig, batch: int) -> float:
@@ -67,18 +69,19 @@ def main():
     p.add_argument("--steps", type=int, default=8)
     a = p.parse_args()
     cfg = UNetConfig(image_size=a.image_size, channels=tuple(int(c) for c in a.channels.split(",")))
-    fp32 = images_per_s(cfg, a.batch, a.steps, bf16=False)
-    bf16 = images_per_s(cfg, a.batch, a.steps, bf16=True)
+    fp32, mem_fp32 = images_per_s(cfg, a.batch, a.steps, bf16=False)
+    bf16, mem_bf16 = images_per_s(cfg, a.batch, a.steps, bf16=True)
     fpi = flops_per_image(cfg, a.batch)
     peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
     res = {"config": cfg.to_dict(), "batch": a.batch, "images_per_s": {"fp32_plain": fp32, "diffprobe_bf16": bf16},
            "speedup": bf16 / fp32, "target_speedup": 2.0, "train_flops_per_image": fpi,
            "achieved_tflops_bf16": bf16 * fpi / 1e12, "matmul_peak_tflops": {"bf16": peak_bf16 / 1e12,
                                                                             "fp32": peak_fp32 / 1e12},
-           "fraction_of_bf16_peak": bf16 * fpi / peak_bf16}
-    table = ["| variant | images/s | achieved TFLOP/s |", "|---|---|---|",
-             f"| plain fp32 diffusers step | {fp32:.1f} | {fp32 * fpi / 1e12:.3f} |",
-             f"| diffprobe step (bf16 autocast) | {bf16:.1f} | {bf16 * fpi / 1e12:.3f} |",
+           "fraction_of_bf16_peak": bf16 * fpi / peak_bf16,
+           "peak_anon_mb": {"fp32_plain": mem_fp32, "diffprobe_bf16": mem_bf16}}
+    table = ["| variant | images/s | achieved TFLOP/s | peak memory |", "|---|---|---|---|",
+             f"| plain fp32 diffusers step | {fp32:.1f} | {fp32 * fpi / 1e12:.3f} | {mem_fp32} MB |",
+             f"| diffprobe step (bf16 autocast) | {bf16:.1f} | {bf16 * fpi / 1e12:.3f} | {mem_bf16} MB |",
              "", f"speed-up {bf16 / fp32:.2f}x (target 2x); bf16 matmul peak {peak_bf16 / 1e12:.2f} TFLOP/s, "
              f"fp32 {peak_fp32 / 1e12:.2f}; the bf16 step reaches {100 * bf16 * fpi / peak_bf16:.0f}% of the bf16 peak."]
     write("pretrain_throughput", res, table)

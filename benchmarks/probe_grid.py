@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from _common import peak_rss_mb, write
+from _common import MemorySampler, peak_rss_mb, write
 from diffprobe.probe import GridProbe
 
 
@@ -58,10 +58,10 @@ def main():
     probe = GridProbe(seed=0)
     wds = probe.weight_decays  # the defaults users get; sklearn sees the same grid as C = 1 / (wd * n_train)
 
-    start = time.perf_counter()
+    mem, start = MemorySampler(), time.perf_counter()
     heads = probe.fit([f[m["train"]] for f in feats], y[m["train"]],
                                                      [f[m["val"]] for f in feats], y[m["val"]], n_classes)
-    t_grid = time.perf_counter() - start
+    t_grid, m_grid = time.perf_counter() - start, mem.stop()["peak_anon_mb"]
     val = [(h.logits(f[m["val"]]).argmax(1) == y[m["val"]]).mean() for h, f in zip(heads, feats)]
     best = int(np.argmax(val))
     grid_test = float((heads[best].logits(feats[best][m["test"]]).argmax(1) == y[m["test"]]).mean())
@@ -72,7 +72,7 @@ def main():
     order = np.argsort(val)[::-1]
     spread = np.linspace(0, len(feats) - 1, a.sklearn_pairs - a.sklearn_pairs // 2).round().astype(int)
     chosen = sorted(set([*order[: a.sklearn_pairs // 2].tolist(), *spread.tolist()]))
-    start = time.perf_counter()
+    mem, start = MemorySampler(), time.perf_counter()
     sk_val, sk_test = {}, {}
     for i in chosen:
         sc = StandardScaler().fit(feats[i][m["train"]])
@@ -83,6 +83,7 @@ def main():
         sk_val[i] = max(vals)
         sk_test[i] = fits[int(np.argmax(vals))].score(xs["test"], y[m["test"]])
     t_sk = (time.perf_counter() - start) * len(feats) / len(chosen)
+    m_sk = mem.stop()["peak_anon_mb"]
     sk_best = max(sk_val, key=sk_val.get)
     res = {"source": source, "n_images": len(y), "pairs": len(feats), "classes": n_classes,
            "seconds": {"grid_probe": t_grid, "sklearn_loop_extrapolated": t_sk}, "speedup": t_sk / t_grid,
@@ -90,11 +91,13 @@ def main():
                              "sklearn_on_grid_val_best_pair": float(sk_test[best])},
            "grid_weight_decays_chosen": {str(w): sum(h.weight_decay == w for h in heads) for w in wds},
            "sklearn_pairs_timed": len(chosen), "peak_rss_mb": peak_rss_mb(),
+           "peak_anon_mb": {"grid_probe": m_grid, "sklearn_loop": m_sk},
            "targets": {"speedup": 10, "accuracy_gap_points": 1, "grid_seconds": 60}}
-    table = ["| probe | seconds (all pairs) | test acc. of val-best pair |", "|---|---|---|",
-             f"| diffprobe GridProbe (batched) | {t_grid:.1f} | {grid_test:.2%} |",
+    table = ["| probe | seconds (all pairs) | test acc. of val-best pair | peak memory (features included) |",
+             "|---|---|---|---|",
+             f"| diffprobe GridProbe (batched) | {t_grid:.1f} | {grid_test:.2%} | {m_grid} MB |",
              f"| sklearn LogisticRegression loop | {t_sk:.1f} (from {len(chosen)} pairs) | {sk_test[sk_best]:.2%} "
-             f"(on the grid's pair: {sk_test[best]:.2%}) |", "",
+             f"(on the grid's pair: {sk_test[best]:.2%}) | {m_sk} MB |", "",
              f"{len(y)} images, {len(feats)} pairs, {n_classes} classes ({source}); speed-up {t_sk / t_grid:.1f}x "
              f"(target 10x), grid {t_grid:.0f} s (target <= 60 s); peak RSS {peak_rss_mb():.0f} MB."]
     write("probe_grid", res, table)

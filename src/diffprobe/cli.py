@@ -144,6 +144,8 @@ def cmd_probe(args):
         given["whiten"] = None
     probe = GridProbe(**given, class_balanced=args.class_balanced, seed=args.seed)
     r = run_probe(args.features, args.out, probe=probe, max_gb=args.max_gb)
+    if not r:  # another process of a distributed run; the main one reports
+        return
     b = r["best"]
     print(f"best pair (chosen on val): {b['block']} t={b['timestep']}: test top-1 {b['test_accuracy']:.2%}, "
           f"macro F1 {b['test_macro_f1']:.3f} (chance {r['chance_accuracy']:.2%})")
@@ -341,8 +343,9 @@ def _route_backbone(argv: list[str]) -> list[str]:
     return argv
 
 
-# Commands that split their work across the processes of `torchrun` / `accelerate launch`.
-DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features")
+# Commands that split their work (images, or the probe's pairs) across the processes of `torchrun` /
+# `accelerate launch`.
+DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features", "probe")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,3 +57,17 @@ def test_two_processes_extract_the_identical_feature_store(runs, synth_split):
     for f in files:
         np.testing.assert_array_equal(np.load(s2 / f), np.load(s1 / f))
     assert not list(runs.glob("f2/.*partial"))
+
+
+def test_two_processes_probe_the_same_grid_as_one(runs, synth_split):
+    _diffprobe("features", "--model", runs / "p1", "--data", synth_split, "--out", runs / "fp",
+               "--timesteps", "1,50", "--batch-size", "16")
+    (store,) = (runs / "fp").glob("features-*")
+    for n in (1, 2):
+        _diffprobe("probe", "--features", store, "--out", runs / f"probe{n}", "--epochs", "6", processes=n)
+    one, two = (read_json(runs / f"probe{n}" / "results.json") for n in (1, 2))
+    # Each process probes half of the pairs; the main one gathers them back into pair order.
+    assert [(g["block"], g["timestep"]) for g in two["grid"]] == [(g["block"], g["timestep"]) for g in one["grid"]]
+    for a, b in zip(one["grid"], two["grid"]):
+        assert b["val_accuracy"] == pytest.approx(a["val_accuracy"], abs=0.02)
+    assert (runs / "probe2" / "bundle" / "bundle.json").is_file()

@@ -87,12 +87,8 @@ class GridProbe:
 
     def _fit_group(self, train, y_train, val, y_val, n_classes, class_weight):
         dev = self.device
-        mean = [x.mean(0, dtype=np.float64).astype(np.float32) for x in train]
-        std = [np.maximum(x.std(0, dtype=np.float64).astype(np.float32), 1e-6) for x in train]
-        xtr = torch.stack([torch.from_numpy((np.asarray(x, np.float32) - m) / s) for x, m, s in zip(train, mean, std)]
-                          ).to(dev)
-        xva = torch.stack([torch.from_numpy((np.asarray(x, np.float32) - m) / s) for x, m, s in zip(val, mean, std)]
-                          ).to(dev)
+        xtr, mean, std = _stack_standardised(train, dev)
+        xva = _stack_standardised(val, dev, mean, std)[0]
         ytr = torch.as_tensor(y_train, device=dev)
         yva = torch.as_tensor(y_val, device=dev)
         p, n, d = xtr.shape
@@ -101,9 +97,11 @@ class GridProbe:
         if self.whiten is not None:
             # PCA-whitening (shrunk so near-constant directions are not blown up) makes the problem well
             # conditioned: Adam then converges in far fewer epochs. Weights are mapped back at the end.
-            evals, evecs = torch.linalg.eigh(torch.bmm(xtr.transpose(1, 2), xtr) / n)
+            cov = torch.stack([xtr[i].T @ xtr[i] for i in range(p)]) / n  # per set: no transposed copy
+            evals, evecs = torch.linalg.eigh(cov)
             proj = evecs / (evals.clamp_min(0) + self.whiten).sqrt().unsqueeze(1)
-            xtr, xva = torch.bmm(xtr, proj), torch.bmm(xva, proj)
+            for i in range(p):  # one set at a time: no second copy of the whole group
+                xtr[i], xva[i] = xtr[i] @ proj[i], xva[i] @ proj[i]
         gen = torch.Generator().manual_seed(self.seed)
         # One (D, W*C) matrix per feature set holds its W weight decays side by side, so a step is one
         # batched matmul with no layout copies; the L2 term is added to the gradient directly.
@@ -169,3 +167,25 @@ class GridProbe:
             pred = logits.view(*logits.shape[:2], w_n, -1).argmax(-1)  # (P, B, W)
             correct += (pred == y[s : s + chunk].view(1, -1, 1)).float().sum(1)
         return correct / x.shape[1]
+
+
+def _stack_standardised(xs: list[np.ndarray], device: torch.device, mean: list[np.ndarray] | None = None,
+                        std: list[np.ndarray] | None = None) -> tuple[torch.Tensor, list, list]:
+    """(P, N, D) standardised copy of P feature sets, with the per-set mean and std it used (computed here when
+    not given). Filled set by set, in place: peak memory is the result plus one set's column sums."""
+    out = torch.empty(len(xs), *xs[0].shape, device=device)
+    stats = mean is None
+    mean, std = (mean or []), (std or [])
+    for i, x in enumerate(xs):
+        out[i] = torch.from_numpy(np.asarray(x, np.float32))
+        if stats:
+            m = out[i].mean(0)  # float32 (cascade-summed); a float64 mean would copy the whole set
+            out[i].sub_(m)
+            s = torch.linalg.vector_norm(out[i], dim=0).div_(max(1, len(x)) ** 0.5).clamp_min_(1e-6)
+            mean.append(m.cpu().numpy())
+            std.append(s.cpu().numpy())
+        else:
+            out[i].sub_(torch.from_numpy(mean[i]).to(device))
+            s = torch.from_numpy(std[i]).to(device)
+        out[i].div_(s)
+    return out, mean, std

@@ -10,6 +10,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from accelerate import PartialState
+from accelerate.utils import gather_object
 from sklearn.metrics import confusion_matrix
 
 from ..features.store import FeatureStore
@@ -50,11 +53,16 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
     """Probe every pair of ``store``; write the artifacts to ``out_dir``; return the results dict.
 
     Pairs are read from the memory-mapped store and probed in chunks of at most ``max_gb`` of features, so a
-    store larger than RAM is probed piece by piece (a store that fits is probed in one batched pass).
+    store larger than RAM is probed piece by piece (a store that fits is probed in one batched pass). Under
+    ``torchrun`` / ``accelerate launch`` each process probes its share of every chunk's pairs and the main
+    process gathers the heads and writes the artifacts.
     """
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    state = PartialState(cpu=not torch.cuda.is_available())
+    world, rank = state.num_processes, state.process_index
+    if state.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
     probe = probe or GridProbe()
     masks = _parts(store)
     y = {s: store.labels[m] for s, m in masks.items()}
@@ -66,19 +74,27 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
         arr = store.get(*pairs[k])
         return {s: np.asarray(arr[m], dtype=np.float32) for s, m in masks.items()}
 
-    grid, heads = [], []
+    done = []  # (pair index, grid row, head) of this process's pairs
     for chunk in pair_chunks(store, max_gb):
-        feats = [load(k) for k in chunk]
+        mine = chunk[rank::world]
+        if not mine:
+            continue
+        feats = [load(k) for k in mine]
         fitted = probe.fit([f["train"] for f in feats], y["train"], [f["val"] for f in feats], y["val"], n_classes)
-        for k, f, head in zip(chunk, feats, fitted):
+        for k, f, head in zip(mine, feats, fitted):
             row = {"block": pairs[k][0], "timestep": pairs[k][1]}
             for s in ("val", "test"):
                 met = classification_metrics(y[s], head.logits(f[s]).argmax(1))
                 row.update({f"{s}_{name}": v for name, v in met.items()})
             row.update(weight_decay=head.weight_decay, epochs=head.epochs)
-            grid.append(row)
-            heads.append(head)
+            done.append((k, row, head))
         del feats
+    if world > 1:
+        done = gather_object(done)  # every process's pairs, in pair order below
+        if not state.is_main_process:
+            return {}
+    done.sort(key=lambda d: d[0])
+    grid, heads = [d[1] for d in done], [d[2] for d in done]
     fit_s = time.time() - t0
     # Chosen on val only (accuracy, then macro F1); the test columns are reported, never consulted.
     best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
@@ -102,7 +118,7 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
         "feature_store": str(store.path), "feature_spec": store.spec.to_dict(), "calibration": calib,
         "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
                   "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
-                  "n_pairs": len(pairs)},
+                  "whiten": probe.whiten, "n_pairs": len(pairs)},
         "per_class_test_f1": dict(zip(store.classes, per_class_f1)),
     }
     grid_heatmap(grid, out / "heatmap.png", best=best, title=title or "Linear-probe accuracy per (block, timestep)")
