@@ -74,7 +74,8 @@ def main():
     reference = {"image_size": 32, "channels": [64, 128, 128], "params": shipped["params"],
                  "pretrain_minutes": round(shipped["elapsed_s"] / 60, 1), "images_seen": shipped["images_seen"],
                  "best_pair": f"{ref['block']} t={ref['timestep']}", "test_accuracy": ref["metrics"]["test_accuracy"],
-                 "test_macro_f1": ref["metrics"]["test_macro_f1"], "note": "the shipped model (study), 7 timesteps"}
+                 "test_macro_f1": ref["metrics"]["test_macro_f1"],
+                 "note": f"the shipped model, timesteps {ref['feature_spec']['timesteps']}"}
     table = ["| image size | U-Net widths | params | pretraining | images seen | CPU-hours | best pair (val) | "
              "test top-1 | macro F1 | top-1 points per CPU-hour |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
