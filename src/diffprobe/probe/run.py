@@ -92,6 +92,7 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
     if world > 1:
         done = gather_object(done)  # every process's pairs, in pair order below
         if not state.is_main_process:
+            state.wait_for_everyone()  # leave with the main process: a rank exiting early can abort gloo
             return {}
     done.sort(key=lambda d: d[0])
     grid, heads = [d[1] for d in done], [d[2] for d in done]
@@ -141,6 +142,8 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
     # Timings vary run to run; kept apart so results.json is identical for the same command and seed.
     write_json(out / "timing.json", {"probe_fit_seconds": round(fit_s, 2)})
     (out / "report.md").write_text(render_report(results, fit_s))
+    if world > 1:
+        state.wait_for_everyone()
     return results
 
 
