@@ -59,8 +59,8 @@ def main():
     wds = probe.weight_decays  # the defaults users get; sklearn sees the same grid as C = 1 / (wd * n_train)
 
     mem, start = MemorySampler(), time.perf_counter()
-    heads = probe.fit([f[m["train"]] for f in feats], y[m["train"]],
-                                                     [f[m["val"]] for f in feats], y[m["val"]], n_classes)
+    heads = probe.fit([f[m["train"]] for f in feats], y[m["train"]], [f[m["val"]] for f in feats], y[m["val"]],
+                      n_classes)
     t_grid, m_grid = time.perf_counter() - start, mem.stop()["peak_anon_mb"]
     val = [(h.logits(f[m["val"]]).argmax(1) == y[m["val"]]).mean() for h, f in zip(heads, feats)]
     best = int(np.argmax(val))

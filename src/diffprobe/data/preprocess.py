@@ -82,8 +82,8 @@ def illumination_plane(image: np.ndarray, *, rounds: int = 4) -> np.ndarray:
         keep = np.abs(res - np.median(res)) <= 3 * max(float(np.median(np.abs(res - np.median(res)))), 0.01)
         if keep.sum() < 3 or (kept is not None and np.array_equal(keep, kept)):
             break  # too few pixels left, or the same pixels as last round: the same fit again
-        kept, d = keep, design[keep]
-        coef = np.linalg.lstsq(d, values[keep], rcond=None)[0]
+        kept = keep
+        coef = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
     return (coef[0] + coef[1] * x[None, :] + coef[2] * y[:, None]).astype(np.float32)
 
 

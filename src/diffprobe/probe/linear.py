@@ -128,7 +128,7 @@ class GridProbe:
                 ce = F.cross_entropy(logits.float().view(-1, c), target, weight=class_weight, reduction="none")
                 opt.zero_grad(set_to_none=True)
                 ce.view(p, -1, w_n).mean(1).sum().backward()
-                weight.grad.add_(weight.detach() * wd)  # gradient of 0.5 * wd * |W|^2, per probe
+                weight.grad.addcmul_(weight.detach(), wd)  # gradient of 0.5 * wd * |W|^2, per probe, no temporary
                 opt.step()
                 sched.step()
             with torch.no_grad():
