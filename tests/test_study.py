@@ -1,6 +1,7 @@
 """``diffprobe study``: every stage from one config, a self-contained report, stage-by-stage resume."""
 
 import json
+import re
 
 import pytest
 
@@ -82,12 +83,14 @@ def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
     assert set(z) == {"rcdit", "ddpm", "skipped"} and "dino" in z["skipped"]
     assert z["rcdit"]["diffusion_classifier"]["n_images"] == 10
     assert z["ddpm"]["representation"]["block"] == p["per_seed"][0]["block"]
+    # One run, one commit: the code version of every stage is recorded (a git checkout of diffprobe).
+    assert len(r["commits"]) == 1 and re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", r["commits"][0])
     res = tmp / "results"
     assert json.loads((res / "study.json").read_text())["stages"] == r["stages"]
     page = (res / "study.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and 'src="heatmap.png"' not in page
     md = (res / "study.md").read_text()
-    assert "± " in md and "## Controlled comparison" in md and "(reused)" not in md
+    assert r["commits"][0][:12] in md and "± " in md and "## Controlled comparison" in md and "(reused)" not in md
 
 
 def test_study_resumes_stage_by_stage(study, synth_dir):

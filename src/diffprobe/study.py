@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .utils import DiffprobeError, hash_json, read_json, write_json
+from .utils import DiffprobeError, code_version, hash_json, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "shift": {"severities": [1, 2, 3, 4, 5]},
     "compare": {"methods": ["ddpm", "supervised", "simclr", "dino", "mae"], "settings": ["natural", "balanced"],
                 "budget_images": 64000, "per_class": 80, "dino_arch": "vit", "probe_epochs": 20,
-                "ddpm_channels": [], "resnet_widths": [], "resnet_depths": [], "vit_dim": 0, "vit_depth": 0,
-                "vit_heads": 0, "patch_size": 0},
+                "timesteps": [], "ddpm_channels": [], "resnet_widths": [], "resnet_depths": [], "vit_dim": 0,
+                "vit_depth": 0, "vit_heads": 0, "patch_size": 0},
     "rcdit": {"steps": 1000, "batch_size": 64, "enc_dim": 192, "enc_depth": 6, "enc_heads": 3, "enc_patch": 4,
               "dit_dim": 192, "dit_depth": 6, "dit_heads": 3, "dit_patch": 4},
     "zeroshot": {"positive": "", "shots": [1, 5, 10, 0], "episodes": 5, "dc_max_images": 500,
@@ -234,7 +234,7 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
         configs[m] = replace(c, arch=replace(c.arch, **{k: v for k, v in arch.items() if v}))
     r = compare(cfg.data, cfg.work / "compare", methods=tuple(s["methods"]), settings=tuple(s["settings"]),
                 budget_images=s["budget_images"], seed=cfg.seed, image_size=cfg.image_size, per_class=s["per_class"],
-                configs=configs, timesteps=tuple(cfg.sections["features"]["timesteps"]),
+                configs=configs, timesteps=tuple(s["timesteps"] or cfg.sections["features"]["timesteps"]),
                 probe=GridProbe(epochs=s["probe_epochs"], seed=cfg.seed))
     return {"rows": r["rows"], "dir": str(cfg.work / "compare")}
 
@@ -324,6 +324,7 @@ def run_study(config: str | Path | StudyConfig, *, redo: tuple[str, ...] = ()) -
     done: dict[str, dict] = {}
     keys: dict[str, str] = {}
     timings: dict[str, dict] = {}
+    commit = code_version()
     for stage in cfg.stages:
         missing = [d for d in REQUIRES[stage] if d not in done]
         if missing:
@@ -339,8 +340,9 @@ def run_study(config: str | Path | StudyConfig, *, redo: tuple[str, ...] = ()) -
         t0 = time.time()
         done[stage] = STAGE_FNS[stage](cfg, done)
         keys[stage] = key
-        timings[stage] = {"wall_seconds": round(time.time() - t0, 1), "reused": False}
-        write_json(mark, {"key": key, "summary": done[stage], "timing": {"wall_seconds": timings[stage]["wall_seconds"]}})
+        timing = {"wall_seconds": round(time.time() - t0, 1), "commit": commit}
+        timings[stage] = {**timing, "reused": False}
+        write_json(mark, {"key": key, "summary": done[stage], "timing": timing})
         write_report(cfg, done, timings)  # a partial report after every stage: long studies show progress
     return write_report(cfg, done, timings)
 
@@ -362,10 +364,19 @@ def _pct(x) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
 
 
+def _machine() -> str:
+    import torch  # noqa: PLC0415
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
+    return f"{torch.get_num_threads()} CPU threads"
+
+
 def render_markdown(cfg: StudyConfig, s: dict) -> str:
     d, lines = s["stages"], [f"# diffprobe study: {cfg.name}", "",
                              f"Config `{cfg.source}`; data `{cfg.data}`; seed {cfg.seed}; {cfg.image_size} px; "
-                             f"diffprobe {s['version']}. Stage times: " +
+                             f"diffprobe {s['version']}, commit {', '.join(c[:12] + c[40:] for c in s['commits'])}. "
+                             f"Total {s['wall_minutes']:.0f} min on {_machine()}; stage times: " +
                              ", ".join(f"{k} {v['wall_seconds'] / 60:.1f} min{' (reused)' if v['reused'] else ''}"
                                        for k, v in s["timings"].items()) + ".", ""]
     if "split" in d:
@@ -480,7 +491,10 @@ def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
         src = cfg.work / rel.format(seed=seed0)
         if stage in done and src.is_file():
             figures[name] = Path(shutil.copyfile(src, cfg.results / f"{name}.png"))
+    # The code each stage ran at: one commit for a study run from start to end at a clean checkout.
+    commits = sorted({t.get("commit") or "unknown" for t in timings.values()})
     study = {"name": cfg.name, "config": str(cfg.source), "results_dir": str(cfg.results), "version": __version__,
+             "commits": commits, "wall_minutes": round(sum(t["wall_seconds"] for t in timings.values()) / 60, 1),
              "shared": cfg.shared(),
              "sections": cfg.sections, "stages": done, "timings": timings, "figures": sorted(figures)}
     write_json(cfg.results / "study.json", study)

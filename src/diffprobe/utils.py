@@ -7,6 +7,7 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import tempfile
 import zlib
 from pathlib import Path
@@ -33,6 +34,19 @@ def default_device() -> torch.device:
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast on both CPU (AMX-BF16) and CUDA; master weights stay fp32."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def code_version() -> str | None:
+    """The git commit of diffprobe's own source (``+dirty`` with uncommitted changes), or None outside git."""
+    src = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "."],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("+dirty" if dirty else "")
 
 
 def stable_seed(*parts: Any) -> int:
