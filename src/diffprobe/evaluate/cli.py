@@ -61,6 +61,14 @@ def cmd_calibrate(args):
     print(f"updated {Path(args.model) / 'bundle.json'}")
 
 
+def cmd_export(args):
+    from .export import export_model  # noqa: PLC0415
+
+    r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, overwrite=args.overwrite)
+    print(f"wrote {args.out}" + (f": test accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} on "
+                                 f"{r['n_images']} images (test_metrics.json)" if r else ""))
+
+
 def _severities(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
@@ -111,3 +119,11 @@ def add_commands(sub) -> None:
     s.add_argument("--accept", type=float, default=0.95, help="share of known images to accept (default 0.95)")
     s.add_argument("--split-seed", type=int, default=0)
     s.set_defaults(fn=cmd_calibrate)
+
+    s = sub.add_parser("export", help="a bundle as a model folder to ship: fp16 weights, its split, its test metrics")
+    s.add_argument("bundle", help="bundle folder (PROBE_OUT/bundle)")
+    s.add_argument("--out", required=True, help="model folder to write (e.g. models/ndsb); its README.md is kept")
+    s.add_argument("--split", help="the split CSV the probe was chosen on: copied, and its test part evaluated")
+    s.add_argument("--fp32", action="store_true", help="keep the backbone weights in fp32 (default: cast to fp16)")
+    s.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
+    s.set_defaults(fn=cmd_export)

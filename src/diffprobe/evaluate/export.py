@@ -1,0 +1,80 @@
+"""Export a classifier bundle as a model to ship: small weights, its split beside it, its own test numbers.
+
+``export_model(bundle, out, split=...)`` writes ``out`` (the layout of ``models/ndsb``):
+
+    bundle.json, probe.safetensors, backbone/   the bundle, backbone weights cast to fp16 (half the size;
+                                                loaded back as fp32, so predictions move by rounding only)
+    split.csv, split.json                       the split the probe was chosen on (root relative to ``out``)
+    test_metrics.json                           the exported model evaluated on the split's test part
+
+The folder is written next to ``out`` and renamed into place when complete, so an interrupted export
+never leaves half a model; an existing ``README.md`` (the model card, written by people) is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ..data.manifest import Manifest
+from ..probe.bundle import ClassifierBundle
+from ..utils import DiffprobeError, read_json, write_json
+from .crossdata import evaluate_bundle
+
+CARD = "README.md"
+
+
+def cast_safetensors(path: Path, dtype: torch.dtype = torch.float16) -> None:
+    """Rewrite a safetensors file with its floating tensors in ``dtype`` (integer tensors and metadata kept)."""
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(tensors, path, metadata=meta)
+
+
+def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | None = None, fp16: bool = True,
+                 overwrite: bool = False, progress: bool = True) -> dict:
+    """Write the model folder ``out`` from ``bundle``; return test_metrics.json's dict (empty without a split)."""
+    bundle, out = Path(bundle), Path(out)
+    ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
+    if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
+        raise DiffprobeError(f"{out}: already holds a model; pass --overwrite to replace it (its {CARD} is kept)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    try:
+        shutil.rmtree(tmp)
+        shutil.copytree(bundle, tmp)
+        if fp16:
+            for weights in (tmp / "backbone").rglob("*.safetensors"):
+                cast_safetensors(weights)
+        metrics = {}
+        if split is not None:
+            Manifest.load(split).save(tmp / "split.csv")
+            sidecar = read_json(tmp / "split.json")
+            # A relative root keeps the folder usable wherever the repository is cloned.
+            sidecar["root"] = os.path.relpath(sidecar["root"], out.resolve())
+            write_json(tmp / "split.json", sidecar)
+            with tempfile.TemporaryDirectory() as eval_dir:
+                r = evaluate_bundle(tmp, tmp / "split.csv", eval_dir, part="test", progress=progress)
+            c = r["calibration"]
+            metrics = {"command": f"diffprobe evaluate --model {out} --data {out}/split.csv --part test --out OUT",
+                       "part": "test", "n_images": r["n_images"], "accuracy": r["accuracy"],
+                       "macro_f1": r["macro_f1"], "balanced_accuracy": r["balanced_accuracy"],
+                       "chance_accuracy": r["chance_accuracy"], "ece_before": c["ece_before"],
+                       "ece_after": c["ece_after"], "flagged_unknown_share": r.get("flagged_unknown_share")}
+            write_json(tmp / "test_metrics.json", metrics)
+        if (out / CARD).is_file():
+            shutil.copyfile(out / CARD, tmp / CARD)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return metrics

@@ -1,0 +1,51 @@
+"""Exporting a bundle as a model folder to ship: fp16 weights, the split beside it, its own test numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from diffprobe import ClassifierBundle
+from diffprobe.cli import main
+from diffprobe.data.manifest import Manifest
+from diffprobe.evaluate.crossdata import evaluate_bundle
+from diffprobe.evaluate.export import export_model
+from diffprobe.utils import DiffprobeError
+
+
+def test_export_writes_a_small_model_that_reproduces_its_test_metrics(field_run, tmp_path):
+    out = tmp_path / "models" / "tiny"
+    out.mkdir(parents=True)
+    (out / "README.md").write_text("# card\n")
+    assert main(["export", str(field_run["bundle"]), "--out", str(out), "--split", str(field_run["split"])]) == 0
+    weights = next((out / "backbone").rglob("*.safetensors"))
+    with safe_open(weights, "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    src = next((field_run["bundle"] / "backbone").rglob("*.safetensors"))
+    assert weights.stat().st_size < 0.6 * src.stat().st_size
+    assert (out / "README.md").read_text() == "# card\n"  # the model card is kept
+    # The split moved with the model: same images, root stored relative to the folder.
+    split = Manifest.load(out / "split.csv")
+    assert split.paths == Manifest.load(field_run["split"]).paths
+    assert not json.loads((out / "split.json").read_text())["root"].startswith("/")
+    card = json.loads((out / "test_metrics.json").read_text())
+    assert card["n_images"] == int((split.split_mask("test")).sum())
+    again = evaluate_bundle(out, out / "split.csv", tmp_path / "eval", part="test", progress=False)
+    assert again["accuracy"] == card["accuracy"]
+    fp32 = evaluate_bundle(field_run["bundle"], field_run["split"], tmp_path / "eval32", part="test", progress=False)
+    assert abs(card["accuracy"] - fp32["accuracy"]) <= 0.05  # fp16 rounding moves a few borderline images at most
+    assert ClassifierBundle.load(out).classes == ClassifierBundle.load(field_run["bundle"]).classes
+
+
+def test_export_refuses_to_replace_a_model_without_overwrite(field_run, tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["export", str(field_run["bundle"]), "--out", str(out), "--fp32"]) == 0
+    assert main(["export", str(field_run["bundle"]), "--out", str(out)]) != 0
+    assert "--overwrite" in capsys.readouterr().err
+    with pytest.raises(DiffprobeError, match="not a classifier bundle|bundle.json"):
+        export_model(tmp_path / "nothing", tmp_path / "m2")
+    assert not (tmp_path / "m2").exists()
+    assert main(["export", str(field_run["bundle"]), "--out", str(out), "--overwrite"]) == 0
+    assert not list(tmp_path.glob(".m.*"))  # no partial folder left behind
