@@ -94,57 +94,59 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
         if not state.is_main_process:
             state.wait_for_everyone()  # leave with the main process: a rank exiting early can abort gloo
             return {}
-    done.sort(key=lambda d: d[0])
-    grid, heads = [d[1] for d in done], [d[2] for d in done]
-    fit_s = time.time() - t0
-    # Chosen on val only (accuracy, then macro F1); the test columns are reported, never consulted.
-    best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
-    best = dict(grid[best_i])
-    head = heads[best_i]
-    best_feats = load(best_i)
+    try:
+        done.sort(key=lambda d: d[0])
+        grid, heads = [d[1] for d in done], [d[2] for d in done]
+        fit_s = time.time() - t0
+        # Chosen on val only (accuracy, then macro F1); the test columns are reported, never consulted.
+        best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
+        best = dict(grid[best_i])
+        head = heads[best_i]
+        best_feats = load(best_i)
 
-    val_logits = head.logits(best_feats["val"])
-    test_logits = head.logits(best_feats["test"])
-    temperature = fit_temperature(val_logits, y["val"])
-    calib = {"temperature": temperature,
-             "test_ece_before": expected_calibration_error(_softmax(test_logits), y["test"]),
-             "test_ece_after": expected_calibration_error(_softmax(test_logits / temperature), y["test"])}
-    pred = test_logits.argmax(1)
-    cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
-    per_class_f1 = _per_class_f1(cm)
+        val_logits = head.logits(best_feats["val"])
+        test_logits = head.logits(best_feats["test"])
+        temperature = fit_temperature(val_logits, y["val"])
+        calib = {"temperature": temperature,
+                 "test_ece_before": expected_calibration_error(_softmax(test_logits), y["test"]),
+                 "test_ece_after": expected_calibration_error(_softmax(test_logits / temperature), y["test"])}
+        pred = test_logits.argmax(1)
+        cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
+        per_class_f1 = _per_class_f1(cm)
 
-    results = {
-        "grid": grid, "best": best, "n_classes": n_classes, "chance_accuracy": chance_accuracy(y["test"]),
-        "classes": store.classes, "split_sizes": {s: int(m.sum()) for s, m in masks.items()},
-        "feature_store": str(store.path), "feature_spec": store.spec.to_dict(), "calibration": calib,
-        "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
-                  "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
-                  "whiten": probe.whiten, "n_pairs": len(pairs)},
-        "per_class_test_f1": dict(zip(store.classes, per_class_f1)),
-    }
-    grid_heatmap(grid, out / "heatmap.png", best=best, title=title or "Linear-probe accuracy per (block, timestep)")
-    confusion_plot(cm, store.classes, out / "confusion.png",
-                   title=f"Test confusion, {best['block']} t={best['timestep']}")
-    if bundle:
-        meta = {"classes": store.classes, "block": best["block"], "timestep": best["timestep"],
-                "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
-                "feature_spec": store.spec.to_dict(), "temperature": temperature,
-                "metrics": {"test_accuracy": best["test_accuracy"], "test_macro_f1": best["test_macro_f1"],
-                            "test_balanced_accuracy": best["test_balanced_accuracy"],
-                            "val_accuracy": best["val_accuracy"]},
-                "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist(),
-                # For adjusted counting (ACC) and unknown rejection at prediction time.
-                "val_confusion": confusion_matrix(y["val"], val_logits.argmax(1), labels=range(n_classes)).tolist(),
-                "unknown": unknown_thresholds(val_logits, temperature)}
-        ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=head, meta=meta)
-        results["bundle"] = str(out / "bundle")
-    write_json(out / "results.json", results)
-    # Timings vary run to run; kept apart so results.json is identical for the same command and seed.
-    write_json(out / "timing.json", {"probe_fit_seconds": round(fit_s, 2)})
-    (out / "report.md").write_text(render_report(results, fit_s))
-    if world > 1:
-        state.wait_for_everyone()
-    return results
+        results = {
+            "grid": grid, "best": best, "n_classes": n_classes, "chance_accuracy": chance_accuracy(y["test"]),
+            "classes": store.classes, "split_sizes": {s: int(m.sum()) for s, m in masks.items()},
+            "feature_store": str(store.path), "feature_spec": store.spec.to_dict(), "calibration": calib,
+            "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
+                      "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
+                      "whiten": probe.whiten, "n_pairs": len(pairs)},
+            "per_class_test_f1": dict(zip(store.classes, per_class_f1)),
+        }
+        grid_heatmap(grid, out / "heatmap.png", best=best, title=title or "Linear-probe accuracy per (block, timestep)")
+        confusion_plot(cm, store.classes, out / "confusion.png",
+                       title=f"Test confusion, {best['block']} t={best['timestep']}")
+        if bundle:
+            meta = {"classes": store.classes, "block": best["block"], "timestep": best["timestep"],
+                    "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
+                    "feature_spec": store.spec.to_dict(), "temperature": temperature,
+                    "metrics": {"test_accuracy": best["test_accuracy"], "test_macro_f1": best["test_macro_f1"],
+                                "test_balanced_accuracy": best["test_balanced_accuracy"],
+                                "val_accuracy": best["val_accuracy"]},
+                    "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist(),
+                    # For adjusted counting (ACC) and unknown rejection at prediction time.
+                    "val_confusion": confusion_matrix(y["val"], val_logits.argmax(1), labels=range(n_classes)).tolist(),
+                    "unknown": unknown_thresholds(val_logits, temperature)}
+            ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=head, meta=meta)
+            results["bundle"] = str(out / "bundle")
+        write_json(out / "results.json", results)
+        # Timings vary run to run; kept apart so results.json is identical for the same command and seed.
+        write_json(out / "timing.json", {"probe_fit_seconds": round(fit_s, 2)})
+        (out / "report.md").write_text(render_report(results, fit_s))
+        return results
+    finally:
+        if world > 1:
+            state.wait_for_everyone()  # also when writing failed: the other processes are waiting here
 
 
 def _per_class_f1(cm: np.ndarray) -> list[float]:
