@@ -13,6 +13,7 @@ from diffprobe.backbones import load_backbone
 from diffprobe.backbones.baselines import BaselineBackbone
 from diffprobe.data.dataset import ImageArray
 from diffprobe.data.preprocess import Preprocess
+from diffprobe.evaluate.zeroshot import resolve_representation
 from diffprobe.features.extract import FeatureSpec
 from diffprobe.features.store import extract_features
 from diffprobe.pretrain import baselines as bl
@@ -86,6 +87,9 @@ def test_features_have_the_documented_shapes(arrays, tiny_config, tiny_vit, tmp_
 
     v = load_backbone(vit).features_batch(x, FeatureSpec(timesteps=(0,)))
     assert {k: a.shape for k, a in v.items()} == {("block0", 0): (5, 32), ("block1", 0): (5, 32), ("cls", 0): (5, 32)}
+    # Zero-shot use reads one representation by default: the CLS token, a ResNet's last stage.
+    assert resolve_representation(load_backbone(vit), None, None) == ("cls", 0)
+    assert resolve_representation(load_backbone(res), None, None) == ("layer4", 0)
 
     # The same features whichever batch an image comes in (eval mode: no batch statistics).
     one = load_backbone(res).features_batch(x[2:3], FeatureSpec(timesteps=(0,)))

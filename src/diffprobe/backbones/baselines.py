@@ -157,6 +157,11 @@ class BaselineBackbone(Backbone):
     def block_names(self) -> list[str]:
         return self.arch.block_names()
 
+    @property
+    def representation(self) -> tuple[str, int]:
+        """The usual single representation (zero-shot's default): a ViT's CLS token, a ResNet's last stage."""
+        return ("cls" if isinstance(self.arch, ViTConfig) else "layer4", 0)
+
     @torch.no_grad()
     def classify(self, images: np.ndarray, *, batch_size: int = 256, bf16: bool = True) -> np.ndarray:
         """A supervised baseline's own head, end to end: uint8 (N, S, S) -> logits float32 (N, num_classes)."""
