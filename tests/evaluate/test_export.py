@@ -31,12 +31,20 @@ def test_export_writes_a_small_model_that_reproduces_its_test_metrics(field_run,
     assert split.paths == Manifest.load(field_run["split"]).paths
     assert not json.loads((out / "split.json").read_text())["root"].startswith("/")
     card = json.loads((out / "test_metrics.json").read_text())
+    assert json.loads((out / "test_report" / "metrics.json").read_text())["accuracy"] == card["accuracy"]
     assert card["n_images"] == int((split.split_mask("test")).sum())
     again = evaluate_bundle(out, out / "split.csv", tmp_path / "eval", part="test", progress=False)
     assert again["accuracy"] == card["accuracy"]
     fp32 = evaluate_bundle(field_run["bundle"], field_run["split"], tmp_path / "eval32", part="test", progress=False)
     assert abs(card["accuracy"] - fp32["accuracy"]) <= 0.05  # fp16 rounding moves a few borderline images at most
     assert ClassifierBundle.load(out).classes == ClassifierBundle.load(field_run["bundle"]).classes
+    # Without the fp16 cast the exported model is the bundle: its test accuracy is the probe's own.
+    same = tmp_path / "models" / "fp32"
+    assert main(["export", str(field_run["bundle"]), "--out", str(same), "--split", str(field_run["split"]),
+                 "--fp32"]) == 0
+    card32 = json.loads((same / "test_metrics.json").read_text())
+    assert card32["accuracy"] == pytest.approx(card32["bundle_test_accuracy"], abs=1e-9)
+    assert card32["accuracy"] == pytest.approx(fp32["accuracy"], abs=1e-9)
 
 
 def test_export_refuses_to_replace_a_model_without_overwrite(field_run, tmp_path, capsys):

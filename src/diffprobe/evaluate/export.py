@@ -2,10 +2,14 @@
 
 ``export_model(bundle, out, split=...)`` writes ``out`` (the layout of ``models/ndsb``):
 
-    bundle.json, probe.safetensors, backbone/   the bundle, backbone weights cast to fp16 (half the size;
-                                                loaded back as fp32, so predictions move by rounding only)
+    bundle.json, probe.safetensors, backbone/   the bundle, backbone weights cast to fp16 unless fp16=False
+                                                (half the size; loaded back as fp32, but the rounding can
+                                                flip predictions: compare the two accuracies below)
     split.csv, split.json                       the split the probe was chosen on (root relative to ``out``)
-    test_metrics.json                           the exported model evaluated on the split's test part
+    test_metrics.json                           the exported model evaluated on the split's test part, and
+                                                the bundle's own test accuracy (bundle_test_accuracy)
+    test_report/                                that evaluation in full (report.md, metrics.json: per-class
+                                                F1, calibration, unknown flags, abundance errors)
 
 The folder is written next to ``out`` and renamed into place when complete, so an interrupted export
 never leaves half a model; an existing ``README.md`` (the model card, written by people) is kept.
@@ -13,6 +17,7 @@ never leaves half a model; an existing ``README.md`` (the model card, written by
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -26,6 +31,8 @@ from ..data.manifest import Manifest
 from ..probe.bundle import ClassifierBundle
 from ..utils import DiffprobeError, read_json, write_json
 from .crossdata import evaluate_bundle
+
+log = logging.getLogger(__name__)
 
 CARD = "README.md"
 
@@ -43,7 +50,7 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
                  overwrite: bool = False, progress: bool = True) -> dict:
     """Write the model folder ``out`` from ``bundle``; return test_metrics.json's dict (empty without a split)."""
     bundle, out = Path(bundle), Path(out)
-    ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
+    source = ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
     if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
         raise DiffprobeError(f"{out}: already holds a model; pass --overwrite to replace it (its {CARD} is kept)")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -61,14 +68,20 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
             # A relative root keeps the folder usable wherever the repository is cloned.
             sidecar["root"] = os.path.relpath(sidecar["root"], out.resolve())
             write_json(tmp / "split.json", sidecar)
-            with tempfile.TemporaryDirectory() as eval_dir:
-                r = evaluate_bundle(tmp, tmp / "split.csv", eval_dir, part="test", progress=progress)
+            r = evaluate_bundle(tmp, tmp / "split.csv", tmp / "test_report", part="test", progress=progress)
             c = r["calibration"]
             metrics = {"command": f"diffprobe evaluate --model {out} --data {out}/split.csv --part test --out OUT",
                        "part": "test", "n_images": r["n_images"], "accuracy": r["accuracy"],
                        "macro_f1": r["macro_f1"], "balanced_accuracy": r["balanced_accuracy"],
                        "chance_accuracy": r["chance_accuracy"], "ece_before": c["ece_before"],
                        "ece_after": c["ece_after"], "flagged_unknown_share": r.get("flagged_unknown_share")}
+            # The probe's own test score, from the features it was fitted on: fp16 rounding of the backbone
+            # can move it (the whitened probe leans on low-variance feature directions).
+            before = source.meta.get("metrics", {}).get("test_accuracy")
+            metrics["bundle_test_accuracy"] = before
+            if fp16 and before is not None and abs(before - r["accuracy"]) > 0.005:
+                log.warning("%s: fp16 weights change test accuracy from %.2f%% to %.2f%%; pass --fp32 to ship the "
+                            "model unchanged", out, 100 * before, 100 * r["accuracy"])
             write_json(tmp / "test_metrics.json", metrics)
         if (out / CARD).is_file():
             shutil.copyfile(out / CARD, tmp / CARD)
