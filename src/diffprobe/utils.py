@@ -39,7 +39,9 @@ def autocast(device: torch.device, enabled: bool = True):
 def code_version() -> str | None:
     """The git commit of diffprobe's own source (``+dirty`` with uncommitted changes), or None outside git."""
     src = Path(__file__).resolve().parent
-    try:
+    try:  # a copy installed inside some other repository (e.g. a venv in it) is not that repository's code
+        subprocess.run(["git", "-C", str(src), "ls-files", "--error-unmatch", Path(__file__).name],
+                       capture_output=True, check=True)
         sha = subprocess.run(["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True,
                              check=True).stdout.strip()
         dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "."],
