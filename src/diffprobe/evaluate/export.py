@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -53,10 +52,9 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
     source = ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
     if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
         raise DiffprobeError(f"{out}: already holds a model; pass --overwrite to replace it (its {CARD} is kept)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    tmp = out.with_name(f".{out.name}.partial")  # the feature store's convention for unfinished folders
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        shutil.rmtree(tmp)
         shutil.copytree(bundle, tmp)
         if fp16:
             for weights in (tmp / "backbone").rglob("*.safetensors"):
