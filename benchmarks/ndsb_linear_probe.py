@@ -2,7 +2,7 @@
 U-Net on the train part within a CPU budget, extract the full (block, timestep) grid, probe every pair,
 k-means on the best pair. Targets: best single pair >= 70% top-1 (stretch 75%), macro F1 >= 0.50.
 
-    python benchmarks/ndsb_linear_probe.py --data ../shared/data/ndsb/images --out runs/ndsb --steps 8000
+    python benchmarks/ndsb_linear_probe.py --data $DIFFPROBE_DATA/ndsb/images --out runs/ndsb --steps 8000
 
 Resumable: re-running continues the pretraining and reuses cached features. Writes
 benchmarks/results/ndsb_linear_probe.json (and the run's own results.json/report.md/heatmap.png).
@@ -24,7 +24,7 @@ from diffprobe.utils import read_json
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="../shared/data/ndsb/images")
+    ap.add_argument("--data", required=True, help="NDSB image folder, e.g. $DIFFPROBE_DATA/ndsb/images")
     ap.add_argument("--out", default="runs/ndsb")
     ap.add_argument("--steps", type=int, default=8000)
     ap.add_argument("--image-size", type=int, default=32)

@@ -20,7 +20,7 @@ from diffprobe.utils import autocast
 
 
 def step_fn(unet, opt, x, t, eps, bf16: bool):
-    with autocast(torch.device("cpu"), enabled=bf16):
+    with autocast(torch.device("cpu"), "bf16" if bf16 else "fp32"):
         pred = unet(x, t).sample
     loss = F.mse_loss(pred.float(), eps)
     loss.backward()

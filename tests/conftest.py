@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-NDSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "ndsb" / "images"
+# The real datasets live where DIFFPROBE_DATA says (CI passes it in); without it those tests skip.
+DATA = Path(os.environ["DIFFPROBE_DATA"]) if os.environ.get("DIFFPROBE_DATA") else None
+
+
+def real_data(name: str) -> Path:
+    """``$DIFFPROBE_DATA/<name>``, or a clean skip saying why."""
+    if DATA is None or not (DATA / name).is_dir():
+        pytest.skip(f"{name} images not found: set DIFFPROBE_DATA to the folder holding the datasets "
+                    f"(tests that read real images skip without them)")
+    return DATA / name
 
 
 @pytest.fixture
 def ndsb_dir() -> Path:
-    """The real NDSB images beside the repository, or a clean skip saying why."""
-    if not NDSB.is_dir():
-        pytest.skip(f"NDSB images not found at {NDSB}: they exist only on the project's machines "
-                    f"(a user's fresh clone has no ../shared)")
-    return NDSB
+    """The real NDSB images (``$DIFFPROBE_DATA/ndsb/images``), or a clean skip."""
+    return real_data("ndsb") / "images"
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .utils import DiffprobeError
+from .utils import PRECISIONS, DiffprobeError, describe_precision
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -48,6 +48,14 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
                         "estimated from the crop's border)")
 
 
+def add_precision_arg(p: argparse.ArgumentParser) -> None:
+    """``--precision`` for every command that runs a model (``--no-bf16`` is kept as its fp32 alias)."""
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="arithmetic of the model: auto (default: bf16 only where the hardware runs it natively, "
+                        "i.e. CPUs with AMX and GPUs with bf16; elsewhere fp32, which is then much faster), fp32, bf16")
+    p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help="same as --precision fp32")
+
+
 def add_training_args(p: argparse.ArgumentParser) -> None:
     """Options every diffusion trainer shares (DDPM U-Net, RC-DiT): budget, optimiser, checkpoints, data split."""
     p.add_argument("--steps", type=int, help="budget in optimizer steps")
@@ -56,7 +64,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--warmup-steps", type=int, default=200)
     p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    add_precision_arg(p)
     add_preprocess_args(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _add_split_args(p)
@@ -114,7 +122,7 @@ def cmd_pretrain(args):
                                          layers_per_block=args.layers_per_block, attention=args.attention),
                          batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, steps=args.steps,
                          minutes=args.minutes, checkpoint_every=args.checkpoint_every, seed=args.seed,
-                         bf16=not args.no_bf16, invert=not args.no_invert,
+                         precision=args.precision, invert=not args.no_invert,
                          flatfield=not args.no_flatfield)
     manifest = _manifest_for(args, out)
     run_pretrain(manifest, out, cfg, resume=args.resume)
@@ -128,7 +136,7 @@ def cmd_features(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = FeatureSpec(timesteps=args.timesteps, blocks=args.blocks, pooling=args.pooling, n_noise=args.n_noise,
-                       seed=args.seed, bf16=not args.no_bf16)
+                       views=args.views, seed=args.seed, precision=args.precision)
     manifest = _manifest_for(args, out)
     store = run_features(args.model, manifest, out, spec, batch_size=args.batch_size)
     print(f"{len(store)} images x {len(store.pairs)} (block, timestep) pairs -> {store.path}")
@@ -142,7 +150,7 @@ def cmd_probe(args):
     given = {k: getattr(args, k) for k in ("epochs", "lr", "weight_decays") if getattr(args, k) is not None}
     if args.no_whiten:
         given["whiten"] = None
-    probe = GridProbe(**given, class_balanced=args.class_balanced, seed=args.seed)
+    probe = GridProbe(**given, class_balanced=args.class_balanced, seed=args.seed, precision=args.precision)
     r = run_probe(args.features, args.out, probe=probe, max_gb=args.max_gb)
     if not r:  # another process of a distributed run; the main one reports
         return
@@ -156,12 +164,13 @@ def cmd_fuse(args):
     from .probe.fusion import fuse_pairs  # noqa: PLC0415
     from .probe.linear import GridProbe  # noqa: PLC0415
 
-    r = fuse_pairs(args.features, args.results, args.out, ks=args.ks,
-                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed))
+    r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,
+                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision))
     b, s = r["best"], r["best_single_pair"]
-    print(f"fused top {b['k']} pairs (chosen on val): test top-1 {b['test_accuracy']:.2%}, macro F1 "
-          f"{b['test_macro_f1']:.3f}; best single pair {s['test_accuracy']:.2%}, {s['test_macro_f1']:.3f}")
-    print(f"wrote {args.out}/fusion.json, fusion.md")
+    print(f"{args.head} head on the top {b['k']} pairs{' + object metadata' if args.metadata else ''} (k chosen on "
+          f"val): test top-1 {b['test_accuracy']:.2%}, macro F1 {b['test_macro_f1']:.3f}, log loss "
+          f"{b['test_log_loss']:.3f}; best single pair {s['test_accuracy']:.2%}, {s['test_macro_f1']:.3f}")
+    print(f"wrote {args.out}/fusion.json, fusion.md" + (", bundle/" if "bundle" in r else ""))
 
 
 def cmd_study(args):
@@ -188,7 +197,8 @@ def cmd_demo(args):
 
     from .utils import read_json  # noqa: PLC0415
 
-    r = demo(args.out, data=args.data, steps=args.steps, image_size=args.image_size, seed=args.seed)
+    r = demo(args.out, data=args.data, steps=args.steps, image_size=args.image_size, seed=args.seed,
+             precision=args.precision)
     print_results_table(r)
     seconds = read_json(Path(args.out) / "timing.json")["demo_wall_seconds"]
     print(f"\nwrote {args.out}/results.json, report.md, heatmap.png, confusion.png, cluster.json, bundle/ "
@@ -264,8 +274,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--blocks", type=_strs, default=(), help="block names (default: all)")
     s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2")
     s.add_argument("--n-noise", type=int, default=1, help="average over this many noise draws")
+    s.add_argument("--views", type=int, default=1, choices=(1, 2, 4, 8),
+                   help="average over this many flips / quarter turns of each image (test-time augmentation)")
     s.add_argument("--batch-size", type=int, default=256)
-    s.add_argument("--no-bf16", action="store_true")
+    add_precision_arg(s)
     _add_split_args(s)
     s.set_defaults(fn=cmd_features)
 
@@ -281,15 +293,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--max-gb", type=float, default=4.0,
                    help="RAM for features at a time: larger stores are probed in chunks of pairs (default 4)")
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_probe)
 
-    s = sub.add_parser("fuse", help="one probe on the concatenated features of the top pairs (k chosen on val)")
+    s = sub.add_parser("fuse", help="one head on the concatenated features of the top pairs (k chosen on val), "
+                                    "written as a classifier bundle")
     s.add_argument("--features", required=True, help="the feature store that 'diffprobe probe' read")
     s.add_argument("--results", required=True, help="its results.json (ranks the pairs by val accuracy)")
     s.add_argument("--out", required=True, help="folder for fusion.json, fusion.md")
     s.add_argument("--ks", type=_ints, default=(2, 3, 4, 6, 8), help="numbers of pairs to try (default 2,3,4,6,8)")
+    s.add_argument("--head", choices=("linear", "mlp"), default="linear",
+                   help="linear probe (the paper's readout, default) or a one-hidden-layer MLP")
+    s.add_argument("--metadata", action="store_true",
+                   help="append the objects' size and shape measurements (stored with the features) to the input")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     s.add_argument("--seed", type=int, default=0)
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_fuse)
 
     s = sub.add_parser("study", help="the whole study from a config file (configs/*.toml), resumable stage by stage")
@@ -314,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, default=700, help="pretraining steps (default 700)")
     s.add_argument("--image-size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_demo)
 
     for name in COMMAND_MODULES:
@@ -358,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in DATA_PARALLEL:
             return 0
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if getattr(args, "precision", None):
+        print(f"precision: {describe_precision(args.precision)}", file=sys.stderr)
     try:
         args.fn(args)
     except DiffprobeError as e:

@@ -25,7 +25,7 @@ from .features.store import FeatureStore, extract_features
 from .pretrain.ddpm import PretrainConfig, pretrain
 from .probe.linear import GridProbe
 from .probe.run import run_probe
-from .utils import DiffprobeError, read_json, write_json
+from .utils import DiffprobeError, read_json, resolve_precision, write_json
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,8 @@ def run_cluster(store: str | Path | FeatureStore, out: str | Path, **kw) -> dict
 
 def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = 32, steps: int = 700,
          channels: tuple[int, ...] = (32, 64, 64), timesteps: tuple[int, ...] = (1, 10, 50, 100, 200, 400),
-         n_per_class: int = 80, seed: int = 0, progress: bool = True, resume: bool = True) -> dict:
+         n_per_class: int = 80, seed: int = 0, precision: str = "auto", progress: bool = True,
+         resume: bool = True) -> dict:
     """The whole pipeline on synthetic plankton (or a real folder ``data``): split, pretrain, features,
     probe, cluster. Writes results.json, report.md, heatmap.png, ... to ``out``; returns the results."""
     out = Path(out)
@@ -93,16 +94,18 @@ def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = 3
     manifest = out / "split.csv"
     split(data, manifest, seed=seed)
     cfg = PretrainConfig(unet=UNetConfig(image_size=image_size, channels=tuple(channels)), steps=steps,
-                         batch_size=32, lr=1e-3, warmup_steps=50, checkpoint_every=200, seed=seed)
+                         batch_size=32, lr=1e-3, warmup_steps=50, checkpoint_every=200, seed=seed,
+                         precision=precision)
     run_dir = out / "ddpm"
     if (run_dir / "unet").is_dir() and read_json(run_dir / "summary.json").get("step") == steps:
         log.info("reusing the trained model in %s", run_dir)
     else:
         run_pretrain(manifest, run_dir, cfg, resume=resume, progress=progress)
-    store = run_features(run_dir, manifest, out / "features", FeatureSpec(timesteps=timesteps, seed=seed),
+    store = run_features(run_dir, manifest, out / "features", FeatureSpec(timesteps=timesteps, seed=seed, precision=precision),
                          progress=progress)
-    results = run_probe(store, out, probe=GridProbe(seed=seed), title="demo: linear-probe accuracy")
+    results = run_probe(store, out, probe=GridProbe(seed=seed, precision=precision), title="demo: linear-probe accuracy")
     results["cluster"] = run_cluster(store, out, results=results, seed=seed)
     write_json(out / "results.json", results)
-    write_json(out / "timing.json", {**read_json(out / "timing.json"), "demo_wall_seconds": round(time.time() - t0, 1)})
+    write_json(out / "timing.json", {**read_json(out / "timing.json"), "demo_wall_seconds": round(time.time() - t0, 1),
+                                         "precision": resolve_precision(precision)})
     return results

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .utils import DiffprobeError, code_version, hash_json, read_json, write_json
+from .utils import PRECISIONS, DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,8 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "zeroshot": {"positive": "", "shots": [1, 5, 10, 0], "episodes": 5, "dc_max_images": 500,
                  "diffusion_classifier": True},
 }
-TOP = {"name": "study", "data": "", "work": "", "results": "", "seed": 0, "image_size": 32, "stages": list(STAGES)}
+TOP = {"name": "study", "data": "", "work": "", "results": "", "seed": 0, "image_size": 32, "precision": "auto",
+       "stages": list(STAGES)}
 
 
 @dataclass
@@ -73,10 +74,17 @@ class StudyConfig:
     seed: int
     image_size: int
     stages: tuple[str, ...]
+    precision: str = "auto"
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    @property
+    def data_path(self) -> Path:
+        """``data`` with ``$DIFFPROBE_DATA`` expanded (the config keeps it as written, so stage keys do not
+        depend on where a machine keeps its datasets)."""
+        return expand_data_path(self.data, self.source)
+
     def shared(self) -> dict:
-        return {"data": self.data, "seed": self.seed, "image_size": self.image_size}
+        return {"data": self.data, "seed": self.seed, "image_size": self.image_size, "precision": self.precision}
 
 
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
@@ -112,6 +120,8 @@ def load_config(path: str | Path) -> StudyConfig:
         if not top[k]:
             raise DiffprobeError(f"{path}: set {k} = \"...\" (the image folder, the working folder for runs, "
                                  f"and the folder for the report)")
+    if top["precision"] not in PRECISIONS:
+        raise DiffprobeError(f"{path}: precision must be one of {', '.join(PRECISIONS)}, got {top['precision']!r}")
     bad = [s for s in top["stages"] if s not in STAGES]
     if bad:
         raise DiffprobeError(f"{path}: unknown stage(s) {bad}; stages are {list(STAGES)}")
@@ -125,6 +135,7 @@ def load_config(path: str | Path) -> StudyConfig:
         raise DiffprobeError(f"{path}: [probe] seeds must name at least one seed")
     return StudyConfig(source=path, name=top["name"], data=top["data"], work=Path(top["work"]),
                        results=Path(top["results"]), seed=top["seed"], image_size=top["image_size"],
+                       precision=top["precision"],
                        stages=tuple(s for s in STAGES if s in top["stages"]), sections=sections)
 
 
@@ -133,7 +144,7 @@ def load_config(path: str | Path) -> StudyConfig:
 def _split(cfg: StudyConfig, done: dict) -> dict:
     from .pipeline import split  # noqa: PLC0415 - the pipeline imports every stage
 
-    m = split(cfg.data, cfg.work / "split.csv", seed=cfg.seed)
+    m = split(cfg.data_path, cfg.work / "split.csv", seed=cfg.seed)
     sizes = {s: sum(1 for x in m.splits if x == s) for s in ("train", "val", "test")}
     return {"manifest": str(cfg.work / "split.csv"), "sizes": sizes, "n_classes": len(set(m.labels))}
 
@@ -146,7 +157,7 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
     s = cfg.sections["pretrain"]
     pc = PretrainConfig(unet=UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"])), steps=s["steps"],
                         batch_size=s["batch_size"], lr=s["lr"], warmup_steps=s["warmup_steps"],
-                        checkpoint_every=s["checkpoint_every"], seed=cfg.seed)
+                        checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision)
     run = run_pretrain(done["split"]["manifest"], cfg.work / "ddpm", pc, resume=True)
     summary = read_json(Path(run) / "summary.json")
     return {"run": str(run), **summary}
@@ -157,7 +168,7 @@ def _features(cfg: StudyConfig, done: dict) -> dict:
     from .pipeline import run_features  # noqa: PLC0415
 
     s = cfg.sections["features"]
-    spec = FeatureSpec(timesteps=tuple(s["timesteps"]), pooling=s["pooling"], seed=cfg.seed)
+    spec = FeatureSpec(timesteps=tuple(s["timesteps"]), pooling=s["pooling"], seed=cfg.seed, precision=cfg.precision)
     store = run_features(done["pretrain"]["run"], done["split"]["manifest"], cfg.work / "features", spec,
                          batch_size=s["batch_size"])
     return {"store": str(store.path), "n_images": len(store), "pairs": len(store.pairs)}
@@ -171,7 +182,7 @@ def _probe(cfg: StudyConfig, done: dict) -> dict:
     per_seed = []
     for i, seed in enumerate(s["seeds"]):
         out = cfg.work / f"probe-seed{seed}"
-        r = run_probe(done["features"]["store"], out, probe=GridProbe(epochs=s["epochs"], seed=seed), bundle=i == 0)
+        r = run_probe(done["features"]["store"], out, probe=GridProbe(epochs=s["epochs"], seed=seed, precision=cfg.precision), bundle=i == 0)
         per_seed.append({"seed": seed, "dir": str(out), **{k: r["best"][k] for k in (
             "block", "timestep", "val_accuracy", "test_accuracy", "test_macro_f1", "test_balanced_accuracy")}})
     stats = {k: {"mean": float(np.mean([p[k] for p in per_seed])), "std": float(np.std([p[k] for p in per_seed]))}
@@ -194,7 +205,8 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
 
     r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion",
                    ks=tuple(cfg.sections["fusion"]["ks"]),
-                   probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed))
+                   probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed,
+                                   precision=cfg.precision))
     return {"best": r["best"], "best_single_pair": r["best_single_pair"],
             "candidates": [{k: c[k] for k in ("k", "val_accuracy", "test_accuracy", "test_macro_f1")}
                            for c in r["candidates"]]}
@@ -202,8 +214,9 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
 
 def _shift(cfg: StudyConfig, done: dict) -> dict:
     from .evaluate.shifts import run_shift_suite  # noqa: PLC0415
+    from .probe.bundle import ClassifierBundle  # noqa: PLC0415
 
-    r = run_shift_suite(done["probe"]["bundle"], done["split"]["manifest"], cfg.work / "shift",
+    r = run_shift_suite(ClassifierBundle.load(done["probe"]["bundle"], precision=cfg.precision), done["split"]["manifest"], cfg.work / "shift",
                         severities=tuple(cfg.sections["shift"]["severities"]), seed=cfg.seed)
     return {"clean": r["clean"]["accuracy"], "severities": list(cfg.sections["shift"]["severities"]),
             "accuracy": {s: [row["accuracy"] for row in rows] for s, rows in r["shifts"].items()},
@@ -222,6 +235,7 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
     configs = default_configs(s["methods"], budget_images=s["budget_images"], image_size=cfg.image_size,
                               seed=cfg.seed, dino_arch=s["dino_arch"])
     for m, c in configs.items():
+        c = configs[m] = replace(c, precision=cfg.precision)
         if m == "ddpm":
             if s["ddpm_channels"]:
                 configs[m] = replace(c, unet=UNetConfig(image_size=cfg.image_size, channels=tuple(s["ddpm_channels"])))
@@ -232,10 +246,11 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
             arch = {"embed_dim": s["vit_dim"], "depth": s["vit_depth"], "num_heads": s["vit_heads"],
                     "patch_size": s["patch_size"]}
         configs[m] = replace(c, arch=replace(c.arch, **{k: v for k, v in arch.items() if v}))
-    r = compare(cfg.data, cfg.work / "compare", methods=tuple(s["methods"]), settings=tuple(s["settings"]),
+    r = compare(cfg.data_path, cfg.work / "compare", methods=tuple(s["methods"]), settings=tuple(s["settings"]),
                 budget_images=s["budget_images"], seed=cfg.seed, image_size=cfg.image_size, per_class=s["per_class"],
                 configs=configs, timesteps=tuple(s["timesteps"] or cfg.sections["features"]["timesteps"]),
-                probe=GridProbe(epochs=s["probe_epochs"], seed=cfg.seed))
+                precision=cfg.precision, probe=GridProbe(epochs=s["probe_epochs"], seed=cfg.seed,
+                                                         precision=cfg.precision))
     return {"rows": r["rows"], "dir": str(cfg.work / "compare")}
 
 
@@ -247,7 +262,7 @@ def _rcdit(cfg: StudyConfig, done: dict) -> dict:
     s = dict(cfg.sections["rcdit"])
     steps, batch = s.pop("steps"), s.pop("batch_size")
     rc = RCDiTPretrainConfig(model=RCDiTConfig(image_size=cfg.image_size, **s), steps=steps, batch_size=batch,
-                             seed=cfg.seed)
+                             seed=cfg.seed, precision=cfg.precision)
     arr = load_split_images(done["split"]["manifest"], rc.preprocess, report_dir=cfg.work / "rcdit")
     run = pretrain_rcdit(arr.images[arr.splits == "train"], cfg.work / "rcdit", rc, resume=True)
     return {"run": str(run), **read_json(Path(run) / "summary.json")}
@@ -287,7 +302,7 @@ def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
         dc = DiffusionClassifierConfig(max_images=s["dc_max_images"]) if (
             name == "rcdit" and s["diffusion_classifier"]) else None
         zc = ZeroShotConfig(**rep, shots=tuple(s["shots"]), episodes=s["episodes"], positive=s["positive"] or None,
-                            diffusion=dc, seed=cfg.seed)
+                            diffusion=dc, seed=cfg.seed, precision=cfg.precision)
         arr = load_split_images(manifest, model_preprocess(model), report_dir=cfg.work / "zeroshot" / name)
         r = zeroshot(model, arr, cfg.work / "zeroshot" / name, zc)
         out[name] = {"representation": r["representation"], "dim": r["dim"], "chance_accuracy": r["chance_accuracy"],
@@ -495,7 +510,7 @@ def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
     commits = sorted({t.get("commit") or "unknown" for t in timings.values()})
     study = {"name": cfg.name, "config": str(cfg.source), "results_dir": str(cfg.results), "version": __version__,
              "commits": commits, "wall_minutes": round(sum(t["wall_seconds"] for t in timings.values()) / 60, 1),
-             "shared": cfg.shared(),
+             "shared": cfg.shared(), "precision_used": resolve_precision(cfg.precision),
              "sections": cfg.sections, "stages": done, "timings": timings, "figures": sorted(figures)}
     write_json(cfg.results / "study.json", study)
     md = render_markdown(cfg, study)

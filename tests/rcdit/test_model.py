@@ -67,7 +67,7 @@ def test_feature_blocks_and_shapes(rcdit_backbone, synth_images, tiny_model_cfg)
 
 
 def test_dit_features_per_image_whatever_the_batch(rcdit_backbone, synth_images):
-    spec = FeatureSpec(timesteps=(50,), blocks=("dit1",), bf16=False)
+    spec = FeatureSpec(timesteps=(50,), blocks=("dit1",), precision="fp32")
     alone = rcdit_backbone.features_batch(synth_images.images[3:4], spec)[("dit1", 50)]
     batch = rcdit_backbone.features_batch(synth_images.images[:6], spec)[("dit1", 50)]
     np.testing.assert_allclose(alone[0], batch[3], rtol=1e-4, atol=1e-5)

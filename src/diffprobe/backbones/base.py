@@ -62,6 +62,10 @@ class Backbone:
     def __init__(self, path: Path, model: torch.nn.Module, image_size: int):
         self.path, self.model, self.image_size = Path(path), model, image_size
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> "Backbone":
         raise NotImplementedError

@@ -163,7 +163,7 @@ class BaselineBackbone(Backbone):
         return ("cls" if isinstance(self.arch, ViTConfig) else "layer4", 0)
 
     @torch.no_grad()
-    def classify(self, images: np.ndarray, *, batch_size: int = 256, bf16: bool = True) -> np.ndarray:
+    def classify(self, images: np.ndarray, *, batch_size: int = 256, precision: str = "auto") -> np.ndarray:
         """A supervised baseline's own head, end to end: uint8 (N, S, S) -> logits float32 (N, num_classes)."""
         if not int(self.meta.get("num_classes", 0)):
             raise DiffprobeError(f"{self.path}: this {self.meta.get('method')} backbone has no classifier head; "
@@ -172,7 +172,7 @@ class BaselineBackbone(Backbone):
         out = []
         for start in range(0, len(images), batch_size):
             x = to_model_input(images[start:start + batch_size]).to(device)
-            with autocast(device, enabled=bf16):
+            with autocast(device, precision):
                 out.append(self.model(x).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, int(self.meta["num_classes"])), np.float32)
 
@@ -193,7 +193,7 @@ class BaselineBackbone(Backbone):
         device = next(self.model.parameters()).device
         x = to_model_input(images).to(device)
         maps: dict[str, torch.Tensor] = {}
-        with autocast(device, enabled=spec.bf16):
+        with autocast(device, spec.precision):
             if isinstance(self.arch, ResNetConfig):
                 # timm's feature indices: 0 = stem, 1..4 = layer1..layer4.
                 wanted = [int(b[len("layer"):]) for b in blocks]

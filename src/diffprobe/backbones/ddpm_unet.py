@@ -73,11 +73,16 @@ def block_modules(unet: UNet2DModel) -> dict[str, torch.nn.Module]:
     return mods
 
 
+class StopForward(Exception):
+    """Raised by ``BlockTaps`` once the deepest block it reads has run: the rest of the U-Net is not needed."""
+
+
 class BlockTaps:
     """Forward hooks that keep every named block's activation of the last forward pass.
 
-    Used as a context manager: ``with BlockTaps(unet, blocks) as taps: unet(x, t); taps.outputs``.
-    One forward pass fills every block's activation.
+    Used as a context manager: ``with BlockTaps(unet, blocks) as taps: taps.run(x, t); taps.outputs``.
+    One forward pass fills every block's activation, and stops after the deepest of them (a probe on
+    ``up1`` never needs ``up2`` and ``conv_out``: 29% of the default U-Net's FLOPs).
     """
 
     def __init__(self, unet: UNet2DModel, blocks: list[str] | None = None):
@@ -86,14 +91,26 @@ class BlockTaps:
         unknown = [b for b in blocks if b not in mods]
         if unknown:
             raise DiffprobeError(f"unknown blocks {unknown}; this U-Net has {list(mods)}")
+        self.unet = unet
         self.modules = {b: mods[b] for b in blocks}
+        self.last = max(blocks, key=list(mods).index)  # forward order: down..., mid, up...
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles = []
+
+    def run(self, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One forward pass, up to the deepest tapped block; returns the tapped activations."""
+        try:
+            self.unet(x, t)
+        except StopForward:
+            pass
+        return self.outputs
 
     def _hook(self, name: str):
         def fn(_module, _inputs, output):
             # Down blocks return (hidden, residuals); the hidden state is the block's feature map.
             self.outputs[name] = output[0] if isinstance(output, tuple) else output
+            if name == self.last:
+                raise StopForward
         return fn
 
     def __enter__(self) -> "BlockTaps":
@@ -175,8 +192,8 @@ def unet_features(unet, images: np.ndarray, spec: FeatureSpec) -> dict[tuple[str
             for k in range(spec.n_noise):
                 xt = a**0.5 * x0 + (1 - a) ** 0.5 * noise[:, ti, k]
                 tt = torch.full((len(x0),), t, device=device, dtype=torch.long)
-                with autocast(device, enabled=spec.bf16):
-                    unet(xt, tt)
+                with autocast(device, spec.precision):
+                    taps.run(xt, tt)
                 for b in blocks:
                     v = pool(taps.outputs[b].float(), spec.pooling)
                     out[(b, t)] = v if k == 0 else out[(b, t)] + v

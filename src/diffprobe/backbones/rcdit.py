@@ -230,16 +230,16 @@ class RCDiTBackbone(Backbone):
         return next(self.model.parameters()).device
 
     @torch.no_grad()
-    def encode(self, images: np.ndarray, bf16: bool = True) -> torch.Tensor:
+    def encode(self, images: np.ndarray, precision: str = "auto") -> torch.Tensor:
         """uint8 (B, S, S) -> r float32 (B, enc_dim) on the model's device."""
         x0 = to_model_input(images).to(self.device)
-        with autocast(self.device, enabled=bf16):
+        with autocast(self.device, precision):
             return self.model.encode(x0).float()
 
     @torch.no_grad()
-    def denoise(self, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, bf16: bool = True) -> torch.Tensor:
+    def denoise(self, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """eps_hat float32 (B, 1, S, S) for x_t (B, 1, S, S), t (B,), r (B, enc_dim), all on the model's device."""
-        with autocast(self.device, enabled=bf16):
+        with autocast(self.device, precision):
             return self.model.denoiser(xt, t, r).float()
 
     @torch.no_grad()
@@ -249,7 +249,7 @@ class RCDiTBackbone(Backbone):
         unknown = [b for b in blocks if b not in names]
         if unknown:
             raise DiffprobeError(f"unknown blocks {unknown}; this RC-DiT has {names}")
-        r = self.encode(images, spec.bf16)
+        r = self.encode(images, spec.precision)
         out: dict[tuple[str, int], np.ndarray] = {}
         if ENCODER in blocks:
             out.update({(ENCODER, t): r.cpu().numpy() for t in spec.timesteps})
@@ -266,7 +266,7 @@ class RCDiTBackbone(Backbone):
             tt = torch.full((len(x0),), t, device=device, dtype=torch.long)
             for k in range(spec.n_noise):
                 xt = a**0.5 * x0 + (1 - a) ** 0.5 * noise[:, ti, k]
-                with autocast(device, enabled=spec.bf16):
+                with autocast(device, spec.precision):
                     _, hidden = self.model.denoiser(xt, tt, r, return_hidden=True)
                 for b, i in dit:
                     fmap = hidden[i].float().transpose(1, 2).reshape(len(x0), -1, g, g)  # tokens as a map

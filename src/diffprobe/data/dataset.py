@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from ..utils import DiffprobeError, hash_json
 from .io import ImageReadError, read_image
 from .manifest import Manifest
+from .metadata import METADATA_NAMES, object_metadata
 from .preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class ImageArray:
     splits:  (N,) split names ("train", "val", "test", or "").
     paths:   N file paths (as in the manifest).
     skipped: (path, reason) for every file that could not be used.
+    meta:    float32 (N, len(METADATA_NAMES)): size and shape of each object as imaged
+             (``data.metadata``), or None where the images were given already preprocessed.
     """
 
     images: np.ndarray
@@ -50,6 +53,7 @@ class ImageArray:
     preprocess: Preprocess
     skipped: list[tuple[str, str]] = field(default_factory=list)
     fingerprint: str = ""
+    meta: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -78,10 +82,16 @@ def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return x.float().div(127.5).sub(1.0).unsqueeze(1)
 
 
-def _decode(args: tuple[str, dict]) -> tuple[np.ndarray | None, str | None]:
+def decode(path: str | Path, preprocess: Preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """One file -> (uint8 (S, S) model input, float32 (K,) object metadata); ``ImageReadError`` if unusable."""
+    raw = read_image(path)
+    return preprocess(raw), object_metadata(raw, preprocess)
+
+
+def _decode(args: tuple[str, dict]) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:
     path, pre = args
     try:
-        return Preprocess.from_dict(pre)(read_image(path)), None
+        return decode(path, Preprocess.from_dict(pre)), None
     except ImageReadError as e:
         return None, e.reason
     except Exception as e:  # noqa: BLE001 - any decoder bug becomes a skip with its reason, not a crash
@@ -97,14 +107,14 @@ def load_images(manifest: Manifest, preprocess: Preprocess, *, classes: list[str
     not among them get label -1.
     """
     classes = list(classes) if classes is not None else manifest.classes
-    fp = hash_json([manifest.fingerprint(), preprocess.to_dict(), classes])
+    fp = hash_json([manifest.fingerprint(), preprocess.to_dict(), classes, METADATA_NAMES])
     cache = Path(cache_dir) / f"images-{fp}.npz" if cache_dir is not None else None
     if cache is not None and cache.is_file():
         try:
             z = np.load(cache, allow_pickle=False)
             skipped = [tuple(r) for r in z["skipped"].tolist()] if z["skipped"].size else []
             return ImageArray(z["images"], z["labels"], classes, z["splits"], z["paths"].tolist(), preprocess,
-                              skipped, fp)
+                              skipped, fp, z["meta"])
         except Exception as e:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
             log.warning("image cache %s unreadable (%s); rebuilding it", cache, e)
 
@@ -129,16 +139,17 @@ def load_images(manifest: Manifest, preprocess: Preprocess, *, classes: list[str
     if not keep:
         raise DiffprobeError(f"none of the {len(jobs)} images could be read; first problem: "
                              f"{skipped[0][0]}: {skipped[0][1]}")
-    images = np.stack([results[i][0] for i in keep])
+    images = np.stack([results[i][0][0] for i in keep])
+    meta = np.stack([results[i][0][1] for i in keep])
     labels = np.array([index.get(manifest.labels[i], -1) if manifest.labels[i] is not None else -1 for i in keep],
                       dtype=np.int64)
     splits = np.array([manifest.splits[i] for i in keep])
     paths = [manifest.paths[i] for i in keep]
-    arr = ImageArray(images, labels, classes, splits, paths, preprocess, skipped, fp)
+    arr = ImageArray(images, labels, classes, splits, paths, preprocess, skipped, fp, meta)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npz")  # per process: ranks may write it at once
-        np.savez(tmp, images=images, labels=labels, splits=splits, paths=np.array(paths),
+        np.savez(tmp, images=images, meta=meta, labels=labels, splits=splits, paths=np.array(paths),
                  skipped=np.array(skipped, dtype=str).reshape(-1, 2))
         os.replace(tmp, cache)
     return arr

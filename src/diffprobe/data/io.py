@@ -33,7 +33,7 @@ def is_image_name(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _to_grey_float(im: Image.Image) -> np.ndarray:
+def to_grey(im: Image.Image) -> np.ndarray:
     """Convert any PIL mode to float32 greyscale in [0, 1], keeping 16-bit precision."""
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
@@ -86,7 +86,7 @@ def read_image(path: str | Path) -> np.ndarray:
                         im.draft("L", (DRAFT_SIDE, DRAFT_SIDE))
                     im.seek(0)
                     im.load()
-                    arr = _to_grey_float(im)
+                    arr = to_grey(im)
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except ImageReadError:

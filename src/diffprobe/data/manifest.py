@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import DiffprobeError, hash_json, read_json, stable_seed, write_json
+from ..utils import DiffprobeError, expand_data_path, hash_json, read_json, stable_seed, write_json
 from .io import IMAGE_EXTENSIONS, is_image_name
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class Manifest:
             raise DiffprobeError(f"{path}: manifest not found; pass a CSV with columns path,label[,split]")
         side = path.with_suffix(".json")
         meta = read_json(side) if side.is_file() else {}
-        root = Path(root) if root is not None else path.parent / meta.get("root", ".")
+        root = Path(root) if root is not None else path.parent / expand_data_path(meta.get("root", "."), side)
         paths, labels, splits = [], [], []
         with open(path, newline="") as f:
             reader = csv.DictReader(f)

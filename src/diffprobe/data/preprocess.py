@@ -12,7 +12,7 @@ same input as the original; without it a 10% gain change alone ruins a trained p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -28,11 +28,16 @@ class Preprocess:
                background is 1 (0 once inverted) whatever the lamp's gain and gradient; with
                ``invert=False`` (dark-field instruments) the field is subtracted instead.
                Settings saved before this option existed read as ``flatfield=False``.
+    polarity:  ``fixed`` (``invert`` as set) or ``auto``: each image's own background decides, so
+               bright-field crops (dark organism on a light field) are inverted and dark-field ones
+               (bright organism on black, e.g. a Scripps Plankton Camera) are not, and both reach the
+               model as a bright object on 0. Settings saved before this option existed read as ``fixed``.
     """
 
     size: int = 32
     invert: bool = True
     flatfield: bool = True
+    polarity: str = "fixed"
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 8 <= self.size <= 1024:
@@ -40,19 +45,36 @@ class Preprocess:
         for name in ("invert", "flatfield"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.polarity not in POLARITIES:
+            raise ValueError(f"polarity must be one of {POLARITIES}, got {self.polarity!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
-        unknown = set(d) - {"size", "invert", "flatfield"}
+        unknown = set(d) - {"size", "invert", "flatfield", "polarity"}
         if unknown:
-            raise ValueError(f"unknown preprocessing settings {sorted(unknown)}; known: size, invert, flatfield")
+            raise ValueError(f"unknown preprocessing settings {sorted(unknown)}; known: size, invert, flatfield, "
+                             f"polarity")
         return cls(**{"flatfield": False, **d})  # models saved before flat-fielding existed were trained without
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return preprocess(image, self)
+
+    def for_image(self, image: np.ndarray) -> "Preprocess":
+        """The settings for this image: with ``polarity="auto"``, ``invert`` follows its background."""
+        if self.polarity == "fixed":
+            return self
+        return replace(self, invert=bright_field(image), polarity="fixed")
+
+
+POLARITIES = ("fixed", "auto")
+
+
+def bright_field(image: np.ndarray) -> bool:
+    """A light background (border median above mid-grey): a bright-field crop, organism darker than it."""
+    return border_level(image) > 0.5
 
 
 def border_level(image: np.ndarray) -> float:
@@ -106,6 +128,7 @@ def pad_to_square(image: np.ndarray, fill: float) -> np.ndarray:
 
 def preprocess(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     """Float greyscale (H, W) in [0, 1] -> uint8 (size, size), aspect kept, background padded."""
+    settings = settings.for_image(image)
     image = image.astype(np.float32)
     if settings.flatfield:
         image = flatfield(image, settings.invert)

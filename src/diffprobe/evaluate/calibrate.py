@@ -21,18 +21,18 @@ from .unknown import unknown_thresholds
 
 
 def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = "val", accept: float = 0.95,
-                     split_seed: int = 0, progress: bool = True) -> dict:
+                     split_seed: int = 0, precision: str = "auto", progress: bool = True) -> dict:
     """Fit temperature, unknown thresholds and val confusion on the ``part`` of ``data`` (a split CSV,
     or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json; return the new fields."""
     from ..pipeline import load_split_images  # noqa: PLC0415 - the pipeline imports every stage
 
-    bundle = ClassifierBundle.load(bundle_dir)
+    bundle = ClassifierBundle.load(bundle_dir, precision=precision)
     m = select_part(prepare_split(data, seed=split_seed), part, data)
     m = m.subset([lab in bundle.classes for lab in m.labels])
     if len(m) == 0:
         raise DiffprobeError(f"{data}: no {part} images of the model's classes {bundle.classes[:6]} ...")
     arr = load_split_images(m, bundle.preprocess, classes=bundle.classes, progress=progress)
-    logits = bundle.logits(arr.images, progress=progress)
+    logits = bundle.logits(arr.images, arr.meta, progress=progress)
     y = arr.labels
     t = fit_temperature(logits, y)
     fields = {

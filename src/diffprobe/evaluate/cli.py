@@ -6,11 +6,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli import add_precision_arg
+
+
+def _bundle(args):
+    from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
+
+    return ClassifierBundle.load(args.model, precision=args.precision)
+
 
 def cmd_evaluate(args):
     from .crossdata import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
 
-    r = evaluate_bundle(args.model, args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed)
+    r = evaluate_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed)
     c = r["calibration"]
     print(f"{r['n_images']} images ({r['mode']}): accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} "
           f"(chance {r['chance_accuracy']:.2%}); ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f} after "
@@ -29,7 +37,7 @@ def cmd_evaluate(args):
 def cmd_shift(args):
     from .shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
 
-    r = run_shift_suite(args.model, args.data, args.out, shifts=args.shifts or tuple(SHIFTS),
+    r = run_shift_suite(_bundle(args), args.data, args.out, shifts=args.shifts or tuple(SHIFTS),
                         severities=args.severities,
                         part=args.part, seed=args.seed, split_seed=args.split_seed)
     print(f"clean accuracy {r['clean']['accuracy']:.2%} on {r['n_images']} {r['part']} images")
@@ -41,7 +49,7 @@ def cmd_shift(args):
 def cmd_predict(args):
     from .predict import predict_files  # noqa: PLC0415
 
-    r = predict_files(args.model, args.images, args.out, batch_size=args.batch_size)
+    r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size)
     files = r["files"]
     unknown = f", {r['n_unknown']} flagged unknown" if r["n_unknown"] is not None else ""
     print(f"{r['n_images']} images classified{unknown} -> {files['predictions']}; abundances -> {files['abundance']}")
@@ -49,10 +57,22 @@ def cmd_predict(args):
         print(f"{r['n_skipped']} files could not be read; listed in {files['skipped']}")
 
 
+def cmd_adapt(args):
+    from ..workflows.adapt import adapt_bundle  # noqa: PLC0415
+
+    r = adapt_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, polarity=args.polarity,
+                     seed=args.seed)
+    cv = r["cross_validated"]
+    print(f"adapted to {len(r['per_class'])} classes from {r['n_images']} labelled images (C={r['C']}); "
+          f"cross-validated accuracy {cv['accuracy']:.2%}, macro F1 {cv['macro_f1']:.3f}")
+    print(f"wrote the new bundle to {args.out} (adapt.json beside bundle.json)")
+
+
 def cmd_calibrate(args):
     from .calibrate import calibrate_bundle  # noqa: PLC0415
 
-    f = calibrate_bundle(args.model, args.data, part=args.part, accept=args.accept, split_seed=args.split_seed)
+    f = calibrate_bundle(args.model, args.data, part=args.part, accept=args.accept, split_seed=args.split_seed,
+                         precision=args.precision)
     c = f["calibration"]
     thr = f["unknown"]["thresholds"]
     print(f"temperature {f['temperature']:.3f} fitted on {c['n_images']} {c['part']} images: ECE "
@@ -64,7 +84,8 @@ def cmd_calibrate(args):
 def cmd_export(args):
     from .export import export_model  # noqa: PLC0415
 
-    r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, overwrite=args.overwrite)
+    r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, overwrite=args.overwrite,
+                     polarity=args.polarity)
     print(f"wrote {args.out}" + (f": test accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} on "
                                  f"{r['n_images']} images (test_metrics.json)" if r else ""))
 
@@ -91,6 +112,7 @@ def add_commands(sub) -> None:
     s.add_argument("--part", default="all", help="train | val | test | all (default all images)")
     s.add_argument("--out", required=True, help="folder for metrics.json, report.md, confusion.png")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic prior-shift samples")
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("shift", help="accuracy under instrument-like shifts (blur, noise, contrast, ...)")
@@ -103,6 +125,7 @@ def add_commands(sub) -> None:
     s.add_argument("--part", default="test", help="which part of the split (default test)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random shifts (noise, lighting)")
     s.add_argument("--split-seed", type=int, default=0, help="seed used to split a folder (as 'diffprobe split')")
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_shift)
 
     s = sub.add_parser("predict", help="classify new images: predictions CSV + per-sample abundances")
@@ -110,7 +133,22 @@ def add_commands(sub) -> None:
     s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
     s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
     s.add_argument("--batch-size", type=int, default=256)
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_predict)
+
+    s = sub.add_parser("adapt", help="few-shot adaptation: a new head for a few labelled images of a new "
+                                     "instrument, on the frozen features (seconds)")
+    s.add_argument("--model", required=True, help="bundle folder to adapt")
+    s.add_argument("--data", required=True, help="labelled images of the new data: folder, manifest CSV or EcoTaxa TSV")
+    s.add_argument("--class-map", help="CSV group,model_pattern,data_pattern: adapt to these groups instead of "
+                                       "the data's own classes")
+    s.add_argument("--out", required=True, help="folder for the new bundle")
+    s.add_argument("--polarity", choices=("auto", "fixed"), default="auto",
+                   help="auto (default): each image's background decides whether it is inverted (bright-field "
+                        "and dark-field crops both work); fixed: as the bundle was trained")
+    s.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
+    add_precision_arg(s)
+    s.set_defaults(fn=cmd_adapt)
 
     s = sub.add_parser("calibrate", help="fit temperature, unknown threshold and val confusion of a bundle")
     s.add_argument("--model", required=True, help="bundle folder (bundle.json is rewritten)")
@@ -118,6 +156,7 @@ def add_commands(sub) -> None:
     s.add_argument("--part", default="val", help="which part of the split (default val)")
     s.add_argument("--accept", type=float, default=0.95, help="share of known images to accept (default 0.95)")
     s.add_argument("--split-seed", type=int, default=0)
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_calibrate)
 
     s = sub.add_parser("export", help="a bundle as a model folder to ship: fp16 weights, its split, its test metrics")
@@ -126,4 +165,7 @@ def add_commands(sub) -> None:
     s.add_argument("--split", help="the split CSV the probe was chosen on: copied, and its test part evaluated")
     s.add_argument("--fp32", action="store_true", help="keep the backbone weights in fp32 (default: cast to fp16)")
     s.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
+    s.add_argument("--polarity", choices=("auto", "fixed"),
+                   help="set the preprocessing polarity: auto lets each image's background decide whether it is "
+                        "inverted (bright- and dark-field instruments alike); default: as the bundle was trained")
     s.set_defaults(fn=cmd_export)

@@ -132,10 +132,12 @@ def compare(data: str | Path, out: str | Path, *, methods=METHODS, settings=SETT
             budget_images: int = DEFAULT_BUDGET, seed: int = 0, image_size: int = 32, per_class: int = 80,
             val: float = 0.15, test: float = 0.15, configs: dict[str, MethodConfig] | None = None,
             dino_arch: str | None = None, timesteps: tuple[int, ...] | None = None,
-            probe: GridProbe | None = None, shots: tuple[int, int] = DEFAULT_SHOTS, progress: bool = True) -> dict:
+            probe: GridProbe | None = None, shots: tuple[int, int] = DEFAULT_SHOTS, precision: str = "auto",
+            progress: bool = True) -> dict:
     """Run the comparison of ``methods`` in ``settings`` on ``data``; write and return ``compare.json``'s dict.
 
     ``configs`` replaces the default config of the methods it names (same budget required).
+    ``precision``: of feature extraction (training precision is each config's own).
     ``timesteps``: the DDPM's feature timesteps (default ``FeatureSpec``'s). The returned dict lists
     under ``trained`` / ``reused`` which runs were trained by this call.
     """
@@ -186,7 +188,7 @@ def compare(data: str | Path, out: str | Path, *, methods=METHODS, settings=SETT
                 write_json(mdir / "trained.json", inputs)
                 trained.append(f"{setting}/{method}")
             summary = read_json(run_dir / "summary.json")
-            spec = FeatureSpec(timesteps=timesteps if method == "ddpm" else (0,), seed=seed)
+            spec = FeatureSpec(timesteps=timesteps if method == "ddpm" else (0,), seed=seed, precision=precision)
             store = extract_features(run_dir, images, spec, mdir / "features", progress=progress)
             res = run_probe(store, mdir / "probe", probe=probe, title=f"{method}, {setting}: linear-probe accuracy")
             km = cluster_store(store, mdir / "probe", results=res, seed=seed)

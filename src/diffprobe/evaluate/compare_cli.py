@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_preprocess_args
+from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_precision_arg, add_preprocess_args
 
 # The defaults of evaluate.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
 # them equal).
@@ -45,7 +45,7 @@ def cmd_baseline(args):
     out.mkdir(parents=True, exist_ok=True)
     cfg = BaselineConfig(method=args.method, arch=_arch(args, args.method, args.arch),
                          budget_images=args.budget_images, batch_size=args.batch_size, lr=args.lr,
-                         checkpoint_every=args.checkpoint_every, seed=args.seed, bf16=not args.no_bf16,
+                         checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                          invert=not args.no_invert, flatfield=not args.no_flatfield)
     run_baseline(_manifest_for(args, out), out, cfg, resume=args.resume)
     print(f"{args.method} backbone ({cfg.arch.name}) -> {out} (model.safetensors, backbone.json); "
@@ -62,14 +62,15 @@ def cmd_compare(args):
     configs = default_configs(args.methods, budget_images=args.budget_images, image_size=args.image_size,
                               seed=args.seed, dino_arch=args.dino_arch)
     for m, cfg in configs.items():
+        cfg = configs[m] = replace(cfg, precision=args.precision)
         if m == "ddpm" and args.ddpm_channels:
             configs[m] = replace(cfg, unet=UNetConfig(image_size=args.image_size, channels=args.ddpm_channels))
         elif m != "ddpm":
             configs[m] = replace(cfg, arch=_arch(args, m, args.dino_arch if m == "dino" else None))
     r = compare(args.data, args.out, methods=args.methods, settings=args.settings, budget_images=args.budget_images,
                 seed=args.seed, image_size=args.image_size, per_class=args.per_class, val=args.val, test=args.test,
-                configs=configs, timesteps=args.timesteps, shots=args.shots,
-                probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed,
+                configs=configs, timesteps=args.timesteps, shots=args.shots, precision=args.precision,
+                probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision,
                                 **({"epochs": args.probe_epochs} if args.probe_epochs else {})))
     print(f"\n{'setting':>9} {'method':>11} {'eval':>12} {'top-1':>7} {'macro F1':>9} {'bal. acc':>9} "
           f"{'F1 tail':>8} {'NMI':>6}")
@@ -95,7 +96,7 @@ def add_commands(sub) -> None:
     s.add_argument("--batch-size", type=int, default=128)
     s.add_argument("--lr", type=float, default=1e-3)
     s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    s.add_argument("--no-bf16", action="store_true", help="train in fp32 (bf16 autocast is the default)")
+    add_precision_arg(s)
     add_preprocess_args(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _arch_args(s)
@@ -123,4 +124,5 @@ def add_commands(sub) -> None:
     s.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the probe command's)")
     s.add_argument("--class-balanced", action="store_true", help="class-weighted probes (for every method)")
     _arch_args(s)
+    add_precision_arg(s)
     s.set_defaults(fn=cmd_compare)

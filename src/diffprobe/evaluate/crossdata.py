@@ -31,9 +31,9 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from ..data.manifest import SPLITS, Manifest, open_dataset
 from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import expected_calibration_error
-from ..probe.metrics import chance_accuracy, classification_metrics
+from ..probe.metrics import chance_accuracy, classification_metrics, multiclass_log_loss
 from ..report.plots import confusion_plot
-from ..utils import DiffprobeError, write_json
+from ..utils import DiffprobeError, resolve_precision, write_json
 from .abundance import abundance_error, estimate_shares, prior_shift_experiment
 from .unknown import flag_unknown, openset_report
 
@@ -154,7 +154,7 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
     arr = load_split_images(m, bundle.preprocess, report_dir=out, classes=data_classes, progress=progress)
     data_label = np.array([data_classes[k] for k in arr.labels], dtype=object)
     known = np.array([c in target_of for c in data_label], dtype=bool)
-    logits = bundle.logits(arr.images, progress=progress)
+    logits = bundle.logits(arr.images, arr.meta, progress=progress)
     y = np.array([target_of[c] for c in data_label[known]], dtype=np.int64)
     z = logits[known]
 
@@ -172,6 +172,7 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
            **closed, "chance_accuracy": chance_accuracy(y),
            "n_images": int(known.sum()), "n_skipped": int(sum(skipped_by_class.values())),
            "skipped_by_class": skipped_by_class, "n_unreadable": len(arr.skipped),
+           "log_loss": multiclass_log_loss(y, after), "precision": resolve_precision(bundle.precision, bundle.backbone.device),
            "calibration": {"temperature": bundle.temperature, "ece_before": expected_calibration_error(before, y),
                            "ece_after": expected_calibration_error(after, y)},
            "per_class": _per_class(y, pred, targets)}

@@ -27,8 +27,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..data.manifest import Manifest
+from ..data.preprocess import Preprocess
 from ..probe.bundle import ClassifierBundle
-from ..utils import DiffprobeError, read_json, write_json
+from ..utils import DiffprobeError, portable_data_path, read_json, write_json
 from .crossdata import evaluate_bundle
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,10 @@ def cast_safetensors(path: Path, dtype: torch.dtype = torch.float16) -> None:
 
 
 def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | None = None, fp16: bool = True,
-                 overwrite: bool = False, progress: bool = True) -> dict:
-    """Write the model folder ``out`` from ``bundle``; return test_metrics.json's dict (empty without a split)."""
+                 overwrite: bool = False, polarity: str | None = None, progress: bool = True) -> dict:
+    """Write the model folder ``out`` from ``bundle``; return test_metrics.json's dict (empty without a split).
+
+    ``polarity`` ("auto" or "fixed") replaces the bundle's preprocessing polarity (``data.preprocess``)."""
     bundle, out = Path(bundle), Path(out)
     source = ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
     if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
@@ -59,18 +62,24 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
         if fp16:
             for weights in (tmp / "backbone").rglob("*.safetensors"):
                 cast_safetensors(weights)
+        if polarity is not None:
+            meta = read_json(tmp / "bundle.json")
+            meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], "polarity": polarity}).to_dict()
+            write_json(tmp / "bundle.json", meta)
         metrics = {}
         if split is not None:
             Manifest.load(split).save(tmp / "split.csv")
             sidecar = read_json(tmp / "split.json")
-            # A relative root keeps the folder usable wherever the repository is cloned.
-            sidecar["root"] = os.path.relpath(sidecar["root"], out.resolve())
+            # $DIFFPROBE_DATA/... (or a relative root) keeps the folder usable wherever the data and the
+            # repository are.
+            sidecar["root"] = portable_data_path(sidecar["root"]) or os.path.relpath(sidecar["root"], out.resolve())
             write_json(tmp / "split.json", sidecar)
             r = evaluate_bundle(tmp, tmp / "split.csv", tmp / "test_report", part="test", progress=progress)
             c = r["calibration"]
             metrics = {"command": f"diffprobe evaluate --model {out} --data {out}/split.csv --part test --out OUT",
                        "part": "test", "n_images": r["n_images"], "accuracy": r["accuracy"],
                        "macro_f1": r["macro_f1"], "balanced_accuracy": r["balanced_accuracy"],
+                       "log_loss": r.get("log_loss"), "precision": r.get("precision"),
                        "chance_accuracy": r["chance_accuracy"], "ece_before": c["ece_before"],
                        "ece_after": c["ece_after"], "flagged_unknown_share": r.get("flagged_unknown_share")}
             # The probe's own test score, from the features it was fitted on: fp16 rounding of the backbone

@@ -66,9 +66,9 @@ def classify_files(bundle: ClassifierBundle, paths: list[str | Path], *, batch_s
     bar = tqdm(total=len(paths), desc="classifying", unit="img", disable=not progress, mininterval=1.0)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        images, ok_chunk, skipped_chunk = bundle.load_paths(chunk)
+        images, meta, ok_chunk, skipped_chunk = bundle.load_paths(chunk)
         if len(images):
-            logits.append(bundle.logits(images))
+            logits.append(bundle.logits(images, meta))
         ok += [start + i for i in ok_chunk]
         skipped += skipped_chunk
         bar.update(len(chunk))

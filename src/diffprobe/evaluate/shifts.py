@@ -142,10 +142,9 @@ def run_shift_suite(bundle: ClassifierBundle | str | Path, data: str | Path, out
     if not raw:
         raise DiffprobeError(f"{data}: no readable {part} images of the model's classes {bundle.classes[:6]} ...")
     y = np.array(y)
-    pre = bundle.preprocess
 
     def score(images: list[np.ndarray]) -> dict:
-        return classification_metrics(y, bundle.logits(np.stack([pre(im) for im in images])).argmax(1))
+        return classification_metrics(y, bundle.logits(*bundle.prepare(images)).argmax(1))
 
     res = {"bundle": str(bundle.path), "data": str(data), "part": part, "seed": seed, "n_images": len(y),
            "n_skipped": int(sum(skipped_by_class.values())), "skipped_by_class": skipped_by_class,

@@ -105,7 +105,7 @@ class ZeroShotConfig:
     positive: str | None = None
     diffusion: DiffusionClassifierConfig | None = field(default_factory=DiffusionClassifierConfig)
     seed: int = 0
-    bf16: bool = True
+    precision: str = "auto"
 
     def __post_init__(self):
         if any(k < 0 for k in self.shots) or not self.shots:
@@ -235,7 +235,7 @@ def diffusion_classify(denoise: Denoiser, x0: torch.Tensor, prototypes: torch.Te
 
 
 def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_train: np.ndarray, y_train: np.ndarray,
-                             n_classes: int, cfg: DiffusionClassifierConfig, *, seed: int = 0, bf16: bool = True,
+                             n_classes: int, cfg: DiffusionClassifierConfig, *, seed: int = 0, precision: str = "auto",
                              image_batch: int = 16, progress: bool = True) -> dict:
     """Diffusion-classify uint8 images (N, S, S) against prototypes from raw train r (M, R) with labels.
 
@@ -245,7 +245,7 @@ def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_trai
     protos, present = class_means(r_train[refs], y_train[refs], n_classes)
     classes = np.flatnonzero(present)
     prototypes = torch.from_numpy(protos[classes]).to(backbone.device)
-    denoise = lambda xt, t, r: backbone.denoise(xt, t, r, bf16=bf16)  # noqa: E731
+    denoise = lambda xt, t, r: backbone.denoise(xt, t, r, precision=precision)  # noqa: E731
     preds, calls, t0 = [], 0, time.time()
     for start in tqdm(range(0, len(images), image_batch), desc="diffusion classifier", unit="batch",
                       disable=not progress, mininterval=2.0):
@@ -310,7 +310,7 @@ def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Pa
 
     def features(b: str, ts: int) -> np.ndarray:
         spec = FeatureSpec(timesteps=(ts,), blocks=(b,), pooling=cfg.pooling, n_noise=cfg.n_noise, seed=cfg.seed,
-                           bf16=cfg.bf16)
+                           precision=cfg.precision)
         store = extract_features(backbone, images, spec, out / "features", batch_size=batch_size, progress=progress)
         return np.asarray(store.get(b, ts), dtype=np.float32)
 
@@ -353,7 +353,7 @@ def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Pa
                 len(te), dcfg.max_images, replace=False))
         r_all = raw if block == ENCODER and t == 0 else features(ENCODER, 0)
         dc = run_diffusion_classifier(backbone, images.images[te[sub]], r_all[tr], y_tr, n_classes, dcfg,
-                                      seed=cfg.seed, bf16=cfg.bf16, progress=progress)
+                                      seed=cfg.seed, precision=cfg.precision, progress=progress)
         dc["subset"] = sub
         results["diffusion_classifier"] = {
             **classification_metrics(y_te[sub], dc["pred"]), "n_images": len(sub),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_training_args
+from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_precision_arg, add_training_args
 
 
 def _schedule(text: str) -> tuple[tuple[int, int], ...]:
@@ -33,7 +33,7 @@ def cmd_rcdit_pretrain(args):
                         dit_heads=args.dit_heads)
     cfg = RCDiTPretrainConfig(model=model, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                               r_dropout=args.r_dropout, steps=args.steps, minutes=args.minutes,
-                              checkpoint_every=args.checkpoint_every, seed=args.seed, bf16=not args.no_bf16,
+                              checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                               invert=not args.no_invert, flatfield=not args.no_flatfield)
     arr = load_split_images(_manifest_for(args, out), cfg.preprocess, report_dir=out)
     train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
@@ -59,7 +59,7 @@ def cmd_zeroshot(args):
         schedule=args.dc_schedule, max_images=args.dc_max_images, shots=args.dc_shots, batch_size=args.dc_batch_size)
     cfg = ZeroShotConfig(block=block, timestep=timestep, **read, shots=args.shots, episodes=args.episodes,
                          knn_k=args.knn, center=not args.no_center, positive=args.positive, diffusion=dc,
-                         seed=args.seed, bf16=not args.no_bf16)
+                         seed=args.seed, precision=args.precision)
     arr = load_split_images(_manifest_for(args, out), model_preprocess(args.model), report_dir=out)
     r = zeroshot(args.model, arr, out, cfg, batch_size=args.batch_size)
     rep = r["representation"]
@@ -123,6 +123,6 @@ def add_commands(sub) -> None:
     s.add_argument("--dc-shots", type=int, default=0, help="references per class for its prototypes (0 = all)")
     s.add_argument("--dc-batch-size", type=int, default=512, help="denoiser inputs per forward pass")
     s.add_argument("--batch-size", type=int, default=256, help="images per batch for feature extraction")
-    s.add_argument("--no-bf16", action="store_true")
+    add_precision_arg(s)
     _add_split_args(s)
     s.set_defaults(fn=cmd_zeroshot)

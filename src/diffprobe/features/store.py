@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +22,8 @@ from tqdm.auto import tqdm
 
 from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import ImageArray
-from ..utils import DiffprobeError, hash_json, read_json, write_json
-from .extract import FeatureSpec
+from ..utils import DiffprobeError, hash_json, read_json, resolve_precision, write_json
+from .extract import FeatureSpec, view_features
 
 FORMAT_VERSION = 2  # 2: noise seeded per (image, timestep, draw)
 
@@ -70,6 +71,12 @@ class FeatureStore:
     def pairs(self) -> list[tuple[str, int]]:
         return [(b, t) for b in self.blocks for t in self.timesteps]
 
+    @property
+    def metadata(self) -> np.ndarray | None:
+        """float32 (N, len(data.metadata.METADATA_NAMES)) object measurements, or None (stores made without)."""
+        f = self.path / "metadata.npy"
+        return np.load(f) if f.is_file() else None
+
     def get(self, block: str, t: int) -> np.ndarray:
         f = self.path / f"{pair_name(block, t)}.npy"
         if not f.is_file():
@@ -93,6 +100,8 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
     if device is None and world > 1:
         device = state.device  # one GPU per process
     backbone = model if isinstance(model, Backbone) else load_backbone(model, device=device)
+    # The store holds the precision the features were computed in (not "auto"): bf16 and fp32 features differ.
+    spec = replace(spec, precision=resolve_precision(spec.precision, backbone.device))
     key_parts = {"backbone": backbone.kind, "checkpoint": backbone.content_hash(), "images": images_hash(images),
                  "spec": spec.to_dict(), "format": FORMAT_VERSION}
     key = hash_json(key_parts)
@@ -139,7 +148,7 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
         stop = min(n, start + batch_size)
         mine = np.array_split(np.arange(start, stop), world)[rank]
         if len(mine):
-            feats = backbone.features_batch(images.images[mine[0]:mine[-1] + 1], spec)
+            feats = view_features(backbone, images.images[mine[0]:mine[-1] + 1], spec)
             for k, v in feats.items():
                 arrays[k][mine[0]:mine[-1] + 1] = v
         bar.update(stop - start)
@@ -152,6 +161,8 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
     if state.is_main_process:
         np.save(partial / "labels.npy", images.labels)
         np.save(partial / "splits.npy", images.splits.astype("U8"))
+        if images.meta is not None:  # the objects' size and shape, read beside the features by richer heads
+            np.save(partial / "metadata.npy", images.meta)
         write_json(partial / "paths.json", list(map(str, images.paths)))
         os.remove(progress_file)
         write_json(partial / "meta.json", {**key_parts, "key": key, "blocks": blocks, "dims": dims, "n": n,

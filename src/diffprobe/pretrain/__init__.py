@@ -1,4 +1,4 @@
-"""Pretraining loops (Accelerate, bf16 autocast, EMA, atomic checkpoints, exact resume)."""
+"""Pretraining loops (Accelerate, bf16 autocast where native, EMA, atomic checkpoints, exact resume)."""
 
 from .ddpm import PretrainConfig, pretrain, sample_grid
 

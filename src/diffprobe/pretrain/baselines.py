@@ -1,7 +1,7 @@
 """Train the baselines of the controlled comparison from scratch: supervised, SimCLR, DINO, MAE.
 
 All four run in the loop every backbone shares (``loop.train``: Hugging Face Accelerate, bf16
-autocast, atomic checkpoints, exact ``--resume``, tqdm with loss and img/s). Each method is
+autocast where native, atomic checkpoints, exact ``--resume``, tqdm with loss and img/s). Each method is
 a small ``nn.Module`` made of lightly's and timm's parts (losses, heads, transforms, models):
 
 ==============  ==========================================================================
@@ -96,7 +96,7 @@ class BaselineConfig(RunConfig):
     clip_grad: float = 3.0
     checkpoint_every: int = 500  # steps
     seed: int = 0
-    bf16: bool = True
+    precision: str = "auto"
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)
     # SimCLR
@@ -350,7 +350,7 @@ class BaselineTask(TrainTask):
         self.x, self.n_images, self.steps = torch.from_numpy(data), len(data), cfg.steps
         self.desc, self.clip_grad = f"train {cfg.method}", cfg.clip_grad
         # The schedule depends on the whole budget, so only checkpoint_every may change on resume.
-        self.resume_keys = tuple(k for k in cfg.to_dict() if k != "checkpoint_every")
+        self.resume_keys = tuple(k for k in cfg.to_dict() if k not in ("checkpoint_every", "precision"))
 
     def build_model(self):
         return METHOD_CLASSES[self.cfg.method](self.cfg, self.n_classes)

@@ -1,7 +1,7 @@
 """Pretrain a DDPM U-Net denoiser on unlabelled images (epsilon prediction, 1000 steps, linear betas).
 
 Runs in the shared loop (``loop.train``: Hugging Face Accelerate on a CPU, one GPU or many,
-bf16 autocast with fp32 master weights, EMA, atomic checkpoints). Randomness (batch order,
+bf16 autocast where native, fp32 master weights, EMA, atomic checkpoints). Randomness (batch order,
 augmentation, timesteps, noise) is a pure function of (seed, step), so ``--resume`` continues
 exactly as an uninterrupted run would.
 """
@@ -42,7 +42,7 @@ class PretrainConfig(RunConfig):
     minutes: float | None = None  # ... or in wall-clock minutes (whichever ends first)
     checkpoint_every: int = 500
     seed: int = 0
-    bf16: bool = True
+    precision: str = "auto"
     augment: bool = True  # flips and 90-degree rotations: plankton have no canonical orientation
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)

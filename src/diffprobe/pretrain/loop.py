@@ -5,7 +5,7 @@ its learning-rate schedule, what to export); ``train`` owns everything that make
 and reproducible, so those properties hold for every method alike:
 
 - a run folder is never overwritten: continuing it needs ``resume``, with compatible settings;
-- Hugging Face Accelerate (CPU, one GPU or ``accelerate launch``) with bf16 autocast and fp32
+- Hugging Face Accelerate (CPU, one GPU or ``accelerate launch``) with bf16 autocast (where the hardware runs it natively) and fp32
   master weights, the global batch split evenly across processes;
 - randomness is a pure function of (seed, step): the batch indices (``batch_for_step``) and a
   per-step ``torch.Generator``, so ``resume`` continues exactly as an uninterrupted run would;
@@ -31,7 +31,7 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from ..utils import DiffprobeError, read_json, stable_seed, write_json
+from ..utils import DiffprobeError, legacy_precision, read_json, resolve_precision, stable_seed, write_json
 from .checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ class RunConfig:
     def from_dict(cls, d: dict):
         """Refuse unknown keys: a typo in a hand-written or older config.json must not fall back to a default."""
         known = {f.name for f in fields(cls)}
+        d = legacy_precision(d)
         unknown = set(d) - known
         if unknown:
             raise DiffprobeError(f"unknown {cls.settings_name} settings {sorted(unknown)}; known: {sorted(known)}")
@@ -65,7 +66,7 @@ class TrainTask:
     """What one training method adds to ``train``; subclasses fill in the hooks.
 
     ``cfg`` is the method's ``RunConfig`` dataclass (``seed``, ``batch_size``, ``lr``, ``weight_decay``,
-    ``bf16``, ``checkpoint_every``, ``to_dict``), saved as ``config.json``.
+    ``precision``, ``checkpoint_every``, ``to_dict``), saved as ``config.json``.
     """
 
     cfg: Any
@@ -155,7 +156,9 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
     what ``task.export`` writes, then ``summary.json``. Returns ``out_dir``."""
     out, cfg = Path(out_dir), task.cfg
     # cpu=True where there is no GPU: Accelerate then runs a torchrun / accelerate-launch job as gloo data parallel.
-    acc = accelerator or Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", cpu=not torch.cuda.is_available())
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(cfg.precision, device)
+    acc = accelerator or Accelerator(mixed_precision="bf16" if precision == "bf16" else "no", cpu=device.type == "cpu")
     ckpt_dir = out / "checkpoint"
     _check_run_dir(out, cfg, task.resume_keys, resume)
     acc.wait_for_everyone()  # every rank checks the run folder before the main one writes into it
@@ -267,6 +270,6 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
         summary = task.export(final, out, acc.device)
         write_json(out / "summary.json", {
             **state, "images_per_s": round(state["images_seen"] / max(1e-9, state["elapsed_s"]), 1), **summary,
-            "n_train_images": task.n_images, "device": str(acc.device), "processes": world})
+            "n_train_images": task.n_images, "device": str(acc.device), "processes": world, "precision": precision})
     acc.wait_for_everyone()
     return out

@@ -2,7 +2,7 @@
 
 Same forward process as the U-Net (``make_scheduler``: 1000 steps, linear betas, epsilon
 prediction; ``RCDiTTask`` extends ``DDPMTask``) and the same loop (``loop.train``: Accelerate,
-bf16 autocast, EMA weights, atomic checkpoints), with randomness that is a pure function of
+bf16 autocast where native, EMA weights, atomic checkpoints), with randomness that is a pure function of
 (seed, step) (batch order, augmentation, timesteps, noise, r-dropout), so ``resume``
 continues exactly as an uninterrupted run would. Labels are never used.
 
@@ -51,7 +51,7 @@ class RCDiTPretrainConfig(RunConfig):
     minutes: float | None = None
     checkpoint_every: int = 500
     seed: int = 0
-    bf16: bool = True
+    precision: str = "auto"
     augment: bool = True
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)

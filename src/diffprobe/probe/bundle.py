@@ -1,12 +1,16 @@
-"""The classifier bundle: a frozen backbone, the chosen (block, timestep), its linear probe,
+"""The classifier bundle: a frozen backbone, the (block, timestep) pairs it reads, the head on them,
 class names, preprocessing and calibration, in one directory that ``evaluate`` and ``predict`` load.
 
 Layout::
 
     bundle/
-      bundle.json          classes, block, timestep, image size, feature spec, temperature, metrics
-      probe.safetensors    weight (D, C), bias (C,), mean (D,), std (D,)
+      bundle.json          classes, pairs, image size, feature spec, metadata, head kind, temperature, metrics
+      probe.safetensors    the head: linear (weight (D, C), bias, mean, std) or MLP (``probe.mlp.MLPHead``)
       backbone/            the frozen backbone directory (backbone.json + safetensors weights)
+
+Format 1 bundles (one pair, a linear head) load unchanged. Format 2 adds ``pairs`` (several pairs,
+concatenated in that order), ``metadata`` (the object measurements of ``data.metadata`` appended to the
+features) and ``head`` (``linear`` or ``mlp``). ``block`` / ``timestep`` name the first pair in both.
 
 Weights are read with safetensors only; ``bundle.json`` is validated before use.
 """
@@ -18,17 +22,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..backbones.base import Backbone, load_backbone
-from ..data.io import ImageReadError, read_image
+from ..data.dataset import decode
+from ..data.io import ImageReadError, to_grey
+from ..data.metadata import METADATA_NAMES, object_metadata
 from ..data.preprocess import Preprocess
-from ..features.extract import FeatureSpec
-from ..utils import DiffprobeError, read_json, write_json
+from ..features.extract import FeatureSpec, view_features
+from ..utils import DiffprobeError, read_json, resolve_precision, write_json
 from .linear import LinearHead
+from .mlp import MLPHead
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+HEADS = ("linear", "mlp")
 _REQUIRED = {"format": int, "classes": list, "block": str, "timestep": int, "image_size": int,
              "preprocess": dict, "feature_spec": dict, "temperature": (int, float), "metrics": dict}
 
@@ -39,14 +49,24 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+Head = LinearHead | MLPHead
+
+
 @dataclass
 class ClassifierBundle:
-    """A ready-to-use classifier. ``predict_proba(images)``: uint8 (N, S, S) -> (N, C) probabilities."""
+    """A ready-to-use classifier.
+
+    ``predict_proba(inputs)`` / ``predict(inputs)``: image files, PIL images or numpy arrays of any size
+    (uint8, or float in [0, 1]; greyscale or RGB), preprocessed as ``diffprobe predict`` does ->
+    (N, C) calibrated probabilities / N class names. ``logits(images, meta)`` is the same on arrays that
+    are already preprocessed (uint8 (N, S, S), e.g. an ``ImageArray``'s ``images`` and ``meta``).
+    """
 
     path: Path
     meta: dict
-    head: LinearHead
+    head: Head
     backbone: Backbone = field(repr=False)
+    precision: str = "auto"  # of the forward pass at inference (utils.resolve_precision)
 
     @property
     def classes(self) -> list[str]:
@@ -60,22 +80,43 @@ class ClassifierBundle:
     def temperature(self) -> float:
         return float(self.meta["temperature"])
 
+    @property
+    def pairs(self) -> list[tuple[str, int]]:
+        return [(b, int(t)) for b, t in self.meta.get("pairs", [[self.meta["block"], self.meta["timestep"]]])]
+
+    @property
+    def uses_metadata(self) -> bool:
+        return bool(self.meta.get("metadata"))
+
     # ---- writing -----------------------------------------------------------------------------
     @staticmethod
-    def save(path: str | Path, *, model_dir: str | Path, head: LinearHead, meta: dict) -> Path:
-        """Write a bundle: copy the backbone, the probe tensors and ``bundle.json`` (validated)."""
+    def save(path: str | Path, *, model_dir: str | Path, head: Head, meta: dict) -> Path:
+        """Write a bundle: copy the backbone, the head's tensors and ``bundle.json`` (validated).
+
+        ``meta`` needs classes, image_size, preprocess, feature_spec, metrics and either ``pairs`` or
+        ``block`` + ``timestep``; ``metadata`` (names, or empty) and the head kind are filled in here.
+        """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         load_backbone(model_dir, device=torch.device("cpu")).copy_to(path / "backbone")
         save_file(head.tensors(), path / "probe.safetensors")
-        meta = {"format": BUNDLE_FORMAT, "temperature": 1.0, **meta}
+        pairs = meta.get("pairs") or [[meta["block"], meta["timestep"]]]
+        meta = {"format": BUNDLE_FORMAT, "temperature": 1.0, "metadata": [], **meta,
+                "pairs": [[b, int(t)] for b, t in pairs], "block": pairs[0][0], "timestep": int(pairs[0][1]),
+                "head": "mlp" if isinstance(head, MLPHead) else "linear"}
+        if isinstance(head, MLPHead):
+            meta["head_config"] = head.config
         _validate(meta, path / "bundle.json")
         write_json(path / "bundle.json", meta)
         return path
 
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, device: torch.device | None = None) -> "ClassifierBundle":
+    def load(cls, path: str | Path, device: torch.device | None = None,
+             precision: str = "auto") -> "ClassifierBundle":
+        """Open a bundle; ``precision`` (auto | fp32 | bf16) is the one its forward pass runs in here.
+        ``feature_spec.precision`` in ``bundle.json`` records what its head was fitted on."""
+        resolve_precision(precision)  # refuse an unknown name before loading anything
         path = Path(path)
         if not (path / "bundle.json").is_file():
             raise DiffprobeError(f"{path}: not a classifier bundle (bundle.json missing); pass the bundle/ folder "
@@ -86,53 +127,128 @@ class ClassifierBundle:
             t = load_file(path / "probe.safetensors")
         except Exception as e:  # noqa: BLE001
             raise DiffprobeError(f"{path / 'probe.safetensors'}: unreadable ({e}); re-create the bundle") from None
-        head = LinearHead(t["weight"].numpy(), t["bias"].numpy(), t["mean"].numpy(), t["std"].numpy())
-        if head.weight.shape[1] != len(meta["classes"]):
-            raise DiffprobeError(f"{path}: probe has {head.weight.shape[1]} outputs but bundle.json names "
+        if meta.get("head", "linear") == "mlp":
+            head = MLPHead.from_tensors(t, meta.get("head_config"))
+            outputs = head.n_classes
+        else:
+            head = LinearHead(t["weight"].numpy(), t["bias"].numpy(), t["mean"].numpy(), t["std"].numpy())
+            outputs = head.weight.shape[1]
+        if outputs != len(meta["classes"]):
+            raise DiffprobeError(f"{path}: the head has {outputs} outputs but bundle.json names "
                                  f"{len(meta['classes'])} classes; the bundle is inconsistent, re-create it")
         backbone = load_backbone(path / "backbone", device=device)
         if backbone.image_size != meta["image_size"]:
             raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
                                  f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
-        return cls(path, meta, head, backbone)
+        return cls(path, meta, head, backbone, precision)
+
+    from_pretrained = load  # the diffusers / Hugging Face spelling
 
     def feature_spec(self) -> FeatureSpec:
-        spec = dict(self.meta["feature_spec"])
-        spec.update(timesteps=[self.meta["timestep"]], blocks=[self.meta["block"]])
+        """What the backbone computes: every pair's block and timestep, in this bundle's precision."""
+        spec = FeatureSpec.from_dict(dict(self.meta["feature_spec"])).to_dict()
+        pairs = self.pairs
+        spec.update(timesteps=sorted({t for _, t in pairs}), blocks=list(dict.fromkeys(b for b, _ in pairs)),
+                    precision=self.precision)
         return FeatureSpec.from_dict(spec)
 
-    def features(self, images: np.ndarray, batch_size: int = 256, progress: bool = False) -> np.ndarray:
-        """uint8 (N, S, S) preprocessed images -> (N, D) features at the bundle's (block, timestep)."""
+    def features(self, images: np.ndarray, meta: np.ndarray | None = None, batch_size: int = 256,
+                 progress: bool = False) -> np.ndarray:
+        """uint8 (N, S, S) preprocessed images (and their (N, K) object metadata, if the bundle reads it)
+        -> (N, D) the head's input: every pair's features in order, then the metadata."""
         images = np.asarray(images)
         s = self.meta["image_size"]
-        if images.ndim != 3 or images.shape[1:] != (s, s):
-            raise DiffprobeError(f"images must be preprocessed to (N, {s}, {s}); got {images.shape}. "
-                                 f"Use bundle.preprocess or predict_paths()")
-        spec, key = self.feature_spec(), (self.meta["block"], self.meta["timestep"])
+        if images.ndim != 3 or images.shape[1:] != (s, s) or images.dtype != np.uint8:
+            raise DiffprobeError(f"images must be preprocessed uint8 arrays of shape (N, {s}, {s}); got "
+                                 f"{images.dtype} {images.shape}. Pass raw images to predict_proba(), which "
+                                 f"preprocesses them")
+        if self.uses_metadata and (meta is None or len(meta) != len(images)):
+            raise DiffprobeError(f"{self.path}: this bundle reads the object metadata ({', '.join(METADATA_NAMES)}) "
+                                 f"beside the images; pass meta (N, {len(METADATA_NAMES)}) or use predict_proba()")
+        spec, pairs = self.feature_spec(), self.pairs
         out = []
         for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc="classifying", unit="batch"):
-            out.append(self.backbone.features_batch(images[i : i + batch_size], spec)[key])
-        return np.concatenate(out) if out else np.zeros((0, self.head.weight.shape[0]), np.float32)
+            f = view_features(self.backbone, images[i : i + batch_size], spec)
+            cols = [f[p] for p in pairs] + ([np.asarray(meta[i : i + batch_size], np.float32)]
+                                             if self.uses_metadata else [])
+            out.append(np.concatenate(cols, axis=1))
+        return np.concatenate(out) if out else np.zeros((0, len(self.head.mean)), np.float32)
 
-    def logits(self, images: np.ndarray, **kw) -> np.ndarray:
-        return self.head.logits(self.features(images, **kw))
+    def logits(self, images: np.ndarray, meta: np.ndarray | None = None, **kw) -> np.ndarray:
+        return self.head.logits(self.features(images, meta, **kw))
 
-    def predict_proba(self, images: np.ndarray, **kw) -> np.ndarray:
-        """Calibrated probabilities (temperature-scaled softmax), (N, C)."""
-        return _softmax(self.logits(images, **kw) / self.temperature)
+    # ---- raw inputs: files, PIL images, arrays of any size -------------------------------------------
+    def prepare(self, inputs) -> tuple[np.ndarray, np.ndarray]:
+        """Paths, PIL images or arrays (one 2-D / 3-D array or a list of them; uint8, or float in [0, 1])
+        -> (uint8 (N, S, S) model inputs, float32 (N, K) object metadata). Unreadable files raise."""
+        if isinstance(inputs, (str, Path, Image.Image)) or (isinstance(inputs, np.ndarray) and inputs.ndim == 2):
+            inputs = [inputs]
+        pre, images, metas = self.preprocess, [], []
+        for k, x in enumerate(inputs):
+            if isinstance(x, (str, Path)):
+                try:
+                    img, m = decode(x, pre)
+                except ImageReadError as e:
+                    raise DiffprobeError(f"{x}: {e.reason}") from None
+            else:
+                raw = _as_grey(x, k)
+                img, m = pre(raw), object_metadata(raw, pre)
+            images.append(img)
+            metas.append(m)
+        s = self.meta["image_size"]
+        if not images:
+            return np.zeros((0, s, s), np.uint8), np.zeros((0, len(METADATA_NAMES)), np.float32)
+        return np.stack(images), np.stack(metas)
 
-    def load_paths(self, paths: list[str | Path]) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
-        """Read and preprocess files: (images, indices of the readable ones, [(path, reason)] skipped)."""
+    def predict_proba(self, inputs, **kw) -> np.ndarray:
+        """Calibrated probabilities (temperature-scaled softmax), (N, C), of raw inputs (see ``prepare``)."""
+        return _softmax(self.logits(*self.prepare(inputs), **kw) / self.temperature)
+
+    def predict(self, inputs, **kw) -> list[str]:
+        """The most probable class name of each input."""
+        return [self.classes[i] for i in self.predict_proba(inputs, **kw).argmax(1)]
+
+    def load_paths(self, paths: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[int], list[tuple[str, str]]]:
+        """Read and preprocess files: (images, their metadata, indices of the readable ones, [(path, reason)])."""
         pre = self.preprocess
-        imgs, ok, skipped = [], [], []
+        imgs, metas, ok, skipped = [], [], [], []
         for i, p in enumerate(paths):
             try:
-                imgs.append(pre(read_image(p)))
-                ok.append(i)
+                img, m = decode(p, pre)
             except ImageReadError as e:
                 skipped.append((str(p), e.reason))
+                continue
+            imgs.append(img)
+            metas.append(m)
+            ok.append(i)
         s = self.meta["image_size"]
-        return (np.stack(imgs) if imgs else np.zeros((0, s, s), np.uint8)), ok, skipped
+        if not imgs:
+            return np.zeros((0, s, s), np.uint8), np.zeros((0, len(METADATA_NAMES)), np.float32), ok, skipped
+        return np.stack(imgs), np.stack(metas), ok, skipped
+
+
+def _as_grey(x, k: int) -> np.ndarray:
+    """A PIL image or array -> float32 greyscale (H, W) in [0, 1], with a clear error for anything else."""
+    if isinstance(x, Image.Image):
+        return to_grey(x)
+    if not isinstance(x, np.ndarray):
+        raise DiffprobeError(f"input {k}: expected a file path, a PIL image or a numpy array, got {type(x).__name__}")
+    a = x
+    if a.ndim == 3 and a.shape[2] in (3, 4):
+        return to_grey(Image.fromarray(a.astype(np.uint8) if a.dtype == np.uint8 else
+                                              np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)))
+    if a.ndim != 2 or min(a.shape) < 2:
+        raise DiffprobeError(f"input {k}: expected one image of shape (H, W) or (H, W, 3), got {a.shape}")
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise DiffprobeError(f"input {k}: float images must hold values in [0, 1] (got {a.min():.3g} to "
+                                 f"{a.max():.3g}); divide by 255 for 8-bit data")
+        return a.astype(np.float32)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / 65535.0
+    raise DiffprobeError(f"input {k}: unsupported array type {a.dtype}; use uint8, uint16 or float in [0, 1]")
 
 
 def _validate(meta: dict, where: Path) -> None:
@@ -141,8 +257,18 @@ def _validate(meta: dict, where: Path) -> None:
             raise DiffprobeError(f"{where}: missing field {k!r}; the bundle is incomplete, re-create it")
         if not isinstance(meta[k], typ) or isinstance(meta[k], bool) and typ is int:
             raise DiffprobeError(f"{where}: field {k!r} should be {typ}, got {type(meta[k]).__name__}")
-    if meta["format"] != BUNDLE_FORMAT:
-        raise DiffprobeError(f"{where}: bundle format {meta['format']} is not supported (expected {BUNDLE_FORMAT})")
+    if meta["format"] not in READABLE_FORMATS:
+        raise DiffprobeError(f"{where}: bundle format {meta['format']} is not supported (this diffprobe reads "
+                             f"{READABLE_FORMATS}); upgrade diffprobe")
+    if meta.get("head", "linear") not in HEADS:
+        raise DiffprobeError(f"{where}: unknown head {meta['head']!r}; known: {HEADS}")
+    pairs = meta.get("pairs", [[meta["block"], meta["timestep"]]])
+    if not pairs or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
+                            for p in pairs):
+        raise DiffprobeError(f"{where}: 'pairs' must be a non-empty list of [block, timestep]")
+    if meta.get("metadata") and list(meta["metadata"]) != list(METADATA_NAMES):
+        raise DiffprobeError(f"{where}: the bundle reads metadata {meta['metadata']}, this diffprobe measures "
+                             f"{list(METADATA_NAMES)}; re-create the bundle")
     if not meta["classes"] or not all(isinstance(c, str) for c in meta["classes"]):
         raise DiffprobeError(f"{where}: 'classes' must be a non-empty list of names")
     if not meta["temperature"] > 0:

@@ -1,11 +1,13 @@
-"""Fused features: one linear probe on the concatenation of the best (block, timestep) pairs.
+"""Fused features: one head on the concatenation of the best (block, timestep) pairs, optionally with
+the objects' size and shape metadata, written as a classifier bundle.
 
 Single pairs see one resolution at one noise level; blocks and timesteps carry complementary
 information (the papers' heatmaps are flat near the top), so concatenating the top pairs is the
-cheapest way past the best single pair. Everything is chosen on val: the ranking of pairs (the
-grid's val accuracy from ``diffprobe probe``) and the number of pairs fused, ``k``. Test is
-reported once, for the chosen ``k`` (the other candidates' test columns are recorded, never
-consulted).
+cheapest way past the best single pair. The head is the linear probe (the paper's readout) or a
+one-hidden-layer MLP (``probe.mlp``), which on NDSB reads several pairs and the metadata far better
+(``benchmarks/accuracy_levers.py``). Everything is chosen on val: the ranking of pairs (the grid's
+val accuracy from ``diffprobe probe``), the number of pairs fused, ``k``, and the MLP's grid. Test is
+reported once, for the chosen ``k`` (the other candidates' test columns are recorded, never consulted).
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import confusion_matrix
 
+from ..data.metadata import METADATA_NAMES
 from ..features.store import FeatureStore
 from ..utils import DiffprobeError, read_json, write_json
+from .bundle import ClassifierBundle, _softmax
+from .calibration import fit_temperature, unknown_thresholds
 from .linear import GridProbe
-from .metrics import classification_metrics
+from .metrics import classification_metrics, multiclass_log_loss
+from .mlp import MLPProbe
 
 DEFAULT_KS = (2, 3, 4, 6, 8)
+HEADS = ("linear", "mlp")
 
 
 def rank_pairs(results: dict) -> list[tuple[str, int]]:
@@ -30,50 +38,92 @@ def rank_pairs(results: dict) -> list[tuple[str, int]]:
 
 
 def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out_dir: str | Path, *,
-               ks: tuple[int, ...] = DEFAULT_KS, probe: GridProbe | None = None) -> dict:
-    """Probe the concatenated features of the top-k pairs for every k in ``ks``; choose k on val.
+               ks: tuple[int, ...] = DEFAULT_KS, probe: GridProbe | None = None, head: str = "linear",
+               metadata: bool = False, mlp: MLPProbe | None = None, bundle: bool = True) -> dict:
+    """Fit ``head`` on the concatenated features of the top-k pairs (and the store's object metadata when
+    ``metadata``) for every k in ``ks``; choose k on val (accuracy, then log loss).
 
     store: the feature store the grid was probed on; results: its ``results.json`` (or dict).
-    Writes ``fusion.json`` and ``fusion.md`` to ``out_dir``; returns the same dict.
+    Writes ``fusion.json``, ``fusion.md`` and (``bundle``, for a store that names its model) a classifier
+    ``bundle/`` of the chosen head to ``out_dir``; returns the same dict.
     """
+    if head not in HEADS:
+        raise DiffprobeError(f"unknown head {head!r}; choose one of {HEADS}")
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     results = results if isinstance(results, dict) else read_json(results)
     # Stores are named by their key (weights, images, settings), so the folder name identifies one.
     if Path(results.get("feature_store", store.path)).name != store.path.name:
         raise DiffprobeError(f"the results were probed on {results['feature_store']}, not on {store.path}; "
                              f"pass the results.json of this store's 'diffprobe probe'")
+    meta = store.metadata if metadata else None
+    if metadata and meta is None:
+        raise DiffprobeError(f"{store.path}: this feature store holds no object metadata (made before it existed, "
+                             f"or from preprocessed arrays); extract the features again with 'diffprobe features'")
     ranked = [p for p in rank_pairs(results) if p in set(store.pairs)]
-    ks = tuple(sorted({k for k in ks if 2 <= k <= len(ranked)}))
+    lowest = 1 if (metadata or head == "mlp") else 2  # one pair alone is already a new readout then
+    ks = tuple(sorted({k for k in ks if lowest <= k <= len(ranked)}))
     if not ks:
         raise DiffprobeError(f"{store.path}: fusion needs at least 2 pairs (the store has {len(ranked)}); "
                              f"extract more blocks or timesteps")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     probe = probe or GridProbe()
+    mlp = mlp or MLPProbe(seed=probe.seed, precision=probe.precision)
     masks = {s: store.splits == s for s in ("train", "val", "test")}
     y = {s: store.labels[m] for s, m in masks.items()}
+    n_classes = len(store.classes)
     cols = {s: [np.asarray(store.get(b, t)[m], dtype=np.float32) for b, t in ranked[: max(ks)]]
             for s, m in masks.items()}
+
+    def inputs(s: str, k: int) -> np.ndarray:
+        return np.concatenate(cols[s][:k] + ([meta[masks[s]]] if meta is not None else []), axis=1)
+
     t0 = time.time()
-    fused = {s: [np.concatenate(cols[s][:k], axis=1) for k in ks] for s in masks}
-    heads = probe.fit(fused["train"], y["train"], fused["val"], y["val"], len(store.classes))
+    if head == "linear":
+        heads = probe.fit([inputs("train", k) for k in ks], y["train"], [inputs("val", k) for k in ks], y["val"],
+                          n_classes)
+    else:
+        heads = [mlp.fit(inputs("train", k), y["train"], inputs("val", k), y["val"], n_classes) for k in ks]
     rows = []
-    for i, (k, head) in enumerate(zip(ks, heads)):
-        row = {"k": k, "pairs": [{"block": b, "timestep": t} for b, t in ranked[:k]], "dim": fused["train"][i].shape[1],
-               "weight_decay": head.weight_decay, "epochs": head.epochs}
+    for k, h in zip(ks, heads):
+        row = {"k": k, "pairs": [{"block": b, "timestep": t} for b, t in ranked[:k]],
+               "dim": inputs("val", k).shape[1]}
+        row.update({"weight_decay": h.weight_decay, "epochs": h.epochs} if head == "linear" else {"mlp": h.config})
+        logits = {s: h.logits(inputs(s, k)) for s in ("val", "test")}
+        temperature = fit_temperature(logits["val"], y["val"])
         for s in ("val", "test"):
-            met = classification_metrics(y[s], head.logits(fused[s][i]).argmax(1))
-            row.update({f"{s}_{name}": v for name, v in met.items()})
+            row.update({f"{s}_{name}": v for name, v in classification_metrics(y[s], logits[s].argmax(1)).items()})
+            row[f"{s}_log_loss"] = multiclass_log_loss(y[s], _softmax(logits[s] / temperature))
         rows.append(row)
-    best = max(rows, key=lambda r: (r["val_accuracy"], r["val_macro_f1"], -r["k"]))
+    best_i = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -rows[i]["val_log_loss"], -rows[i]["k"]))
+    best = rows[best_i]
     single = results["best"]
-    r = {"feature_store": str(store.path), "candidates": rows, "best": best,
+    r = {"feature_store": str(store.path), "head": head, "metadata": list(METADATA_NAMES) if metadata else [],
+         "candidates": rows, "best": best,
          "best_single_pair": {k: single[k] for k in ("block", "timestep", "val_accuracy", "test_accuracy",
                                                      "test_macro_f1")},
          "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
-                   "class_balanced": probe.class_balanced, "seed": probe.seed}}
+                   "class_balanced": probe.class_balanced, "seed": probe.seed} if head == "linear" else
+         {"hidden": list(mlp.hidden), "dropout": list(mlp.dropout), "weight_decays": list(mlp.weight_decays),
+          "epochs": mlp.epochs, "lr": mlp.lr, "seed": mlp.seed}}
+    fit_s = time.time() - t0
+    if bundle and "model_dir" in store.meta:  # stores written by extract_features know their model
+        k, h = best["k"], heads[best_i]
+        val_logits = h.logits(inputs("val", k))
+        temperature = fit_temperature(val_logits, y["val"])
+        ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=h, meta={
+            "classes": store.classes, "pairs": [[b, t] for b, t in ranked[:k]],
+            "metadata": list(METADATA_NAMES) if metadata else [],
+            "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
+            "feature_spec": store.spec.to_dict(), "temperature": temperature,
+            "metrics": {m: best[m] for m in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy",
+                                             "test_log_loss", "val_accuracy")},
+            "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist(),
+            "val_confusion": confusion_matrix(y["val"], val_logits.argmax(1), labels=range(n_classes)).tolist(),
+            "unknown": unknown_thresholds(val_logits, temperature)})
+        r["bundle"] = str(out / "bundle")
     write_json(out / "fusion.json", r)
-    write_json(out / "timing.json", {"fusion_fit_seconds": round(time.time() - t0, 2)})
+    write_json(out / "timing.json", {"fusion_fit_seconds": round(fit_s, 2)})
     (out / "fusion.md").write_text(render_fusion(r))
     return r
 
@@ -81,14 +131,16 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
 def render_fusion(r: dict) -> str:
     b, s = r["best"], r["best_single_pair"]
     pairs = ", ".join(f"{p['block']} t={p['timestep']}" for p in b["pairs"])
-    lines = ["# Fused features of the top pairs", "",
+    what = f"{r.get('head', 'linear')} head" + (" with object metadata" if r.get("metadata") else "")
+    lines = [f"# Fused features of the top pairs ({what})", "",
              f"**Chosen on val: k = {b['k']} pairs** ({pairs}; {b['dim']} dims): test top-1 {b['test_accuracy']:.2%}, "
-             f"macro F1 {b['test_macro_f1']:.3f}, balanced accuracy {b['test_balanced_accuracy']:.2%} "
-             f"(val {b['val_accuracy']:.2%}). Best single pair ({s['block']} t={s['timestep']}): test top-1 "
-             f"{s['test_accuracy']:.2%}, macro F1 {s['test_macro_f1']:.3f}.", "",
-             "| k | dims | val acc | test acc | test macro F1 |", "|---|---|---|---|---|"]
+             f"macro F1 {b['test_macro_f1']:.3f}, balanced accuracy {b['test_balanced_accuracy']:.2%}, log loss "
+             f"{b['test_log_loss']:.3f} (val {b['val_accuracy']:.2%}). Best single pair ({s['block']} "
+             f"t={s['timestep']}, linear): test top-1 {s['test_accuracy']:.2%}, macro F1 {s['test_macro_f1']:.3f}.", "",
+             "| k | dims | val acc | val log loss | test acc | test macro F1 | test log loss |",
+             "|---|---|---|---|---|---|---|"]
     for row in r["candidates"]:
         mark = " **(chosen)**" if row["k"] == b["k"] else ""
-        lines.append(f"| {row['k']}{mark} | {row['dim']} | {row['val_accuracy']:.2%} | {row['test_accuracy']:.2%} | "
-                     f"{row['test_macro_f1']:.3f} |")
+        lines.append(f"| {row['k']}{mark} | {row['dim']} | {row['val_accuracy']:.2%} | {row['val_log_loss']:.3f} | "
+                     f"{row['test_accuracy']:.2%} | {row['test_macro_f1']:.3f} | {row['test_log_loss']:.3f} |")
     return "\n".join(lines + [""])

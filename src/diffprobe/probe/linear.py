@@ -47,8 +47,8 @@ class GridProbe:
     stopping after ``patience`` epochs without improvement (only in the second half of the
     schedule), optional inverse-frequency class weights. ``whiten`` PCA-whitens each standardised feature
     set first (the value is added to the eigenvalues of its correlation matrix, so directions without
-    variance are not blown up; None: no whitening). ``bf16`` runs the training matmuls under bf16
-    autocast (AMX on recent CPUs, tensor cores on GPUs); weights, Adam state, the loss and the validation
+    variance are not blown up; None: no whitening). ``precision`` (auto | fp32 | bf16) of the training matmuls:
+    auto is bf16 autocast only where the hardware runs it natively (AMX CPUs, bf16 GPUs); weights, Adam state, the loss and the validation
     accuracy that selects each probe stay fp32.
     """
 
@@ -56,9 +56,9 @@ class GridProbe:
     # whitening Adam needed 80 epochs to reach 52.2% (best pair); whitened, 10-20 epochs reach 55.5-55.7%.
     def __init__(self, *, epochs: int = 20, lr: float = 3e-2, batch_size: int = 256,
                  weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), class_balanced: bool = False,
-                 patience: int = 15, seed: int = 0, bf16: bool = True,
+                 patience: int = 15, seed: int = 0, precision: str = "auto",
                  whiten: float | None = 0.1, device: torch.device | None = None):
-        self.epochs, self.lr, self.batch_size, self.bf16, self.whiten = epochs, lr, batch_size, bf16, whiten
+        self.epochs, self.lr, self.batch_size, self.precision, self.whiten = epochs, lr, batch_size, precision, whiten
         self.weight_decays = tuple(weight_decays)
         self.class_balanced, self.patience, self.seed = class_balanced, patience, seed
         self.device = device or default_device()
@@ -122,7 +122,7 @@ class GridProbe:
             perm = torch.randperm(n, generator=gen).to(dev)
             for s in range(0, n, batch):
                 b = perm[s : s + batch]
-                with autocast(dev, enabled=self.bf16):
+                with autocast(dev, self.precision):
                     logits = torch.baddbmm(bias, xtr[:, b], weight)
                 target = ytr[b].view(1, -1, 1).expand(p, -1, w_n).reshape(-1)
                 ce = F.cross_entropy(logits.float().view(-1, c), target, weight=class_weight, reduction="none")

@@ -20,3 +20,12 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
 def chance_accuracy(y_test: np.ndarray) -> float:
     """The majority-class share of the test part: what always guessing the largest class scores."""
     return float(np.bincount(y_test).max() / len(y_test)) if len(y_test) else float("nan")
+
+
+def multiclass_log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """Mean negative log-probability of the true class (the 2015 NDSB competition's metric), with the
+    competition's clipping of probabilities to [1e-15, 1 - 1e-15]."""
+    if len(y_true) == 0:
+        return float("nan")
+    p = np.clip(proba[np.arange(len(y_true)), y_true], 1e-15, 1 - 1e-15)
+    return float(-np.log(p).mean())

@@ -1,0 +1,87 @@
+"""What each numeric precision costs on this machine: the U-Net's training step and feature extraction in
+fp32, bf16 and ``auto`` (what ``utils.resolve_precision`` picks here), for the default U-Net and the demo's.
+
+``auto`` should be within 10% of the faster of fp32 and bf16 on every machine; the JSON names the CPU, its
+capability as PyTorch sees it (AVX2, AVX512, ...) and whether it has AMX.
+
+    python benchmarks/precision.py [--steps 6] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from _common import machine, write
+from diffprobe.backbones import UNetConfig
+from diffprobe.backbones.ddpm_unet import unet_features
+from diffprobe.features import FeatureSpec
+from diffprobe.utils import autocast, cpu_features, resolve_precision
+
+CPU = torch.device("cpu")
+UNETS = {"default (64,128,128)": (64, 128, 128), "demo (32,64,64)": (32, 64, 64)}
+
+
+def train_rate(channels, precision: str, batch: int, steps: int) -> float:
+    torch.manual_seed(0)
+    unet = UNetConfig(image_size=32, channels=channels).build()
+    opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)
+    x, t = torch.randn(batch, 1, 32, 32), torch.randint(0, 1000, (batch,))
+
+    def step():
+        with autocast(CPU, precision):
+            loss = F.mse_loss(unet(x, t).sample.float(), x)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()  # warm-up: allocator, oneDNN kernel choice
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def feature_rate(channels, precision: str, n: int = 256) -> float:
+    torch.manual_seed(0)
+    unet = UNetConfig(image_size=32, channels=channels).build().eval()
+    images = np.random.default_rng(0).integers(0, 255, (n, 32, 32), dtype=np.uint8)
+    spec = FeatureSpec(timesteps=(1,), precision=precision)
+    unet_features(unet, images[:32], spec)
+    start = time.perf_counter()
+    unet_features(unet, images, spec)
+    return n / (time.perf_counter() - start)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=32)
+    a = ap.parse_args()
+    auto = resolve_precision("auto", CPU)
+    rows = []
+    for name, ch in UNETS.items():
+        for task, fn in (("training step", lambda p: train_rate(ch, p, a.batch, a.steps)),
+                         ("feature extraction", lambda p: feature_rate(ch, p))):
+            r = {p: fn(p) for p in ("fp32", "bf16")}
+            r["auto"] = fn("auto")
+            best = max(r["fp32"], r["bf16"])
+            rows.append({"unet": name, "task": task, "images_per_s": r, "auto_picks": auto,
+                         "auto_vs_best": r["auto"] / best, "bf16_vs_fp32": r["bf16"] / r["fp32"]})
+            print(rows[-1], flush=True)
+    cpu = cpu_features()
+    write("precision", {"cpu_features": cpu, "batch": a.batch, "rows": rows,
+                        "auto_within_10pct": all(r["auto_vs_best"] >= 0.9 for r in rows)},
+          [f"CPU capability {cpu['capability']}, AMX {cpu['amx']}, AVX512_BF16 {cpu['avx512_bf16']}; auto picks "
+           f"{auto}", "", "| U-Net | task | fp32 img/s | bf16 img/s | auto img/s | bf16 / fp32 | auto / best |",
+           "|---|---|---|---|---|---|---|"]
+          + [f"| {r['unet']} | {r['task']} | {r['images_per_s']['fp32']:.1f} | {r['images_per_s']['bf16']:.1f} | "
+             f"{r['images_per_s']['auto']:.1f} | {r['bf16_vs_fp32']:.2f}x | {r['auto_vs_best']:.2f} |" for r in rows])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""MkDocs hook: the CLI reference page is generated from the argparse parsers, so it never drifts."""
+
+from __future__ import annotations
+
+import argparse
+
+PLACEHOLDER = "<!-- cli-reference -->"
+
+
+def _reference() -> str:
+    from diffprobe.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parts = ["```text", parser.format_help().rstrip(), "```", ""]
+    for name, p in sub.choices.items():
+        parts += [f"## `diffprobe {name}`", "", "```text", p.format_help().rstrip(), "```", ""]
+    return "\n".join(parts)
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    if PLACEHOLDER in markdown:
+        return markdown.replace(PLACEHOLDER, _reference())
+    return markdown

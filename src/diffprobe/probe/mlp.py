@@ -1,0 +1,145 @@
+"""A one-hidden-layer probe on frozen features: the readout beyond the paper's linear protocol.
+
+The linear probe per (block, timestep) pair stays the paper's protocol; this head reads several
+pairs and the object's size metadata at once, where classes differ by combinations that a linear
+map misses (measured on NDSB: see ``benchmarks/accuracy_levers.py``). It is small (one hidden
+layer), trained in seconds to minutes on cached features, early-stopped on validation log loss,
+and its width, dropout and weight decay are chosen on validation data only.
+
+Shapes: ``x`` is float32 (N, D); classes are integer labels 0..C-1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..utils import DiffprobeError, autocast, default_device
+
+
+@dataclass
+class MLPHead:
+    """A fitted head: logits = gelu(z @ w1 + b1) @ w2 + b2 on standardised features z = (x - mean) / std.
+
+    mean, std (D,); w1 (D, H), b1 (H,); w2 (H, C), b2 (C,).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    config: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return self.w2.shape[1]
+
+    def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """(N, D) features -> (N, C) logits (fp32, whatever precision the features came in)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
+            raise DiffprobeError(f"the head reads (N, {self.mean.shape[0]}) features, got {x.shape}")
+        t = {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k))) for k in ("mean", "std", "w1", "b1",
+                                                                              "w2", "b2")}
+        out = []
+        with torch.no_grad():
+            for s in range(0, len(x), batch_size):
+                z = (torch.from_numpy(x[s:s + batch_size]) - t["mean"]) / t["std"]
+                out.append((F.gelu(z @ t["w1"] + t["b1"]) @ t["w2"] + t["b2"]).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k), dtype=np.float32))
+                for k in ("mean", "std", "w1", "b1", "w2", "b2")}
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, torch.Tensor], config: dict | None = None) -> "MLPHead":
+        missing = {"mean", "std", "w1", "b1", "w2", "b2"} - set(t)
+        if missing:
+            raise DiffprobeError(f"MLP head tensors missing: {sorted(missing)}")
+        return cls(*(t[k].float().numpy() for k in ("mean", "std", "w1", "b1", "w2", "b2")), config=config or {})
+
+
+class MLPProbe:
+    """Fit an ``MLPHead``; each (hidden, dropout, weight decay) of the grid is trained and the one with the
+    lowest validation log loss kept (its best epoch). ``precision`` as everywhere (``utils.resolve_precision``).
+    """
+
+    # Defaults chosen on NDSB val (121 classes, 17k train images; benchmarks/accuracy_levers.py).
+    def __init__(self, *, hidden: tuple[int, ...] = (1024,), dropout: tuple[float, ...] = (0.5,),
+                 weight_decays: tuple[float, ...] = (0.05,), epochs: int = 40, lr: float = 1e-3,
+                 batch_size: int = 256, label_smoothing: float = 0.0, input_dropout: float = 0.1, seed: int = 0,
+                 precision: str = "auto", device: torch.device | None = None, progress: bool = False):
+        if epochs < 1 or batch_size < 1 or not lr > 0:
+            raise DiffprobeError("epochs and batch_size must be positive integers, lr a positive number")
+        self.hidden, self.dropout, self.weight_decays = tuple(hidden), tuple(dropout), tuple(weight_decays)
+        self.epochs, self.lr, self.batch_size, self.label_smoothing = epochs, lr, batch_size, label_smoothing
+        self.input_dropout, self.seed, self.precision = input_dropout, seed, precision
+        self.device, self.progress = device or default_device(), progress
+        self.history_: list[dict] = []
+
+    def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
+            n_classes: int | None = None) -> MLPHead:
+        """x_train (N, D), y_train (N,); x_val (M, D), y_val (M,) selects the epoch and the grid point."""
+        if len(y_val) == 0:
+            raise DiffprobeError("the val part is empty: the MLP head is selected and early-stopped on val")
+        n_classes = int(n_classes or max(y_train.max(), y_val.max()) + 1)
+        x_train = np.asarray(x_train, np.float32)
+        mean = x_train.mean(0)
+        std = x_train.std(0) + 1e-6
+        dev = self.device
+        xtr = torch.from_numpy((x_train - mean) / std).to(dev)
+        xva = torch.from_numpy((np.asarray(x_val, np.float32) - mean) / std).to(dev)
+        ytr, yva = torch.as_tensor(y_train, device=dev), torch.as_tensor(y_val, device=dev)
+        best = None
+        self.history_ = []
+        for h in self.hidden:
+            for p in self.dropout:
+                for wd in self.weight_decays:
+                    loss, acc, epoch, params = self._fit_one(xtr, ytr, xva, yva, n_classes, h, p, wd)
+                    self.history_.append({"hidden": h, "dropout": p, "weight_decay": wd, "val_log_loss": loss,
+                                          "val_accuracy": acc, "epoch": epoch})
+                    if best is None or loss < best[0]:
+                        best = (loss, params, {"hidden": h, "dropout": p, "weight_decay": wd, "epoch": epoch,
+                                               "val_log_loss": loss, "val_accuracy": acc})
+        _, (w1, b1, w2, b2), cfg = best
+        return MLPHead(mean, std, w1, b1, w2, b2, config=cfg)
+
+    def _fit_one(self, xtr, ytr, xva, yva, n_classes, hidden, dropout, wd):
+        g = torch.Generator().manual_seed(self.seed)
+        d = xtr.shape[1]
+        torch.manual_seed(self.seed)
+        net = torch.nn.Sequential(torch.nn.Dropout(self.input_dropout), torch.nn.Linear(d, hidden), torch.nn.GELU(),
+                                  torch.nn.Dropout(dropout), torch.nn.Linear(hidden, n_classes)).to(xtr.device)
+        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=wd)
+        n = len(xtr)
+        steps = self.epochs * -(-n // self.batch_size)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.1)
+        best_loss, best_acc, best_epoch, best_state = float("inf"), 0.0, 0, None
+        for epoch in range(self.epochs):
+            net.train()
+            perm = torch.randperm(n, generator=g).to(xtr.device)
+            for s in range(0, n, self.batch_size):
+                b = perm[s:s + self.batch_size]
+                with autocast(xtr.device, self.precision):
+                    logits = net(xtr[b])
+                loss = F.cross_entropy(logits.float(), ytr[b], label_smoothing=self.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+            net.eval()
+            with torch.no_grad():
+                lv = net(xva).float()
+                vloss = float(F.cross_entropy(lv, yva))
+                vacc = float((lv.argmax(1) == yva).float().mean())
+            if vloss < best_loss:
+                best_loss, best_acc, best_epoch = vloss, vacc, epoch + 1
+                best_state = [t.detach().cpu().clone() for t in net.parameters()]
+        w1, b1, w2, b2 = best_state
+        return best_loss, best_acc, best_epoch, (w1.T.numpy().copy(), b1.numpy(), w2.T.numpy().copy(), b2.numpy())

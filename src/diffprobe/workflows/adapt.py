@@ -1,0 +1,111 @@
+"""Few-shot adaptation to a new instrument: a new head on the frozen features, in seconds.
+
+An ecologist who moves to another instrument labels a few dozen images per class and expects the
+classifier to follow. The backbone stays frozen: the labelled images are read the way the bundle
+reads images (its preprocessing, with the background's polarity decided per image, so dark-field
+crops work with a bright-field model), their features computed once, and a multinomial logistic
+regression fitted on them (scikit-learn, regularisation chosen by stratified cross-validation on the
+labelled images themselves). Temperature and unknown thresholds are fitted on the cross-validated
+predictions, so no labelled image is spent twice. The result is a new bundle: same backbone, new
+classes (the data's own, or the groups of a class map), new head.
+
+Shapes: features (N, D); labels integer 0..C-1.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..data.dataset import default_cache_dir, load_images
+from ..data.manifest import Manifest, open_dataset
+from ..evaluate.crossdata import read_class_map
+from ..probe.bundle import ClassifierBundle
+from ..probe.calibration import fit_temperature, unknown_thresholds
+from ..probe.linear import LinearHead
+from ..probe.metrics import classification_metrics
+from ..utils import DiffprobeError, atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+# Regularisation grid (inverse strength) searched by cross-validation on the labelled images.
+CS = (0.01, 0.1, 1.0)
+
+
+def labelled_targets(bundle: ClassifierBundle, data: str | Path | Manifest,
+                     class_map: str | Path | None = None) -> tuple[Manifest, list[str], np.ndarray]:
+    """The labelled images of ``data`` and their targets: the data's own classes, or the class map's groups
+    (images of classes no pattern matches are left out). Returns (manifest, class names, (N,) targets)."""
+    m = data if isinstance(data, Manifest) else open_dataset(data, labelled=True)
+    m = m.subset([lab is not None for lab in m.labels])
+    if len(m) == 0:
+        raise DiffprobeError(f"{data}: no labelled images; adaptation needs a few labelled images per class")
+    if class_map is None:
+        classes = m.classes
+        return m, classes, np.array([classes.index(lab) for lab in m.labels])
+    cmap = read_class_map(class_map, bundle.classes, m.classes)
+    m = m.subset([lab in cmap.data_groups for lab in m.labels])
+    if len(m) == 0:
+        raise DiffprobeError(f"{class_map}: no data_pattern matches a class of {data}")
+    groups = np.array([cmap.data_groups[lab] for lab in m.labels])
+    present = sorted(set(groups.tolist()))
+    return m, [cmap.groups[g] for g in present], np.searchsorted(present, groups)
+
+
+def fit_adapted_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[LinearHead, np.ndarray, float]:
+    """Logistic regression on (N, D) features, C chosen by stratified k-fold CV; returns the head, its
+    (N, C) cross-validated logits (each image predicted by a model that did not see it) and the chosen C."""
+    counts = np.bincount(y)
+    if (counts[counts > 0] < 2).any() or len(counts[counts > 0]) < 2:
+        raise DiffprobeError("adaptation needs at least 2 classes with 2 labelled images each")
+    folds = StratifiedKFold(n_splits=int(min(5, counts[counts > 0].min())), shuffle=True, random_state=seed)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    search = GridSearchCV(model, {"logisticregression__C": list(CS)}, cv=folds, scoring="neg_log_loss")
+    search.fit(x, y)
+    best = search.best_estimator_
+    cv_logits = cross_val_predict(best, x, y, cv=folds, method="decision_function")
+    scaler, lr = best.named_steps["standardscaler"], best.named_steps["logisticregression"]
+    w, b = lr.coef_.T.astype(np.float32), lr.intercept_.astype(np.float32)
+    if w.shape[1] == 1:  # sklearn's binary model: one logit; the bundle wants one per class
+        w, b = np.concatenate([-w / 2, w / 2], 1), np.array([-b[0] / 2, b[0] / 2], np.float32)
+        cv_logits = np.stack([-cv_logits / 2, cv_logits / 2], 1)
+    head = LinearHead(w, b, scaler.mean_.astype(np.float32), scaler.scale_.astype(np.float32))
+    return head, np.asarray(cv_logits, np.float32), float(search.best_params_["logisticregression__C"])
+
+
+def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manifest, out: str | Path, *,
+                 class_map: str | Path | None = None, polarity: str = "auto", seed: int = 0,
+                 progress: bool = True) -> dict:
+    """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
+    to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary."""
+    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    m, classes, y = labelled_targets(bundle, data, class_map)
+    pre = replace(bundle.preprocess, polarity=polarity)
+    arr = load_images(m, pre, cache_dir=default_cache_dir() / "images", progress=progress)
+    row = {p: i for i, p in enumerate(m.paths)}
+    y = y[[row[p] for p in arr.paths]]  # unreadable files were skipped (and reported) by load_images
+    x = bundle.features(arr.images, arr.meta, progress=progress)
+    head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
+    temperature = fit_temperature(cv_logits, y)
+    cv = classification_metrics(y, cv_logits.argmax(1))
+    summary = {"source_bundle": str(bundle.path), "data": str(data), "class_map": str(class_map) if class_map else None,
+               "n_images": len(y), "per_class": dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())),
+               "C": c, "temperature": temperature, "cross_validated": cv, "n_unreadable": len(arr.skipped)}
+    meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown")}
+    meta.update(classes=classes, preprocess=pre.to_dict(), temperature=temperature,
+                metrics={"test_accuracy": cv["accuracy"], "test_macro_f1": cv["macro_f1"],
+                         "evaluated_on": "cross-validated predictions on the adaptation images"},
+                train_class_counts=np.bincount(y, minlength=len(classes)).tolist(),
+                unknown=unknown_thresholds(cv_logits, temperature), adapted=summary)
+    with atomic_dir(out) as tmp:
+        ClassifierBundle.save(tmp, model_dir=bundle.path / "backbone", head=head, meta=meta)
+        write_json(Path(tmp) / "adapt.json", summary)
+    log.info("adapted bundle -> %s", out)
+    return summary

@@ -1,0 +1,122 @@
+"""The richer readout: object metadata, views, a truncated forward, the MLP head and format-2 bundles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffprobe.backbones.base import load_backbone
+from diffprobe.backbones.ddpm_unet import unet_features
+from diffprobe.data.metadata import METADATA_NAMES, object_metadata
+from diffprobe.data.preprocess import Preprocess
+from diffprobe.features.extract import FeatureSpec, dihedral, view_features
+from diffprobe.probe import GridProbe
+from diffprobe.probe.bundle import ClassifierBundle
+from diffprobe.probe.fusion import fuse_pairs
+from diffprobe.probe.mlp import MLPProbe
+from diffprobe.utils import DiffprobeError
+
+
+def test_metadata_measures_the_object_as_imaged():
+    img = np.ones((40, 80), np.float32)  # white field, a dark 10 x 30 object
+    img[15:25, 20:50] = 0.2
+    m = dict(zip(METADATA_NAMES, object_metadata(img, Preprocess(size=16))))
+    assert m["log_height"] == pytest.approx(np.log(40)) and m["log_width"] == pytest.approx(np.log(80))
+    assert m["log_object_area"] == pytest.approx(np.log1p(300), rel=1e-4)
+    assert m["log_object_height"] == pytest.approx(np.log1p(10)) and m["log_object_width"] == pytest.approx(np.log1p(30))
+    assert m["fill"] == pytest.approx(300 / 3200) and m["mean_contrast"] == pytest.approx(0.8, abs=0.01)
+    # twice the size, same shape: only the size measurements move
+    big = np.kron(img, np.ones((2, 2), np.float32))
+    m2 = dict(zip(METADATA_NAMES, object_metadata(big, Preprocess(size=16))))
+    assert m2["log_object_area"] - m["log_object_area"] == pytest.approx(np.log(4), abs=0.01)
+    assert m2["fill"] == pytest.approx(m["fill"]) and m2["log_aspect"] == pytest.approx(m["log_aspect"])
+
+
+def test_images_and_stores_carry_metadata(synth_images, tiny_store):
+    assert synth_images.meta.shape == (len(synth_images), len(METADATA_NAMES))
+    assert np.isfinite(synth_images.meta).all()
+    np.testing.assert_array_equal(tiny_store.metadata, synth_images.meta)
+
+
+def test_views_are_the_eight_symmetries_and_features_average_them(tiny_run, synth_images):
+    x = synth_images.images[:6]
+    views = [dihedral(x, v) for v in range(8)]
+    assert len({v.tobytes() for v in views}) == 8
+    backbone = load_backbone(tiny_run)
+    one = FeatureSpec(timesteps=(10,), blocks=("mid",), precision="fp32")
+    four = view_features(backbone, x, FeatureSpec(timesteps=(10,), blocks=("mid",), views=4, precision="fp32"))
+    mean = np.mean([backbone.features_batch(views[v], one)[("mid", 10)] for v in range(4)], axis=0)
+    np.testing.assert_allclose(four[("mid", 10)], mean, rtol=1e-5, atol=1e-6)
+    with pytest.raises(DiffprobeError, match="views must be one of"):
+        FeatureSpec(views=3)
+
+
+def test_forward_stops_at_the_deepest_block_read_with_identical_features(tiny_run, synth_images):
+    unet = load_backbone(tiny_run).model
+    x = synth_images.images[:4]
+    full = unet_features(unet, x, FeatureSpec(timesteps=(5,), precision="fp32"))
+    calls = []
+    handle = unet.conv_out.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        early = unet_features(unet, x, FeatureSpec(timesteps=(5,), blocks=("down1", "mid"), precision="fp32"))
+    finally:
+        handle.remove()
+    assert not calls  # the decoder and the output convolution never ran
+    for key, v in early.items():
+        np.testing.assert_array_equal(v, full[key])
+
+
+def test_mlp_head_learns_what_a_linear_probe_cannot():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2400, 10)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)  # XOR of two signs: no linear separation
+    tr, va, te = slice(0, 1600), slice(1600, 2000), slice(2000, None)
+    lin = GridProbe(epochs=20).fit([x[tr]], y[tr], [x[va]], y[va], 2)[0]
+    head = MLPProbe(hidden=(64,), dropout=(0.1,), epochs=60, lr=3e-3, input_dropout=0.0).fit(x[tr], y[tr], x[va], y[va])
+    assert (lin.logits(x[te]).argmax(1) == y[te]).mean() < 0.65
+    assert (head.logits(x[te]).argmax(1) == y[te]).mean() > 0.85
+
+
+@pytest.fixture(scope="module")
+def mlp_bundle(tiny_store, tiny_probe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("fuse-mlp")
+    r = fuse_pairs(tiny_store, tiny_probe[1], out, ks=(1, 2), head="mlp", metadata=True,
+                   mlp=MLPProbe(hidden=(32,), epochs=30, lr=3e-3))
+    return r, ClassifierBundle.load(r["bundle"], precision="fp32")
+
+
+def test_fused_mlp_bundle_round_trips(mlp_bundle, tiny_store):
+    r, bundle = mlp_bundle
+    assert bundle.meta["format"] == 2 and bundle.meta["head"] == "mlp" and bundle.uses_metadata
+    assert bundle.pairs == [(p["block"], p["timestep"]) for p in r["best"]["pairs"]]
+    m = tiny_store.splits == "test"
+    x = np.concatenate([np.asarray(tiny_store.get(b, t))[m] for b, t in bundle.pairs] + [tiny_store.metadata[m]], 1)
+    test_acc = (bundle.head.logits(x).argmax(1) == tiny_store.labels[m]).mean()
+    assert test_acc == pytest.approx(r["best"]["test_accuracy"])
+    assert r["best"]["test_accuracy"] > 2 / len(tiny_store.classes)  # well above chance
+    assert np.isfinite(r["best"]["test_log_loss"])
+
+
+def test_bundle_predicts_paths_pil_and_arrays_alike(mlp_bundle, synth_split):
+    from diffprobe.data.manifest import Manifest
+    from diffprobe.data.io import read_image
+
+    _, bundle = mlp_bundle
+    m = Manifest.load(synth_split)
+    files = [m.full_path(i) for i in range(5)]
+    by_path = bundle.predict_proba(files)
+    floats = [read_image(f) for f in files]
+    uint8 = [np.round(a * 255).astype(np.uint8) for a in floats]
+    pil = [Image.fromarray(a) for a in uint8]
+    assert by_path.shape == (5, len(bundle.classes))
+    np.testing.assert_allclose(bundle.predict_proba(floats), by_path, atol=1e-3)
+    np.testing.assert_allclose(bundle.predict_proba(uint8), by_path, atol=1e-3)
+    np.testing.assert_allclose(bundle.predict_proba(pil), by_path, atol=1e-3)
+    assert bundle.predict(files[0]) == [bundle.classes[int(by_path[0].argmax())]]
+    with pytest.raises(DiffprobeError, match=r"values in \[0, 1\]"):
+        bundle.predict_proba([floats[0] * 255])
+    with pytest.raises(DiffprobeError, match="metadata"):
+        bundle.logits(bundle.prepare(files)[0])  # preprocessed images without their metadata
+    with pytest.raises(DiffprobeError, match="expected a file path"):
+        bundle.predict_proba([{"not": "an image"}])
