@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     if getattr(args, "precision", None):
-        print(f"precision: {describe_precision(args.precision)}", file=sys.stderr)
+        print(f"precision: {describe_precision(args.precision)}")
     try:
         args.fn(args)
     except DiffprobeError as e:

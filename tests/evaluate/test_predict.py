@@ -71,8 +71,8 @@ def test_python_api_in_three_lines(field_run, station_folders):
     bundle = ClassifierBundle.load(field_run["bundle"])
     rows = predict_paths(bundle, files)
     assert [r["path"] for r in rows] == [str(f) for f in files[:-1]]  # the missing file is left out
-    # Same answer as the bundle's own predict_proba on the preprocessed images.
-    probs = bundle.predict_proba(np.stack([bundle.preprocess(read_image(f)) for f in files[:-1]]))
+    # Same answer as the bundle's own predict_proba on the decoded images (it preprocesses them itself).
+    probs = bundle.predict_proba([read_image(f) for f in files[:-1]])
     assert [r["label"] for r in rows] == [bundle.classes[k] for k in probs.argmax(1)]
     assert [r["probability"] for r in rows] == pytest.approx(probs.max(1), abs=1e-5)
 

@@ -19,7 +19,7 @@ def test_feature_shapes_per_block(tiny_store, synth_images):
 def test_one_forward_pass_per_timestep_yields_every_block(tiny_run, synth_images):
     bb = load_backbone(tiny_run)
     calls = []
-    bb.model.register_forward_hook(lambda *a: calls.append(1))
+    bb.model.register_forward_pre_hook(lambda *a: calls.append(1))  # the forward stops after the last block
     spec = FeatureSpec(timesteps=(1, 10, 100, 400))
     out = bb.features_batch(synth_images.images[:10], spec)
     assert len(calls) == 4  # not 4 x 5 blocks

@@ -64,7 +64,8 @@ class Backbone:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        first = next(self.model.parameters(), None)
+        return first.device if first is not None else torch.device("cpu")
 
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> "Backbone":

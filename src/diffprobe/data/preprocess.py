@@ -49,7 +49,10 @@ class Preprocess:
             raise ValueError(f"polarity must be one of {POLARITIES}, got {self.polarity!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["polarity"] == "fixed":  # as every model saved before polarity existed: their files stay the same
+            del d["polarity"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
