@@ -42,12 +42,13 @@ def test_shipped_model_reproduces_its_card_on_the_ndsb_test_split(ndsb_dir, tmp_
     assert r["macro_f1"] == pytest.approx(card["macro_f1"], abs=0.005)
 
 
-def test_shipped_model_is_the_reference_study_s_classifier():
-    """The card's test numbers are the study table's (results/ndsb/study.json, probe seed 0)."""
+def test_shipped_model_is_the_recipe_s_classifier():
+    """The card's test numbers are those of the fused head it was exported from
+    (benchmarks/results/ndsb_recipe/fusion.json), and the bundle reads that head's pairs."""
     card = json.loads((MODEL / "test_metrics.json").read_text())
-    study = json.loads((MODEL.parents[1] / "results" / "ndsb" / "study.json").read_text())
-    seed0 = study["stages"]["probe"]["per_seed"][0]
-    assert card["accuracy"] == pytest.approx(seed0["test_accuracy"], abs=1e-6)
-    assert card["macro_f1"] == pytest.approx(seed0["test_macro_f1"], abs=1e-6)
+    fusion = json.loads((MODEL.parents[1] / "benchmarks" / "results" / "ndsb_recipe" / "fusion.json").read_text())
+    assert card["accuracy"] == pytest.approx(fusion["best"]["test_accuracy"], abs=1e-6)
+    assert card["macro_f1"] == pytest.approx(fusion["best"]["test_macro_f1"], abs=1e-6)
     bundle = json.loads((MODEL / "bundle.json").read_text())
-    assert (bundle["block"], bundle["timestep"]) == (seed0["block"], seed0["timestep"])
+    assert bundle["pairs"] == [[p["block"], p["timestep"]] for p in fusion["best"]["pairs"]]
+    assert bundle["head"] == "mlp" and bundle["metadata"]
