@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from diffprobe.cli import main
 
 
+@pytest.mark.slow
 def test_demo_runs_all_stages_and_is_deterministic(tmp_path, capsys):
     args = ["demo", "--steps", "30", "--image-size", "16", "--seed", "0"]
     assert main([*args, "--out", str(tmp_path / "a")]) == 0

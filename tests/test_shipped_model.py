@@ -34,6 +34,7 @@ def test_shipped_model_is_small_safetensors_and_classifies_images(tmp_path):
     assert all(row["label"] in bundle.classes and 0 < float(row["probability"]) <= 1 for row in rows)
 
 
+@pytest.mark.slow
 def test_shipped_model_reproduces_its_card_on_the_ndsb_test_split(ndsb_dir, tmp_path):
     card = json.loads((MODEL / "test_metrics.json").read_text())
     r = evaluate_bundle(MODEL, MODEL / "split.csv", tmp_path, part="test", progress=False)

@@ -31,6 +31,7 @@ def _run(data, out, configs):
                        timesteps=(10, 100), probe=GridProbe(epochs=15, seed=0), shots=(10, 25), progress=False)
 
 
+@pytest.mark.slow
 def test_compare_runs_every_method_in_both_settings_and_reuses_trained_runs(long_tail_dir, tiny_configs, tmp_path):
     out = tmp_path / "cmp"
     r = _run(long_tail_dir, out, tiny_configs)

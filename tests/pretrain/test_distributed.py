@@ -7,6 +7,8 @@ import sys
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow  # several processes each; ~100 s together
 import torch
 from safetensors.torch import load_file
 
