@@ -111,7 +111,7 @@ def main():
     fig.tight_layout()
     RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(RESULTS / f"{a.name}.png", dpi=120)
-    table = ["| model | zero-shot F1 (as trained) | zero-shot F1 (polarity auto) | "
+    table = ["| model | zero-shot F1 (polarity fixed: bright-field inversion) | zero-shot F1 (polarity auto) | "
              + " | ".join(f"{k} shots F1" for k in shots) + " |", "|---" * (3 + len(shots)) + "|"]
     for model, r in results.items():
         z = r["zero_shot"]
