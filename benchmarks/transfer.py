@@ -24,11 +24,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from _common import RESULTS, machine, write  # noqa: E402
-from diffprobe.data.dataset import default_cache_dir, load_images  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
 from diffprobe.evaluate.crossdata import evaluate_bundle  # noqa: E402
 from diffprobe.probe.bundle import ClassifierBundle  # noqa: E402
 from diffprobe.probe.metrics import classification_metrics  # noqa: E402
-from diffprobe.workflows.adapt import fit_adapted_head, labelled_targets  # noqa: E402
+from diffprobe.workflows.adapt import adaptation_features, fit_adapted_head  # noqa: E402
 
 
 def draw(y: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,13 +63,8 @@ def main():
                 ev = evaluate_bundle(b, a.target, tmp, class_map=a.class_map, progress=False)
             r["zero_shot"][polarity] = {k: ev[k] for k in ("accuracy", "macro_f1", "chance_accuracy", "n_images")}
             print(model, "zero-shot", polarity, r["zero_shot"][polarity], flush=True)
-        m, groups, y = labelled_targets(bundle, a.target, a.class_map)
-        pre = replace(bundle.preprocess, polarity="auto")
-        arr = load_images(m, pre, cache_dir=default_cache_dir() / "images", progress=False)
-        row = {p: i for i, p in enumerate(m.paths)}
-        y = y[[row[p] for p in arr.paths]]
         t0 = time.time()
-        x = bundle.features(arr.images, arr.meta)
+        x, y, groups, _ = adaptation_features(bundle, a.target, a.class_map, progress=False)
         r["feature_seconds"] = time.time() - t0
         r["groups"], r["n_images"] = groups, len(y)
         r["few_shot"] = {}
@@ -77,10 +75,6 @@ def main():
                 te = np.setdiff1d(np.arange(len(y)), tr)
                 t0 = time.time()
                 if min(np.bincount(y[tr])) < 2:  # one shot per class: no cross-validation, fixed C
-                    from sklearn.linear_model import LogisticRegression
-                    from sklearn.pipeline import make_pipeline
-                    from sklearn.preprocessing import StandardScaler
-
                     clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x[tr], y[tr])
                     pred = clf.predict(x[te])
                 else:

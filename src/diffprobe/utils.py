@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -55,6 +56,7 @@ def default_device() -> torch.device:
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+@functools.cache  # asked on every autocast (each minibatch of a probe); the CPU does not change
 def cpu_features() -> dict[str, bool]:
     """The CPU's matrix and vector extensions as PyTorch sees them (its own dispatch checks)."""
     cpu = torch.backends.cpu

@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 from ..utils import DiffprobeError, hash_json
 from .io import ImageReadError, read_image
 from .manifest import Manifest
-from .metadata import METADATA_NAMES, object_metadata
-from .preprocess import Preprocess
+from .metadata import METADATA_NAMES, measure_object
+from .preprocess import Preprocess, flattened, model_input
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def to_model_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def decode(path: str | Path, preprocess: Preprocess) -> tuple[np.ndarray, np.ndarray]:
     """One file -> (uint8 (S, S) model input, float32 (K,) object metadata); ``ImageReadError`` if unusable."""
-    raw = read_image(path)
-    return preprocess(raw), object_metadata(raw, preprocess)
+    flat, settings = flattened(read_image(path), preprocess)  # flat-fielded once for both
+    return model_input(flat, settings), measure_object(flat, settings)
 
 
 def _decode(args: tuple[str, dict]) -> tuple[tuple[np.ndarray, np.ndarray] | None, str | None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .preprocess import Preprocess, border_level, flatfield
+from .preprocess import Preprocess, border_level, flattened
 
 METADATA_NAMES = ("log_height", "log_width", "log_object_area", "log_object_height", "log_object_width",
                   "log_aspect", "fill", "mean_contrast", "peak_contrast")
@@ -27,10 +27,11 @@ def object_metadata(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     The object is every pixel whose contrast against the background (the border's median) exceeds
     ``OBJECT_CONTRAST``: darker for bright-field crops (``settings.invert``), brighter for dark-field ones.
     """
-    settings = settings.for_image(image)
-    image = image.astype(np.float32)
-    if settings.flatfield:
-        image = flatfield(image, settings.invert)
+    return measure_object(*flattened(image, settings))
+
+
+def measure_object(image: np.ndarray, settings: Preprocess) -> np.ndarray:
+    """``object_metadata`` of a crop already flattened (``preprocess.flattened``)."""
     contrast = border_level(image) - image if settings.invert else image - border_level(image)
     mask = contrast > OBJECT_CONTRAST
     h, w = image.shape

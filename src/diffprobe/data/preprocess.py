@@ -129,12 +129,23 @@ def pad_to_square(image: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
-def preprocess(image: np.ndarray, settings: Preprocess) -> np.ndarray:
-    """Float greyscale (H, W) in [0, 1] -> uint8 (size, size), aspect kept, background padded."""
+def flattened(image: np.ndarray, settings: Preprocess) -> tuple[np.ndarray, Preprocess]:
+    """The crop with its illumination divided out (when ``settings.flatfield``), and the settings for this
+    image (polarity resolved): the common first step of preprocessing and of the object measurements."""
     settings = settings.for_image(image)
     image = image.astype(np.float32)
     if settings.flatfield:
         image = flatfield(image, settings.invert)
+    return image, settings
+
+
+def preprocess(image: np.ndarray, settings: Preprocess) -> np.ndarray:
+    """Float greyscale (H, W) in [0, 1] -> uint8 (size, size), aspect kept, background padded."""
+    return model_input(*flattened(image, settings))
+
+
+def model_input(image: np.ndarray, settings: Preprocess) -> np.ndarray:
+    """A flattened crop (``flattened``) -> uint8 (size, size): padded to a square, resized, inverted."""
     square = pad_to_square(image, border_level(image))
     resized = Image.fromarray(square).resize(
         (settings.size, settings.size), Image.Resampling.BOX if square.shape[0] > settings.size else Image.Resampling.BILINEAR

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import decode
 from ..data.io import ImageReadError, to_grey
-from ..data.metadata import METADATA_NAMES, object_metadata
-from ..data.preprocess import Preprocess
+from ..data.metadata import METADATA_NAMES, measure_object
+from ..data.preprocess import Preprocess, flattened, model_input
 from ..features.extract import FeatureSpec, view_features
 from ..utils import DiffprobeError, read_json, resolve_precision, write_json
 from .linear import LinearHead
@@ -191,8 +191,8 @@ class ClassifierBundle:
                 except ImageReadError as e:
                     raise DiffprobeError(f"{x}: {e.reason}") from None
             else:
-                raw = _as_grey(x, k)
-                img, m = pre(raw), object_metadata(raw, pre)
+                flat, settings = flattened(_as_grey(x, k), pre)
+                img, m = model_input(flat, settings), measure_object(flat, settings)
             images.append(img)
             metas.append(m)
         s = self.meta["image_size"]

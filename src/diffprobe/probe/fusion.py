@@ -16,16 +16,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import confusion_matrix
 
 from ..data.metadata import METADATA_NAMES
 from ..features.store import FeatureStore
 from ..utils import DiffprobeError, read_json, write_json
-from .bundle import ClassifierBundle, _softmax
-from .calibration import fit_temperature, unknown_thresholds
+from .bundle import _softmax
+from .calibration import fit_temperature
 from .linear import GridProbe
 from .metrics import classification_metrics, multiclass_log_loss
 from .mlp import MLPProbe
+from .run import save_store_bundle
 
 DEFAULT_KS = (2, 3, 4, 6, 8)
 HEADS = ("linear", "mlp")
@@ -84,13 +84,14 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
                           n_classes)
     else:
         heads = [mlp.fit(inputs("train", k), y["train"], inputs("val", k), y["val"], n_classes) for k in ks]
-    rows = []
+    rows, fitted = [], []
     for k, h in zip(ks, heads):
         row = {"k": k, "pairs": [{"block": b, "timestep": t} for b, t in ranked[:k]],
                "dim": inputs("val", k).shape[1]}
         row.update({"weight_decay": h.weight_decay, "epochs": h.epochs} if head == "linear" else {"mlp": h.config})
         logits = {s: h.logits(inputs(s, k)) for s in ("val", "test")}
         temperature = fit_temperature(logits["val"], y["val"])
+        fitted.append((logits["val"], temperature))
         for s in ("val", "test"):
             row.update({f"{s}_{name}": v for name, v in classification_metrics(y[s], logits[s].argmax(1)).items()})
             row[f"{s}_log_loss"] = multiclass_log_loss(y[s], _softmax(logits[s] / temperature))
@@ -108,20 +109,10 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
           "epochs": mlp.epochs, "lr": mlp.lr, "seed": mlp.seed}}
     fit_s = time.time() - t0
     if bundle and "model_dir" in store.meta:  # stores written by extract_features know their model
-        k, h = best["k"], heads[best_i]
-        val_logits = h.logits(inputs("val", k))
-        temperature = fit_temperature(val_logits, y["val"])
-        ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=h, meta={
-            "classes": store.classes, "pairs": [[b, t] for b, t in ranked[:k]],
-            "metadata": list(METADATA_NAMES) if metadata else [],
-            "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
-            "feature_spec": store.spec.to_dict(), "temperature": temperature,
-            "metrics": {m: best[m] for m in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy",
-                                             "test_log_loss", "val_accuracy")},
-            "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist(),
-            "val_confusion": confusion_matrix(y["val"], val_logits.argmax(1), labels=range(n_classes)).tolist(),
-            "unknown": unknown_thresholds(val_logits, temperature)})
-        r["bundle"] = str(out / "bundle")
+        metrics = {m: best[m] for m in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy", "test_log_loss",
+                                        "val_accuracy")}
+        r["bundle"] = str(save_store_bundle(out / "bundle", store, heads[best_i], ranked[:best["k"]],
+                                            *fitted[best_i], metrics, r["metadata"]))
     write_json(out / "fusion.json", r)
     write_json(out / "timing.json", {"fusion_fit_seconds": round(fit_s, 2)})
     (out / "fusion.md").write_text(render_fusion(r))

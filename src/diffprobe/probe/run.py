@@ -127,18 +127,9 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
         confusion_plot(cm, store.classes, out / "confusion.png",
                        title=f"Test confusion, {best['block']} t={best['timestep']}")
         if bundle:
-            meta = {"classes": store.classes, "block": best["block"], "timestep": best["timestep"],
-                    "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
-                    "feature_spec": store.spec.to_dict(), "temperature": temperature,
-                    "metrics": {"test_accuracy": best["test_accuracy"], "test_macro_f1": best["test_macro_f1"],
-                                "test_balanced_accuracy": best["test_balanced_accuracy"],
-                                "val_accuracy": best["val_accuracy"]},
-                    "train_class_counts": np.bincount(y["train"], minlength=n_classes).tolist(),
-                    # For adjusted counting (ACC) and unknown rejection at prediction time.
-                    "val_confusion": confusion_matrix(y["val"], val_logits.argmax(1), labels=range(n_classes)).tolist(),
-                    "unknown": unknown_thresholds(val_logits, temperature)}
-            ClassifierBundle.save(out / "bundle", model_dir=store.meta["model_dir"], head=head, meta=meta)
-            results["bundle"] = str(out / "bundle")
+            metrics = {k: best[k] for k in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy", "val_accuracy")}
+            results["bundle"] = str(save_store_bundle(out / "bundle", store, head, [(best["block"], best["timestep"])],
+                                                      val_logits, temperature, metrics))
         write_json(out / "results.json", results)
         # Timings vary run to run; kept apart so results.json is identical for the same command and seed.
         write_json(out / "timing.json", {"probe_fit_seconds": round(fit_s, 2)})
@@ -147,6 +138,22 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
     finally:
         if world > 1:
             state.wait_for_everyone()  # also when writing failed: the other processes are waiting here
+
+
+def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[str, int]], val_logits: np.ndarray,
+                      temperature: float, metrics: dict, metadata: list[str] = ()) -> Path:
+    """A bundle of ``head`` fitted on ``store``'s ``pairs`` (and object ``metadata``): the store's model and
+    preprocessing, the val logits' temperature, confusion and unknown thresholds, the train class counts."""
+    masks = _parts(store)
+    y_train, y_val, n_classes = store.labels[masks["train"]], store.labels[masks["val"]], len(store.classes)
+    return ClassifierBundle.save(path, model_dir=store.meta["model_dir"], head=head, meta={
+        "classes": store.classes, "pairs": [[b, int(t)] for b, t in pairs], "metadata": list(metadata),
+        "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
+        "feature_spec": store.spec.to_dict(), "temperature": temperature, "metrics": metrics,
+        "train_class_counts": np.bincount(y_train, minlength=n_classes).tolist(),
+        # For adjusted counting (ACC) and unknown rejection at prediction time.
+        "val_confusion": confusion_matrix(y_val, val_logits.argmax(1), labels=range(n_classes)).tolist(),
+        "unknown": unknown_thresholds(val_logits, temperature)})
 
 
 def _per_class_f1(cm: np.ndarray) -> list[float]:

@@ -59,6 +59,18 @@ def labelled_targets(bundle: ClassifierBundle, data: str | Path | Manifest,
     return m, [cmap.groups[g] for g in present], np.searchsorted(present, groups)
 
 
+def adaptation_features(bundle: ClassifierBundle, data: str | Path | Manifest, class_map: str | Path | None = None,
+                        *, polarity: str = "auto", progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """The bundle's features (N, D) of the labelled images of ``data``, read with ``polarity``; their targets
+    (N,), the class names and the number of unreadable files (skipped and reported by ``load_images``)."""
+    m, classes, y = labelled_targets(bundle, data, class_map)
+    arr = load_images(m, replace(bundle.preprocess, polarity=polarity), cache_dir=default_cache_dir() / "images",
+                      progress=progress)
+    row = {p: i for i, p in enumerate(m.paths)}
+    return bundle.features(arr.images, arr.meta, progress=progress), y[[row[p] for p in arr.paths]], classes, \
+        len(arr.skipped)
+
+
 def fit_adapted_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[LinearHead, np.ndarray, float]:
     """Logistic regression on (N, D) features, C chosen by stratified k-fold CV; returns the head, its
     (N, C) cross-validated logits (each image predicted by a model that did not see it) and the chosen C."""
@@ -86,18 +98,14 @@ def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manif
     """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
     to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary."""
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
-    m, classes, y = labelled_targets(bundle, data, class_map)
+    x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, progress=progress)
     pre = replace(bundle.preprocess, polarity=polarity)
-    arr = load_images(m, pre, cache_dir=default_cache_dir() / "images", progress=progress)
-    row = {p: i for i, p in enumerate(m.paths)}
-    y = y[[row[p] for p in arr.paths]]  # unreadable files were skipped (and reported) by load_images
-    x = bundle.features(arr.images, arr.meta, progress=progress)
     head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
     temperature = fit_temperature(cv_logits, y)
     cv = classification_metrics(y, cv_logits.argmax(1))
     summary = {"source_bundle": str(bundle.path), "data": str(data), "class_map": str(class_map) if class_map else None,
                "n_images": len(y), "per_class": dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())),
-               "C": c, "temperature": temperature, "cross_validated": cv, "n_unreadable": len(arr.skipped)}
+               "C": c, "temperature": temperature, "cross_validated": cv, "n_unreadable": n_unreadable}
     meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown")}
     meta.update(classes=classes, preprocess=pre.to_dict(), temperature=temperature,
                 metrics={"test_accuracy": cv["accuracy"], "test_macro_f1": cv["macro_f1"],
