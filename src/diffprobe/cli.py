@@ -163,9 +163,11 @@ def cmd_probe(args):
 def cmd_fuse(args):
     from .probe.fusion import fuse_pairs  # noqa: PLC0415
     from .probe.linear import GridProbe  # noqa: PLC0415
+    from .probe.mlp import MLPProbe  # noqa: PLC0415
 
     r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,
-                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision))
+                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),
+                   mlp=MLPProbe(seed=args.seed, ensemble=args.ensemble, precision=args.precision))
     b, s = r["best"], r["best_single_pair"]
     print(f"{args.head} head on the top {b['k']} pairs{' + object metadata' if args.metadata else ''} (k chosen on "
           f"val): test top-1 {b['test_accuracy']:.2%}, macro F1 {b['test_macro_f1']:.3f}, log loss "
@@ -306,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="linear probe (the paper's readout, default) or a one-hidden-layer MLP")
     s.add_argument("--metadata", action="store_true",
                    help="append the objects' size and shape measurements (stored with the features) to the input")
+    s.add_argument("--ensemble", type=int, default=1,
+                   help="MLP head only: average this many heads from consecutive seeds into one (default 1)")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     s.add_argument("--seed", type=int, default=0)
     add_precision_arg(s)

@@ -78,6 +78,21 @@ def test_mlp_head_learns_what_a_linear_probe_cannot():
     assert (head.logits(x[te]).argmax(1) == y[te]).mean() > 0.85
 
 
+def test_an_ensemble_of_mlp_heads_is_one_head_averaging_their_logits():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(900, 6)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] ** 2 > 1).astype(int)
+    probe = MLPProbe(hidden=(16,), dropout=(0.0,), epochs=5, lr=3e-3, input_dropout=0.0, ensemble=3)
+    head = probe.fit(x[:600], y[:600], x[600:], y[600:])
+    members = [MLPProbe(hidden=(16,), dropout=(0.0,), epochs=5, lr=3e-3, input_dropout=0.0, seed=s)
+               .fit(x[:600], y[:600], x[600:], y[600:]) for s in range(3)]
+    assert head.w1.shape == (6, 48) and head.config["ensemble"] == 3
+    np.testing.assert_allclose(head.logits(x[600:]), np.mean([m.logits(x[600:]) for m in members], 0),
+                               rtol=1e-4, atol=1e-4)
+    with pytest.raises(DiffprobeError, match="ensemble must be positive|positive integers"):
+        MLPProbe(ensemble=0)
+
+
 @pytest.fixture(scope="module")
 def mlp_bundle(tiny_store, tiny_probe, tmp_path_factory):
     out = tmp_path_factory.mktemp("fuse-mlp")

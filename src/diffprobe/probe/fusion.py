@@ -106,7 +106,7 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
          "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
                    "class_balanced": probe.class_balanced, "seed": probe.seed} if head == "linear" else
          {"hidden": list(mlp.hidden), "dropout": list(mlp.dropout), "weight_decays": list(mlp.weight_decays),
-          "epochs": mlp.epochs, "lr": mlp.lr, "seed": mlp.seed}}
+          "epochs": mlp.epochs, "lr": mlp.lr, "seed": mlp.seed, "ensemble": mlp.ensemble}}
     fit_s = time.time() - t0
     if bundle and "model_dir" in store.meta:  # stores written by extract_features know their model
         metrics = {m: best[m] for m in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy", "test_log_loss",
