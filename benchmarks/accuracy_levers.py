@@ -7,6 +7,7 @@ Rows (each adds one lever to the row above, except the first two):
   4. + object size / shape metadata (``data.metadata``)
   5. MLP head (``probe.mlp``) on the same inputs
   6. + test-time augmentation: features averaged over ``--views`` flips / quarter turns (needs ``--store-views``)
+  7. + an ensemble of ``--ensemble`` MLP heads (seeds 0..N-1) averaged into one head, on the row-6 inputs
 
 Every row reports val accuracy (what chooses), then test top-1, macro F1 and multi-class log loss (the
 2015 competition's metric; temperature fitted on val), each read once. The seconds column is the probe's
@@ -56,6 +57,7 @@ def main():
     ap.add_argument("--store-views", help="the same pairs with views > 1 (test-time augmentation)")
     ap.add_argument("--ks", default="2,3,4,6", help="numbers of fused pairs to try")
     ap.add_argument("--extract-s", type=float, help="seconds the store took to extract (for the table)")
+    ap.add_argument("--ensemble", type=int, default=5, help="MLP heads averaged in the last row")
     ap.add_argument("--name", default="accuracy_levers")
     a = ap.parse_args()
 
@@ -120,9 +122,9 @@ def main():
     linear_row("linear, top-k pairs fused, avgmax", lambda k: fused(k, False), ks)
     k_meta = linear_row("linear, top-k pairs fused + metadata", lambda k: fused(k, True), ks)
 
-    def mlp_row(name, x, k):
+    def mlp_row(name, x, k, ensemble=1):
         t0 = time.time()
-        probe = MLPProbe(seed=0)
+        probe = MLPProbe(seed=0, ensemble=ensemble)
         head = probe.fit(part(x, "train"), y[m["train"]], part(x, "val"), y[m["val"]], n_classes)
         add(name, **scores(head.logits(part(x, "val")), y[m["val"]], head.logits(part(x, "test")), y[m["test"]],
                            n_classes), pairs=[list(p) for p in ranked["avgmax"][:k]], k=k, head=head.config,
@@ -133,7 +135,10 @@ def main():
         sv = FeatureStore(a.store_views)
         have = set(sv.pairs)
         k = max(i for i in range(1, len(ranked["avgmax"]) + 1) if set(ranked["avgmax"][:i]) <= have)
-        mlp_row(f"MLP head, top-{k} pairs + metadata, {sv.meta['spec']['views']} views", fused(k, True, sv), k)
+        views = sv.meta["spec"]["views"]
+        mlp_row(f"MLP head, top-{k} pairs + metadata, {views} views", fused(k, True, sv), k)
+        mlp_row(f"{a.ensemble} MLP heads averaged, top-{k} pairs + metadata, {views} views", fused(k, True, sv), k,
+                ensemble=a.ensemble)
 
     write(a.name, {"machine": machine(), "store": a.store, "store_views": a.store_views, "model": a.model,
                    "feature_spec": store.meta["spec"], "extract_seconds": a.extract_s, "n_classes": n_classes,

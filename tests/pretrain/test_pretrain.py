@@ -85,3 +85,25 @@ def test_batches_and_augmentations_are_functions_of_the_step():
     assert torch.equal(y1, y2)
     # Flips and rotations only permute pixels.
     assert torch.equal(y1.flatten(1).sort(1).values, x.flatten(1).sort(1).values)
+
+
+def test_space_to_depth_unet_denoises_larger_images_on_the_same_grid(synth_images, tmp_path):
+    from diffprobe.backbones import UNetConfig, load_backbone
+    from diffprobe.features import FeatureSpec
+
+    cfg = PretrainConfig(unet=UNetConfig(image_size=16, channels=(16, 32), space_to_depth=2), steps=6, batch_size=8,
+                         lr=1e-3, warmup_steps=2, checkpoint_every=6, seed=0)
+    run = pretrain(synth_images.part("train")[0], tmp_path / "s2d", cfg, progress=False, sample=True)
+    backbone = load_backbone(run)
+    unet = backbone.model
+    assert backbone.image_size == 16 and unet.config.sample_size == 8 and unet.config.in_channels == 4
+    x = torch.randn(3, 1, 16, 16)
+    assert unet(x, torch.tensor([1, 2, 3])).sample.shape == x.shape
+    # the blocks see the 8 x 8 grid: the first down block's map is 8 x 8
+    feats = backbone.features_batch(synth_images.images[:3], FeatureSpec(timesteps=(1,), blocks=("down0",),
+                                                                         pooling="grid2", precision="fp32"))
+    assert feats[("down0", 1)].shape == (3, 16 * 4)
+    assert read_json(run / "unet" / "config.json")["space_to_depth"] == 2
+    assert "space_to_depth" not in UNetConfig().to_dict()  # plain U-Nets keep their files as before
+    with pytest.raises(DiffprobeError, match="space_to_depth"):
+        UNetConfig(image_size=30, space_to_depth=4)

@@ -20,21 +20,58 @@ from pathlib import Path
 import numpy as np
 
 import torch
+import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
+from diffusers.configuration_utils import register_to_config
+from safetensors.torch import load_file
 
 from ..data.dataset import to_model_input
-from ..utils import DiffprobeError, autocast, default_device, stable_seed
+from ..utils import DiffprobeError, autocast, default_device, read_json, stable_seed
 from .base import Backbone, image_seeds, pool, register
+
+
+class SpaceToDepthUNet2DModel(UNet2DModel):
+    """A ``UNet2DModel`` on images ``space_to_depth`` times larger than its ``sample_size``: each
+    f x f patch of pixels is folded into f^2 channels before the first convolution and unfolded after
+    the last (pixel unshuffle / shuffle, the "simple diffusion" stem). A 64 px image then costs what a
+    32 px one does, and the blocks' maps, hence the features, keep their 32 px grid.
+    """
+
+    @register_to_config
+    def __init__(self, space_to_depth: int = 2, **kwargs):
+        super().__init__(**kwargs)
+
+    def forward(self, sample, timestep, class_labels=None, return_dict: bool = True):
+        f = self.config.space_to_depth
+        out = super().forward(F.pixel_unshuffle(sample, f), timestep, class_labels, return_dict=True)
+        out.sample = F.pixel_shuffle(out.sample, f)
+        return out if return_dict else (out.sample,)
+
+
+def unet_image_size(unet: UNet2DModel) -> int:
+    """The side of the images a U-Net denoises (its grid times the space-to-depth factor)."""
+    return int(unet.config.sample_size) * int(unet.config.get("space_to_depth", 1))
 
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Architecture of the denoiser; defaults chosen by accuracy per CPU-hour on NDSB (see README)."""
+    """Architecture of the denoiser; defaults chosen by accuracy per CPU-hour on NDSB (see README).
+
+    space_to_depth: 1, or f > 1 to fold f x f pixels into channels (``SpaceToDepthUNet2DModel``): the
+    U-Net then runs on an (image_size / f) grid, at about the cost of an image that size.
+    """
 
     image_size: int = 32
     channels: tuple[int, ...] = (64, 128, 128)
     layers_per_block: int = 1
     attention: bool = False  # self-attention in the lowest-resolution blocks
+    space_to_depth: int = 1
+
+    def __post_init__(self):
+        f = self.space_to_depth
+        if not isinstance(f, int) or f < 1 or self.image_size % f:
+            raise DiffprobeError(f"space_to_depth must be a positive integer dividing the image size "
+                                 f"{self.image_size}, got {f!r}")
 
     def build(self) -> UNet2DModel:
         n = len(self.channels)
@@ -42,16 +79,17 @@ class UNetConfig:
         up = ["UpBlock2D"] * n
         if self.attention:
             down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
-        return UNet2DModel(
-            sample_size=self.image_size, in_channels=1, out_channels=1,
-            block_out_channels=tuple(self.channels), layers_per_block=self.layers_per_block,
-            down_block_types=tuple(down), up_block_types=tuple(up),
-            norm_num_groups=min(32, min(self.channels)),
-        )
+        f = self.space_to_depth
+        kw = dict(sample_size=self.image_size // f, in_channels=f * f, out_channels=f * f,
+                  block_out_channels=tuple(self.channels), layers_per_block=self.layers_per_block,
+                  down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=min(32, min(self.channels)))
+        return SpaceToDepthUNet2DModel(space_to_depth=f, **kw) if f > 1 else UNet2DModel(**kw)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        if self.space_to_depth == 1:  # as every model saved before the option existed: their files stay the same
+            del d["space_to_depth"]
         return d
 
 
@@ -133,7 +171,7 @@ class DDPMBackbone(Backbone):
     @classmethod
     def load(cls, path: Path, device: torch.device | None = None) -> "DDPMBackbone":
         unet = load_unet(path).to(device or default_device()).eval()
-        return cls(path, unet, unet.config.sample_size)
+        return cls(path, unet, unet_image_size(unet))
 
     def block_names(self) -> list[str]:
         return block_names(self.model)
@@ -151,6 +189,14 @@ def load_unet(path: str | Path) -> UNet2DModel:
         raise DiffprobeError(f"{path}: not a diffusers U-Net directory (needs config.json and "
                              f"diffusion_pytorch_model.safetensors); pass the output of 'diffprobe pretrain'")
     try:
+        config = read_json(path / "config.json")
+        if "space_to_depth" in config:
+            # diffusers' from_pretrained drops the keyword arguments a subclass passes on; build it from its
+            # config and read the weights (safetensors) directly.
+            kwargs = {k: v for k, v in config.items() if not k.startswith("_")}
+            unet = SpaceToDepthUNet2DModel(**kwargs)
+            unet.load_state_dict(load_file(path / "diffusion_pytorch_model.safetensors"))
+            return unet
         return UNet2DModel.from_pretrained(path, use_safetensors=True)
     except Exception as e:  # noqa: BLE001 - a damaged checkpoint must say so, not show a deep traceback
         raise DiffprobeError(f"{path}: cannot load the U-Net ({type(e).__name__}: {e}); the checkpoint is "

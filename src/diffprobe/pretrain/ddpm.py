@@ -19,7 +19,7 @@ from accelerate import Accelerator
 from diffusers import DDIMScheduler
 
 from ..backbones.base import write_backbone_json
-from ..backbones.ddpm_unet import UNetConfig, make_scheduler
+from ..backbones.ddpm_unet import UNetConfig, make_scheduler, unet_image_size
 from ..data.dataset import ImageArray, to_model_input
 from ..data.preprocess import Preprocess
 from ..utils import DiffprobeError, write_json
@@ -105,7 +105,7 @@ def sample_grid(unet, path: Path, *, n: int = 16, steps: int = 50, seed: int = 0
     sched = DDIMScheduler.from_config(make_scheduler().config)
     sched.set_timesteps(steps)
     device = next(unet.parameters()).device
-    size = unet.config.sample_size
+    size = unet_image_size(unet)
     x = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed)).to(device)
     for t in sched.timesteps:
         eps = unet(x, t).sample
