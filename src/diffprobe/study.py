@@ -256,7 +256,7 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
 
 def _rcdit(cfg: StudyConfig, done: dict) -> dict:
     from .backbones.rcdit import RCDiTConfig  # noqa: PLC0415
-    from .pipeline import load_split_images  # noqa: PLC0415
+    from .data.dataset import load_split_images  # noqa: PLC0415
     from .pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
 
     s = dict(cfg.sections["rcdit"])
@@ -274,7 +274,7 @@ def _same_split(a: str | Path, b: str | Path) -> bool:
 
 def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
     from .evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
-    from .pipeline import load_split_images, model_preprocess  # noqa: PLC0415
+    from .data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
 
     s = cfg.sections["zeroshot"]
     manifest = done["split"]["manifest"]

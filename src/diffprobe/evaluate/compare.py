@@ -38,10 +38,10 @@ from sklearn.metrics import f1_score
 
 from ..backbones.baselines import BaselineBackbone
 from ..backbones.ddpm_unet import UNetConfig
-from ..data.dataset import ImageArray
+from ..data.dataset import ImageArray, load_split_images
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features, images_hash
-from ..pipeline import load_split_images, run_pretrain, split
+from ..pipeline import run_pretrain, split
 from ..pretrain.baselines import METHODS as BASELINE_METHODS
 from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
 from ..pretrain.ddpm import PretrainConfig

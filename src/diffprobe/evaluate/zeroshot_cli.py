@@ -20,7 +20,7 @@ def _schedule(text: str) -> tuple[tuple[int, int], ...]:
 
 def cmd_rcdit_pretrain(args):
     from ..backbones.rcdit import RCDiTConfig  # noqa: PLC0415
-    from ..pipeline import load_split_images  # noqa: PLC0415
+    from ..data.dataset import load_split_images  # noqa: PLC0415
     from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
 
     out = Path(args.out)
@@ -42,7 +42,7 @@ def cmd_rcdit_pretrain(args):
 
 
 def cmd_zeroshot(args):
-    from ..pipeline import load_split_images, model_preprocess  # noqa: PLC0415
+    from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
     from ..utils import DiffprobeError, read_json  # noqa: PLC0415
     from .zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
 
