@@ -72,7 +72,7 @@ def add_training_args(p: argparse.ArgumentParser) -> None:
 
 def _manifest_for(args, out_dir: Path) -> Path:
     """A split manifest for --data: kept as is if it already has a split, else made and saved in out_dir."""
-    from .pipeline import split  # noqa: PLC0415
+    from .workflows.pipeline import split  # noqa: PLC0415
 
     path = out_dir / "split.csv"
     m = split(args.data, path, setting=args.setting, per_class=args.per_class, val=args.val, test=args.test,
@@ -82,7 +82,7 @@ def _manifest_for(args, out_dir: Path) -> Path:
 
 
 def cmd_split(args):
-    from .pipeline import split  # noqa: PLC0415
+    from .workflows.pipeline import split  # noqa: PLC0415
 
     m = split(args.data, args.out, setting=args.setting, per_class=args.per_class, val=args.val, test=args.test,
               seed=args.seed)
@@ -111,7 +111,7 @@ def cmd_synth(args):
 
 def cmd_pretrain(args):
     from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
-    from .pipeline import run_pretrain  # noqa: PLC0415
+    from .workflows.pipeline import run_pretrain  # noqa: PLC0415
     from .pretrain.ddpm import PretrainConfig  # noqa: PLC0415
 
     out = Path(args.out)
@@ -131,7 +131,7 @@ def cmd_pretrain(args):
 
 def cmd_features(args):
     from .features.extract import FeatureSpec  # noqa: PLC0415
-    from .pipeline import run_features  # noqa: PLC0415
+    from .workflows.pipeline import run_features  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,7 @@ def cmd_fuse(args):
 
 
 def cmd_study(args):
-    from .study import run_study  # noqa: PLC0415
+    from .workflows.study import run_study  # noqa: PLC0415
 
     r = run_study(args.config, redo=args.redo)
     print(f"study {r['name']}: stages {', '.join(r['stages'])} done; report -> {r['results_dir']}/study.md, "
@@ -184,7 +184,7 @@ def cmd_study(args):
 
 
 def cmd_cluster(args):
-    from .pipeline import run_cluster  # noqa: PLC0415
+    from .workflows.pipeline import run_cluster  # noqa: PLC0415
     from .utils import read_json  # noqa: PLC0415
 
     results = read_json(args.results) if args.results else None
@@ -195,7 +195,7 @@ def cmd_cluster(args):
 
 
 def cmd_demo(args):
-    from .pipeline import demo  # noqa: PLC0415
+    from .workflows.pipeline import demo  # noqa: PLC0415
 
     from .utils import read_json  # noqa: PLC0415
 

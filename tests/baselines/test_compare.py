@@ -9,7 +9,7 @@ import pytest
 
 from diffprobe.backbones.ddpm_unet import UNetConfig
 from diffprobe.evaluate import compare_cli
-from diffprobe.evaluate import compare as cmp
+from diffprobe.workflows import compare as cmp
 from diffprobe.pretrain.ddpm import PretrainConfig
 from diffprobe.probe.linear import GridProbe
 from diffprobe.utils import DiffprobeError, read_json

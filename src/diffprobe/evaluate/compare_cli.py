@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_precision_arg, add_preprocess_args
 
-# The defaults of evaluate.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
+# The defaults of workflows.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
 # them equal).
 METHODS = ("ddpm", "supervised", "simclr", "dino", "mae")
 SETTINGS = ("natural", "balanced")
@@ -57,7 +57,7 @@ def cmd_compare(args):
 
     from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
-    from .compare import compare, default_configs  # noqa: PLC0415
+    from ..workflows.compare import compare, default_configs  # noqa: PLC0415
 
     configs = default_configs(args.methods, budget_images=args.budget_images, image_size=args.image_size,
                               seed=args.seed, dino_arch=args.dino_arch)

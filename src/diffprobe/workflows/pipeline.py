@@ -15,16 +15,16 @@ import logging
 import time
 from pathlib import Path
 
-from .backbones.ddpm_unet import UNetConfig
-from .data.dataset import load_split_images, model_preprocess
-from .data.manifest import Manifest, prepare_split
-from .evaluate.cluster import cluster_store
-from .features.extract import FeatureSpec
-from .features.store import FeatureStore, extract_features
-from .pretrain.ddpm import PretrainConfig, pretrain
-from .probe.linear import GridProbe
-from .probe.run import run_probe
-from .utils import read_json, resolve_precision, write_json
+from ..backbones.ddpm_unet import UNetConfig
+from ..data.dataset import load_split_images, model_preprocess
+from ..data.manifest import Manifest, prepare_split
+from ..evaluate.cluster import cluster_store
+from ..features.extract import FeatureSpec
+from ..features.store import FeatureStore, extract_features
+from ..pretrain.ddpm import PretrainConfig, pretrain
+from ..probe.linear import GridProbe
+from ..probe.run import run_probe
+from ..utils import read_json, resolve_precision, write_json
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = 3
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if data is None:
-        from .data import synthetic  # noqa: PLC0415 - only the demo needs the generator
+        from ..data import synthetic  # noqa: PLC0415 - only the demo needs the generator
 
         data = out / "synthetic"
         if not data.is_dir():
