@@ -8,7 +8,7 @@ import os
 import sys
 
 from .. import __version__
-from ..utils import DiffprobeError, describe_precision
+from ..base import DiffprobeError
 from . import compare, field_use, pipeline, zeroshot
 
 DESCRIPTION = "The ``diffprobe`` command line: one subcommand per stage, each a thin call into the library or a workflow."
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     if getattr(args, "precision", None):
+        from ..utils import describe_precision  # noqa: PLC0415 - loads torch, which --help does not need
+
         print(f"precision: {describe_precision(args.precision)}")
     try:
         args.fn(args)
