@@ -27,7 +27,7 @@ from sklearn.metrics import f1_score, log_loss
 
 from _common import machine, write
 from diffprobe.features import FeatureStore
-from diffprobe.pipeline import load_split_images, model_preprocess
+from diffprobe.data.dataset import load_split_images, model_preprocess
 from diffprobe.probe import GridProbe
 from diffprobe.probe.calibration import fit_temperature
 from diffprobe.probe.mlp import MLPProbe

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from _common import write
-from diffprobe import pipeline
+from diffprobe.workflows import pipeline
 from diffprobe.backbones import UNetConfig
 from diffprobe.features import FeatureSpec
 from diffprobe.pretrain import PretrainConfig

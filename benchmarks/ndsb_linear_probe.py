@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from _common import write
-from diffprobe import pipeline
+from diffprobe.workflows import pipeline
 from diffprobe.backbones import UNetConfig
 from diffprobe.features import FeatureSpec
 from diffprobe.pretrain import PretrainConfig

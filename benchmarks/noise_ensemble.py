@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from _common import MemorySampler, write
-from diffprobe import pipeline
+from diffprobe.workflows import pipeline
 from diffprobe.features import FeatureSpec
 from diffprobe.probe import GridProbe, run_probe
 from diffprobe.utils import read_json

@@ -40,7 +40,7 @@ def synth_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_split(synth_dir, tmp_path_factory):
-    from diffprobe.pipeline import split
+    from diffprobe.workflows.pipeline import split
 
     path = tmp_path_factory.mktemp("split") / "split.csv"
     split(synth_dir, path, seed=0)

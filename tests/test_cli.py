@@ -47,7 +47,7 @@ def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
 
 
 def test_pretrain_backbone_option_routes_to_the_backbone_trainer():
-    from diffprobe.cli import _route_backbone
+    from diffprobe.cli.main import _route_backbone
 
     assert _route_backbone(["pretrain", "--backbone", "rcdit", "--data", "d"]) == ["rcdit-pretrain", "--data", "d"]
     assert _route_backbone(["pretrain", "--data", "d", "--backbone=dino"]) == ["baseline", "--method", "dino",

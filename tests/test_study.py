@@ -6,7 +6,7 @@ import re
 import pytest
 
 from diffprobe.cli import main
-from diffprobe.study import STAGES, load_config, run_study
+from diffprobe.workflows.study import STAGES, load_config, run_study
 from diffprobe.utils import DiffprobeError
 
 TINY = """

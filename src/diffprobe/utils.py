@@ -17,10 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-class DiffprobeError(Exception):
-    """An error a user can fix: the message names the file and the fix."""
-
+from .base import PRECISIONS, DiffprobeError  # noqa: F401 - defined without torch, used everywhere through utils
 
 DATA_ENV = "DIFFPROBE_DATA"  # the folder that holds a user's datasets (e.g. $DIFFPROBE_DATA/ndsb/images)
 
@@ -51,9 +48,6 @@ def portable_data_path(path: str | Path) -> str | None:
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @functools.cache  # asked on every autocast (each minibatch of a probe); the CPU does not change

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from diffprobe.backbones.ddpm_unet import UNetConfig
-from diffprobe.evaluate import compare_cli
-from diffprobe.evaluate import compare as cmp
+from diffprobe.cli import compare as compare_cli
+from diffprobe.workflows import compare as cmp
 from diffprobe.pretrain.ddpm import PretrainConfig
 from diffprobe.probe.linear import GridProbe
 from diffprobe.utils import DiffprobeError, read_json

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from diffprobe.data.dataset import load_images
-from diffprobe.data.ecotaxa import read_ecotaxa_tsv
+from diffprobe.data.manifest import read_ecotaxa_tsv
 from diffprobe.data.manifest import open_dataset
 from diffprobe.data.preprocess import Preprocess
 from diffprobe.utils import DiffprobeError

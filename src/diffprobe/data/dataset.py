@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..utils import DiffprobeError, hash_json
+from ..utils import DiffprobeError, hash_json, read_json
 from .io import ImageReadError, read_image
 from .manifest import Manifest
 from .metadata import METADATA_NAMES, measure_object
@@ -153,3 +153,23 @@ def load_images(manifest: Manifest, preprocess: Preprocess, *, classes: list[str
                  skipped=np.array(skipped, dtype=str).reshape(-1, 2))
         os.replace(tmp, cache)
     return arr
+
+
+def load_split_images(manifest: str | Path | Manifest, preprocess: Preprocess, *, report_dir: str | Path | None = None,
+                      classes: list[str] | None = None, progress: bool = True) -> ImageArray:
+    """Decode a split manifest's images (cached); write ``skipped.csv`` to ``report_dir`` if any were unreadable."""
+    m = manifest if isinstance(manifest, Manifest) else Manifest.load(manifest)
+    arr = load_images(m, preprocess, classes=classes, cache_dir=default_cache_dir() / "images", progress=progress)
+    if report_dir is not None:
+        where = arr.write_skipped(Path(report_dir) / "skipped.csv")
+        if where:
+            log.warning("%d unreadable files skipped; list in %s", len(arr.skipped), where)
+    return arr
+
+
+def model_preprocess(model_dir: str | Path) -> Preprocess:
+    """The preprocessing a model folder was trained with (its ``preprocess.json``)."""
+    p = Path(model_dir) / "preprocess.json"
+    if not p.is_file():
+        raise DiffprobeError(f"{model_dir}: preprocess.json missing; pass a run folder written by 'diffprobe pretrain'")
+    return Preprocess.from_dict(read_json(p))

@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 
 from ..utils import DiffprobeError
-from .manifest import Manifest
 
 FILE_COLUMN = "img_file_name"
 CATEGORY_COLUMN = "object_annotation_category"
@@ -33,15 +32,18 @@ def _is_type_row(row: dict[str, str]) -> bool:
     return bool(values) and all(_TYPE_CODE.match(v) for v in values)
 
 
-def read_ecotaxa_tsv(path: str | Path, labelled: bool = True, *, label_column: str = CATEGORY_COLUMN,
-                     statuses: tuple[str, ...] | None = ("validated",)) -> Manifest:
-    """Read an EcoTaxa export as a ``Manifest`` (paths relative to the TSV's folder).
+def read_ecotaxa_rows(path: str | Path, labelled: bool = True, *, label_column: str = CATEGORY_COLUMN,
+                      statuses: tuple[str, ...] | None = ("validated",)
+                      ) -> tuple[list[str], list[str | None], list[tuple[str, str]]]:
+    """Read an EcoTaxa export's image paths (relative to the TSV's folder), labels and left-out rows.
+
+    ``data.manifest.read_ecotaxa_tsv`` makes a ``Manifest`` of them (the way ``open_dataset`` reads a ``.tsv``).
 
     labelled:     take labels from ``label_column`` (default ``object_annotation_category``;
                   ``object_annotation_hierarchy`` gives full taxonomic paths). False: no labels.
     statuses:     keep only objects with these ``object_annotation_status`` values when labelled
                   (default validated only; None keeps all). Ignored when the column is absent.
-    Rows left out are listed in ``manifest.ignored`` with the reason.
+    Rows left out are returned as (name, reason) pairs (``manifest.ignored``).
     """
     path = Path(path)
     if not path.is_file():
@@ -88,4 +90,4 @@ def read_ecotaxa_tsv(path: str | Path, labelled: bool = True, *, label_column: s
         why = (f"; statuses present: {sorted(seen_status)} (pass statuses=None to use every annotated object)"
                if use_status else "")
         raise DiffprobeError(f"{path}: no usable objects{why}")
-    return Manifest(path.parent, paths, labels, ignored=ignored, info={"source": str(path), "format": "ecotaxa"})
+    return paths, labels, ignored

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils import DiffprobeError, expand_data_path, hash_json, read_json, stable_seed, write_json
+from .ecotaxa import CATEGORY_COLUMN, read_ecotaxa_rows
 from .io import IMAGE_EXTENSIONS, is_image_name
 
 log = logging.getLogger(__name__)
@@ -200,12 +201,26 @@ def scan_folder(root: str | Path, labelled: bool = True) -> Manifest:
     return Manifest(root, paths, labels, ignored=ignored, info={"source": str(root)})
 
 
+def read_ecotaxa_tsv(path: str | Path, labelled: bool = True, *, label_column: str = CATEGORY_COLUMN,
+                     statuses: tuple[str, ...] | None = ("validated",)) -> Manifest:
+    """Read an EcoTaxa export as a ``Manifest`` (paths relative to the TSV's folder).
+
+    labelled:     take labels from ``label_column`` (default ``object_annotation_category``;
+                  ``object_annotation_hierarchy`` gives full taxonomic paths). False: no labels.
+    statuses:     keep only objects with these ``object_annotation_status`` values when labelled
+                  (default validated only; None keeps all). Ignored when the column is absent.
+    Rows left out are listed in ``manifest.ignored`` with the reason (see ``data.ecotaxa`` for the format).
+    """
+    path = Path(path)
+    paths, labels, ignored = read_ecotaxa_rows(path, labelled, label_column=label_column, statuses=statuses)
+    return Manifest(path.parent, paths, labels, ignored=ignored, info={"source": str(path), "format": "ecotaxa"})
+
+
 def open_dataset(source: str | Path, labelled: bool = True) -> Manifest:
     """An image folder or a manifest CSV, whichever ``source`` is."""
     source = Path(source)
     if source.is_file() and source.suffix.lower() in (".csv", ".tsv"):
         if source.suffix.lower() == ".tsv":
-            from .ecotaxa import read_ecotaxa_tsv  # noqa: PLC0415 - optional format
             return read_ecotaxa_tsv(source, labelled=labelled)
         return Manifest.load(source)
     if source.is_dir():

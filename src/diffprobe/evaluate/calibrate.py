@@ -12,6 +12,7 @@ from pathlib import Path
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix
 
+from ..data.dataset import load_split_images
 from ..data.manifest import prepare_split
 from ..probe.bundle import ClassifierBundle, _validate
 from ..probe.calibration import expected_calibration_error, fit_temperature
@@ -24,8 +25,6 @@ def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = "v
                      split_seed: int = 0, precision: str = "auto", progress: bool = True) -> dict:
     """Fit temperature, unknown thresholds and val confusion on the ``part`` of ``data`` (a split CSV,
     or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json; return the new fields."""
-    from ..pipeline import load_split_images  # noqa: PLC0415 - the pipeline imports every stage
-
     bundle = ClassifierBundle.load(bundle_dir, precision=precision)
     m = select_part(prepare_split(data, seed=split_seed), part, data)
     m = m.subset([lab in bundle.classes for lab in m.labels])

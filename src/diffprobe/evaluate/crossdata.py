@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from ..data.dataset import load_split_images
 from ..data.manifest import SPLITS, Manifest, open_dataset
 from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import expected_calibration_error
@@ -124,8 +125,6 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
                     progress: bool = True) -> dict:
     """Metrics of ``bundle`` on the labelled dataset ``data``; writes metrics.json, confusion.png,
     report.md to ``out_dir`` and returns the metrics."""
-    from ..pipeline import load_split_images  # noqa: PLC0415 - the pipeline imports every stage
-
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

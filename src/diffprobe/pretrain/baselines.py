@@ -53,10 +53,9 @@ from lightly.utils.scheduler import cosine_schedule
 from timm.scheduler import CosineLRScheduler
 
 from ..backbones.baselines import ArchConfig, ResNetConfig, ViTConfig, arch_from_dict, arch_to_dict, save_baseline_dir
-from ..data.dataset import ImageArray, to_model_input
+from ..data.dataset import ImageArray, load_split_images, to_model_input
 from ..data.manifest import Manifest
 from ..data.preprocess import Preprocess
-from ..pipeline import load_split_images
 from ..utils import DiffprobeError
 from .ddpm import augment_batch
 from .loop import RunConfig, TrainTask, square_images, train

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_precision_arg, add_training_args
+from .args import add_precision_arg, add_split_args, add_training_args, ints, manifest_for, strs
 
 
 def _schedule(text: str) -> tuple[tuple[int, int], ...]:
     """'4:10,8:3,16:1' -> ((4, 10), (8, 3), (16, 1))."""
     try:
-        return tuple((int(n), int(k)) for n, k in (s.split(":") for s in _strs(text)))
+        return tuple((int(n), int(k)) for n, k in (s.split(":") for s in strs(text)))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected SAMPLES:KEEP stages separated by commas (e.g. 4:10,8:3,16:1), "
                                          f"got {text!r}") from None
@@ -20,7 +20,7 @@ def _schedule(text: str) -> tuple[tuple[int, int], ...]:
 
 def cmd_rcdit_pretrain(args):
     from ..backbones.rcdit import RCDiTConfig  # noqa: PLC0415
-    from ..pipeline import load_split_images  # noqa: PLC0415
+    from ..data.dataset import load_split_images  # noqa: PLC0415
     from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
 
     out = Path(args.out)
@@ -35,16 +35,16 @@ def cmd_rcdit_pretrain(args):
                               r_dropout=args.r_dropout, steps=args.steps, minutes=args.minutes,
                               checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                               invert=not args.no_invert, flatfield=not args.no_flatfield)
-    arr = load_split_images(_manifest_for(args, out), cfg.preprocess, report_dir=out)
+    arr = load_split_images(manifest_for(args, out), cfg.preprocess, report_dir=out)
     train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
     pretrain_rcdit(train, out, cfg, resume=args.resume)
     print(f"RC-DiT (EMA weights) -> {out}/rcdit.safetensors (backbone kind 'rcdit'); samples -> {out}/samples.png")
 
 
 def cmd_zeroshot(args):
-    from ..pipeline import load_split_images, model_preprocess  # noqa: PLC0415
+    from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
+    from ..evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
     from ..utils import DiffprobeError, read_json  # noqa: PLC0415
-    from .zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -60,7 +60,7 @@ def cmd_zeroshot(args):
     cfg = ZeroShotConfig(block=block, timestep=timestep, **read, shots=args.shots, episodes=args.episodes,
                          knn_k=args.knn, center=not args.no_center, positive=args.positive, diffusion=dc,
                          seed=args.seed, precision=args.precision)
-    arr = load_split_images(_manifest_for(args, out), model_preprocess(args.model), report_dir=out)
+    arr = load_split_images(manifest_for(args, out), model_preprocess(args.model), report_dir=out)
     r = zeroshot(args.model, arr, out, cfg, batch_size=args.batch_size)
     rep = r["representation"]
     print(f"representation {rep['block']} t={rep['timestep']} ({r['dim']} dims), {r['n_classes']} classes, "
@@ -109,7 +109,7 @@ def add_commands(sub) -> None:
                                       "and noise ensemble")
     s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 (for --block feature maps)")
     s.add_argument("--n-noise", type=int, default=1, help="average the features over this many noise draws")
-    s.add_argument("--shots", type=_ints, default=(1, 5, 10, 0),
+    s.add_argument("--shots", type=ints, default=(1, 5, 10, 0),
                    help="references per class (0 = all; default 1,5,10,0)")
     s.add_argument("--episodes", type=int, default=5, help="seeded draws of the references per k (default 5)")
     s.add_argument("--knn", type=int, default=20, help="neighbours for k-NN (default 20)")
@@ -124,5 +124,5 @@ def add_commands(sub) -> None:
     s.add_argument("--dc-batch-size", type=int, default=512, help="denoiser inputs per forward pass")
     s.add_argument("--batch-size", type=int, default=256, help="images per batch for feature extraction")
     add_precision_arg(s)
-    _add_split_args(s)
+    add_split_args(s)
     s.set_defaults(fn=cmd_zeroshot)

@@ -15,17 +15,16 @@ import logging
 import time
 from pathlib import Path
 
-from .backbones.ddpm_unet import UNetConfig
-from .data.dataset import ImageArray, default_cache_dir, load_images
-from .data.manifest import Manifest, prepare_split
-from .data.preprocess import Preprocess
-from .evaluate.cluster import cluster_store
-from .features.extract import FeatureSpec
-from .features.store import FeatureStore, extract_features
-from .pretrain.ddpm import PretrainConfig, pretrain
-from .probe.linear import GridProbe
-from .probe.run import run_probe
-from .utils import DiffprobeError, read_json, resolve_precision, write_json
+from ..backbones.ddpm_unet import UNetConfig
+from ..data.dataset import load_split_images, model_preprocess
+from ..data.manifest import Manifest, prepare_split
+from ..evaluate.cluster import cluster_store
+from ..features.extract import FeatureSpec
+from ..features.store import FeatureStore, extract_features
+from ..pretrain.ddpm import PretrainConfig, pretrain
+from ..probe.linear import GridProbe
+from ..probe.run import run_probe
+from ..utils import read_json, resolve_precision, write_json
 
 log = logging.getLogger(__name__)
 
@@ -38,31 +37,12 @@ def split(data: str | Path, out: str | Path, *, setting: str = "natural", per_cl
     return m
 
 
-def load_split_images(manifest: str | Path | Manifest, preprocess: Preprocess, *, report_dir: str | Path | None = None,
-                      classes: list[str] | None = None, progress: bool = True) -> ImageArray:
-    """Decode a split manifest's images (cached); write ``skipped.csv`` to ``report_dir`` if any were unreadable."""
-    m = manifest if isinstance(manifest, Manifest) else Manifest.load(manifest)
-    arr = load_images(m, preprocess, classes=classes, cache_dir=default_cache_dir() / "images", progress=progress)
-    if report_dir is not None:
-        where = arr.write_skipped(Path(report_dir) / "skipped.csv")
-        if where:
-            log.warning("%d unreadable files skipped; list in %s", len(arr.skipped), where)
-    return arr
-
-
 def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, resume: bool = False,
                  progress: bool = True) -> Path:
     """Pretrain on the train part of a split (labels unused; val and test images are never seen)."""
     arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
     train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
     return pretrain(train, out, cfg, resume=resume, progress=progress)
-
-
-def model_preprocess(model_dir: str | Path) -> Preprocess:
-    p = Path(model_dir) / "preprocess.json"
-    if not p.is_file():
-        raise DiffprobeError(f"{model_dir}: preprocess.json missing; pass a run folder written by 'diffprobe pretrain'")
-    return Preprocess.from_dict(read_json(p))
 
 
 def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,
@@ -86,7 +66,7 @@ def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = 3
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if data is None:
-        from .data import synthetic  # noqa: PLC0415 - only the demo needs the generator
+        from ..data import synthetic  # noqa: PLC0415 - only the demo needs the generator
 
         data = out / "synthetic"
         if not data.is_dir():

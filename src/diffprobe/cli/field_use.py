@@ -1,12 +1,13 @@
 """Field-use commands: ``evaluate`` (another labelled dataset), ``shift`` (robustness suite),
-``predict`` (classify new images, abundances) and ``calibrate`` (temperature, unknown threshold)."""
+``predict`` (classify new images, abundances), ``adapt`` (a new instrument, few shots), ``calibrate``
+(temperature, unknown threshold) and ``export`` (a bundle as a model folder to ship)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..cli import add_precision_arg
+from .args import add_precision_arg
 
 
 def _bundle(args):
@@ -16,7 +17,7 @@ def _bundle(args):
 
 
 def cmd_evaluate(args):
-    from .crossdata import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
+    from ..evaluate.crossdata import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
 
     r = evaluate_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed)
     c = r["calibration"]
@@ -35,7 +36,7 @@ def cmd_evaluate(args):
 
 
 def cmd_shift(args):
-    from .shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
+    from ..evaluate.shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
 
     r = run_shift_suite(_bundle(args), args.data, args.out, shifts=args.shifts or tuple(SHIFTS),
                         severities=args.severities,
@@ -47,7 +48,7 @@ def cmd_shift(args):
 
 
 def cmd_predict(args):
-    from .predict import predict_files  # noqa: PLC0415
+    from ..evaluate.predict import predict_files  # noqa: PLC0415
 
     r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size)
     files = r["files"]
@@ -69,7 +70,7 @@ def cmd_adapt(args):
 
 
 def cmd_calibrate(args):
-    from .calibrate import calibrate_bundle  # noqa: PLC0415
+    from ..evaluate.calibrate import calibrate_bundle  # noqa: PLC0415
 
     f = calibrate_bundle(args.model, args.data, part=args.part, accept=args.accept, split_seed=args.split_seed,
                          precision=args.precision)
@@ -82,7 +83,7 @@ def cmd_calibrate(args):
 
 
 def cmd_export(args):
-    from .export import export_model  # noqa: PLC0415
+    from ..evaluate.export import export_model  # noqa: PLC0415
 
     r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, overwrite=args.overwrite,
                      polarity=args.polarity)

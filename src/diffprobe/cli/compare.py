@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cli import _add_split_args, _ints, _manifest_for, _strs, add_precision_arg, add_preprocess_args
+from .args import add_precision_arg, add_preprocess_args, add_split_args, ints, manifest_for, strs
 
-# The defaults of evaluate.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
+# The defaults of workflows.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
 # them equal).
 METHODS = ("ddpm", "supervised", "simclr", "dino", "mae")
 SETTINGS = ("natural", "balanced")
@@ -15,8 +15,8 @@ DEFAULT_BUDGET = 200_000
 
 
 def _arch_args(s) -> None:
-    s.add_argument("--resnet-widths", type=_ints, help="ResNet stage widths (default 32,64,128,256)")
-    s.add_argument("--resnet-depths", type=_ints, help="BasicBlocks per ResNet stage (default 2,2,2,2)")
+    s.add_argument("--resnet-widths", type=ints, help="ResNet stage widths (default 32,64,128,256)")
+    s.add_argument("--resnet-depths", type=ints, help="BasicBlocks per ResNet stage (default 2,2,2,2)")
     s.add_argument("--vit-dim", type=int, help="ViT width (default 192)")
     s.add_argument("--vit-depth", type=int, help="ViT blocks (default 6)")
     s.add_argument("--vit-heads", type=int, help="ViT attention heads (default 3)")
@@ -47,7 +47,7 @@ def cmd_baseline(args):
                          budget_images=args.budget_images, batch_size=args.batch_size, lr=args.lr,
                          checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                          invert=not args.no_invert, flatfield=not args.no_flatfield)
-    run_baseline(_manifest_for(args, out), out, cfg, resume=args.resume)
+    run_baseline(manifest_for(args, out), out, cfg, resume=args.resume)
     print(f"{args.method} backbone ({cfg.arch.name}) -> {out} (model.safetensors, backbone.json); "
           f"features: diffprobe features --model {out} --timesteps 0 ...")
 
@@ -57,7 +57,7 @@ def cmd_compare(args):
 
     from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
-    from .compare import compare, default_configs  # noqa: PLC0415
+    from ..workflows.compare import compare, default_configs  # noqa: PLC0415
 
     configs = default_configs(args.methods, budget_images=args.budget_images, image_size=args.image_size,
                               seed=args.seed, dino_arch=args.dino_arch)
@@ -100,15 +100,15 @@ def add_commands(sub) -> None:
     add_preprocess_args(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _arch_args(s)
-    _add_split_args(s)
+    add_split_args(s)
     s.set_defaults(fn=cmd_baseline)
 
     s = sub.add_parser("compare", help="DDPM features vs supervised / SimCLR / DINO / MAE baselines: same split, "
                                        "same budget, same probe, natural and balanced settings")
     s.add_argument("--data", required=True, help="image folder (one sub-folder per class) or manifest CSV")
     s.add_argument("--out", required=True, help="folder for the runs and compare.json / .md / .png")
-    s.add_argument("--methods", type=_strs, default=METHODS, help=f"default {','.join(METHODS)}")
-    s.add_argument("--settings", type=_strs, default=SETTINGS, help=f"default {','.join(SETTINGS)}")
+    s.add_argument("--methods", type=strs, default=METHODS, help=f"default {','.join(METHODS)}")
+    s.add_argument("--settings", type=strs, default=SETTINGS, help=f"default {','.join(SETTINGS)}")
     s.add_argument("--budget-images", type=int, default=DEFAULT_BUDGET,
                    help=f"training images seen by every method (default {DEFAULT_BUDGET})")
     s.add_argument("--seed", type=int, default=0, help="split, training and probe seed (default 0)")
@@ -117,9 +117,9 @@ def add_commands(sub) -> None:
     s.add_argument("--val", type=float, default=0.15)
     s.add_argument("--test", type=float, default=0.15)
     s.add_argument("--dino-arch", choices=("resnet", "vit"), help="DINO backbone (default resnet)")
-    s.add_argument("--ddpm-channels", type=_ints, help="U-Net widths (default 64,128,128)")
-    s.add_argument("--timesteps", type=_ints, help="DDPM feature timesteps (default: the features command's)")
-    s.add_argument("--shots", type=_ints, default=(20, 100),
+    s.add_argument("--ddpm-channels", type=ints, help="U-Net widths (default 64,128,128)")
+    s.add_argument("--timesteps", type=ints, help="DDPM feature timesteps (default: the features command's)")
+    s.add_argument("--shots", type=ints, default=(20, 100),
                    help="tail / head thresholds in training images per class (default 20,100)")
     s.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the probe command's)")
     s.add_argument("--class-balanced", action="store_true", help="class-weighted probes (for every method)")

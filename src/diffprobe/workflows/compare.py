@@ -38,10 +38,10 @@ from sklearn.metrics import f1_score
 
 from ..backbones.baselines import BaselineBackbone
 from ..backbones.ddpm_unet import UNetConfig
-from ..data.dataset import ImageArray
+from ..data.dataset import ImageArray, load_split_images
+from ..evaluate.cluster import cluster_store
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features, images_hash
-from ..pipeline import load_split_images, run_pretrain, split
 from ..pretrain.baselines import METHODS as BASELINE_METHODS
 from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
 from ..pretrain.ddpm import PretrainConfig
@@ -49,7 +49,7 @@ from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics
 from ..probe.run import run_probe
 from ..utils import DiffprobeError, hash_json, read_json, write_json
-from .cluster import cluster_store
+from .pipeline import run_pretrain, split
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ METHODS = ("ddpm",) + BASELINE_METHODS
 SETTINGS = ("natural", "balanced")
 DEFAULT_BUDGET = 200_000
 DEFAULT_SHOTS = (20, 100)
-GROUPS = ("head", "medium", "tail")
 METRICS = {"accuracy": "top-1", "macro_f1": "macro F1", "balanced_accuracy": "bal. acc", "f1_head": "F1 head",
            "f1_medium": "F1 medium", "f1_tail": "F1 tail", "nmi": "NMI", "ari": "ARI"}
 MethodConfig = PretrainConfig | BaselineConfig

@@ -1,88 +1,16 @@
-"""The ``diffprobe`` command line: one subcommand per stage, each a thin call into ``diffprobe.pipeline``."""
+"""Commands of the core pipeline (``split``, ``summary``, ``synth``, ``pretrain``, ``features``, ``probe``,
+``fuse``, ``cluster``, ``demo``) and ``study`` (all of them from a config file): each parses, calls
+``diffprobe.workflows`` or the library, and prints where the results went."""
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
-import os
-import sys
 from pathlib import Path
 
-from . import __version__
-from .utils import PRECISIONS, DiffprobeError, describe_precision
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _strs(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
-
-
-def _add_split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--setting", choices=("natural", "balanced"), default="natural",
-                   help="natural: every class as collected; balanced: --per-class images from each class that has them")
-    p.add_argument("--per-class", type=int, default=80, help="images per class in the balanced setting (default 80)")
-    p.add_argument("--val", type=float, default=0.15, help="val fraction per class (default 0.15)")
-    p.add_argument("--test", type=float, default=0.15, help="test fraction per class (default 0.15)")
-    p.add_argument("--seed", type=int, default=0)
-
-
-def add_preprocess_args(p: argparse.ArgumentParser) -> None:
-    """The preprocessing options every trainer takes (saved with the model as preprocess.json)."""
-    p.add_argument("--no-invert", action="store_true", help="keep the light background (default: invert to 0)")
-    p.add_argument("--no-flatfield", action="store_true",
-                   help="keep each crop's grey levels as imaged (default: divide out the lamp's gain and gradient, "
-                        "estimated from the crop's border)")
-
-
-def add_precision_arg(p: argparse.ArgumentParser) -> None:
-    """``--precision`` for every command that runs a model (``--no-bf16`` is kept as its fp32 alias)."""
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="arithmetic of the model: auto (default: bf16 only where the hardware runs it natively, "
-                        "i.e. CPUs with AMX and GPUs with bf16; elsewhere fp32, which is then much faster), fp32, bf16")
-    p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help="same as --precision fp32")
-
-
-def add_training_args(p: argparse.ArgumentParser) -> None:
-    """Options every diffusion trainer shares (DDPM U-Net, RC-DiT): budget, optimiser, checkpoints, data split."""
-    p.add_argument("--steps", type=int, help="budget in optimizer steps")
-    p.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    add_precision_arg(p)
-    add_preprocess_args(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    _add_split_args(p)
-
-
-def _manifest_for(args, out_dir: Path) -> Path:
-    """A split manifest for --data: kept as is if it already has a split, else made and saved in out_dir."""
-    from .pipeline import split  # noqa: PLC0415
-
-    path = out_dir / "split.csv"
-    m = split(args.data, path, setting=args.setting, per_class=args.per_class, val=args.val, test=args.test,
-              seed=args.seed)
-    print(f"split: {len(m)} images, {len(m.classes)} classes -> {path}")
-    return path
+from .args import add_precision_arg, add_split_args, add_training_args, floats, ints, manifest_for, strs
 
 
 def cmd_split(args):
-    from .pipeline import split  # noqa: PLC0415
+    from ..workflows.pipeline import split  # noqa: PLC0415
 
     m = split(args.data, args.out, setting=args.setting, per_class=args.per_class, val=args.val, test=args.test,
               seed=args.seed)
@@ -92,8 +20,8 @@ def cmd_split(args):
 
 
 def cmd_summary(args):
-    from .data.manifest import open_dataset  # noqa: PLC0415
-    from .data.summary import summarize  # noqa: PLC0415
+    from ..data.manifest import open_dataset  # noqa: PLC0415
+    from ..data.summary import summarize  # noqa: PLC0415
 
     s = summarize(open_dataset(args.data, labelled=not args.unlabelled), args.out)
     print(f"{s['n_images']} images in {s['n_classes']} classes; largest {s['largest']}, smallest {s['smallest']}, "
@@ -102,7 +30,7 @@ def cmd_summary(args):
 
 
 def cmd_synth(args):
-    from .data import synthetic  # noqa: PLC0415
+    from ..data import synthetic  # noqa: PLC0415
 
     synthetic.generate(args.out, n_per_class=args.n_per_class, size=args.size, long_tail=args.long_tail,
                        seed=args.seed)
@@ -110,9 +38,9 @@ def cmd_synth(args):
 
 
 def cmd_pretrain(args):
-    from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
-    from .pipeline import run_pretrain  # noqa: PLC0415
-    from .pretrain.ddpm import PretrainConfig  # noqa: PLC0415
+    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
+    from ..workflows.pipeline import run_pretrain  # noqa: PLC0415
+    from ..pretrain.ddpm import PretrainConfig  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,27 +53,27 @@ def cmd_pretrain(args):
                          minutes=args.minutes, checkpoint_every=args.checkpoint_every, seed=args.seed,
                          precision=args.precision, invert=not args.no_invert,
                          flatfield=not args.no_flatfield)
-    manifest = _manifest_for(args, out)
+    manifest = manifest_for(args, out)
     run_pretrain(manifest, out, cfg, resume=args.resume)
     print(f"model (EMA weights, diffusers format) -> {out}/unet; samples -> {out}/samples.png")
 
 
 def cmd_features(args):
-    from .features.extract import FeatureSpec  # noqa: PLC0415
-    from .pipeline import run_features  # noqa: PLC0415
+    from ..features.extract import FeatureSpec  # noqa: PLC0415
+    from ..workflows.pipeline import run_features  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = FeatureSpec(timesteps=args.timesteps, blocks=args.blocks, pooling=args.pooling, n_noise=args.n_noise,
                        views=args.views, seed=args.seed, precision=args.precision)
-    manifest = _manifest_for(args, out)
+    manifest = manifest_for(args, out)
     store = run_features(args.model, manifest, out, spec, batch_size=args.batch_size)
     print(f"{len(store)} images x {len(store.pairs)} (block, timestep) pairs -> {store.path}")
 
 
 def cmd_probe(args):
-    from .probe.linear import GridProbe  # noqa: PLC0415
-    from .probe.run import run_probe  # noqa: PLC0415
+    from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe.run import run_probe  # noqa: PLC0415
 
     # Options left unset keep GridProbe's own defaults (one place for them).
     given = {k: getattr(args, k) for k in ("epochs", "lr", "weight_decays") if getattr(args, k) is not None}
@@ -162,9 +90,9 @@ def cmd_probe(args):
 
 
 def cmd_fuse(args):
-    from .probe.fusion import fuse_pairs  # noqa: PLC0415
-    from .probe.linear import GridProbe  # noqa: PLC0415
-    from .probe.mlp import MLPProbe  # noqa: PLC0415
+    from ..probe.fusion import fuse_pairs  # noqa: PLC0415
+    from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe.mlp import MLPProbe  # noqa: PLC0415
 
     r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,
                    probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),
@@ -177,7 +105,7 @@ def cmd_fuse(args):
 
 
 def cmd_study(args):
-    from .study import run_study  # noqa: PLC0415
+    from ..workflows.study import run_study  # noqa: PLC0415
 
     r = run_study(args.config, redo=args.redo)
     print(f"study {r['name']}: stages {', '.join(r['stages'])} done; report -> {r['results_dir']}/study.md, "
@@ -185,8 +113,8 @@ def cmd_study(args):
 
 
 def cmd_cluster(args):
-    from .pipeline import run_cluster  # noqa: PLC0415
-    from .utils import read_json  # noqa: PLC0415
+    from ..workflows.pipeline import run_cluster  # noqa: PLC0415
+    from ..utils import read_json  # noqa: PLC0415
 
     results = read_json(args.results) if args.results else None
     s = run_cluster(args.features, args.out, block=args.block, timestep=args.timestep, split=args.split, k=args.k,
@@ -196,9 +124,9 @@ def cmd_cluster(args):
 
 
 def cmd_demo(args):
-    from .pipeline import demo  # noqa: PLC0415
+    from ..workflows.pipeline import demo  # noqa: PLC0415
 
-    from .utils import read_json  # noqa: PLC0415
+    from ..utils import read_json  # noqa: PLC0415
 
     r = demo(args.out, data=args.data, steps=args.steps, image_size=args.image_size, seed=args.seed,
              precision=args.precision)
@@ -222,24 +150,11 @@ def print_results_table(r: dict) -> None:
         print(f"k-means (k={c['k']}): NMI {c['nmi']:.3f}  ARI {c['ari']:.3f}  purity {c['purity']:.3f}")
 
 
-# Stages that define their own subcommands: each module has ``add_commands(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = (
-    "diffprobe.evaluate.compare_cli",
-    "diffprobe.evaluate.zeroshot_cli",
-    "diffprobe.evaluate.cli",
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffprobe", description=__doc__.split("\n")[0])
-    p.add_argument("--version", action="version", version=f"diffprobe {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="more log output")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_commands(sub) -> None:
     s = sub.add_parser("split", help="stratified train/val/test split of a dataset, saved as a manifest CSV")
     s.add_argument("--data", required=True, help="image folder (one sub-folder per class) or manifest CSV")
     s.add_argument("--out", required=True, help="manifest CSV to write")
-    _add_split_args(s)
+    add_split_args(s)
     s.set_defaults(fn=cmd_split)
 
     s = sub.add_parser("summary", help="class counts, imbalance, class-count plot and contact sheet")
@@ -263,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", required=True, help="image folder or manifest CSV (labels are not used)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, unet/, samples.png)")
     s.add_argument("--image-size", type=int, default=32)
-    s.add_argument("--channels", type=_ints, default=(64, 128, 128), help="U-Net widths per level (default 64,128,128)")
+    s.add_argument("--channels", type=ints, default=(64, 128, 128), help="U-Net widths per level (default 64,128,128)")
     s.add_argument("--layers-per-block", type=int, default=1)
     s.add_argument("--attention", action="store_true", help="self-attention at the lowest resolution")
     s.add_argument("--space-to-depth", type=int, default=1,
@@ -276,15 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="run folder from 'diffprobe pretrain'")
     s.add_argument("--data", required=True, help="image folder or manifest CSV (e.g. RUN/split.csv)")
     s.add_argument("--out", required=True, help="folder holding feature stores (one per key)")
-    s.add_argument("--timesteps", type=_ints, default=(1, 10, 25, 50, 100, 200, 400))
-    s.add_argument("--blocks", type=_strs, default=(), help="block names (default: all)")
+    s.add_argument("--timesteps", type=ints, default=(1, 10, 25, 50, 100, 200, 400))
+    s.add_argument("--blocks", type=strs, default=(), help="block names (default: all)")
     s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2")
     s.add_argument("--n-noise", type=int, default=1, help="average over this many noise draws")
     s.add_argument("--views", type=int, default=1, choices=(1, 2, 4, 8),
                    help="average over this many flips / quarter turns of each image (test-time augmentation)")
     s.add_argument("--batch-size", type=int, default=256)
     add_precision_arg(s)
-    _add_split_args(s)
+    add_split_args(s)
     s.set_defaults(fn=cmd_features)
 
     s = sub.add_parser("probe", help="a linear probe on every (block, timestep) pair; best chosen on val")
@@ -292,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--epochs", type=int, help="at most this many epochs (default 20)")
     s.add_argument("--lr", type=float, help="Adam learning rate (default 0.03)")
-    s.add_argument("--weight-decays", type=_floats, help="L2 grid, best chosen on val (default 1e-5,1e-4,1e-3)")
+    s.add_argument("--weight-decays", type=floats, help="L2 grid, best chosen on val (default 1e-5,1e-4,1e-3)")
     s.add_argument("--no-whiten", action="store_true",
                    help="train on standardised features without PCA-whitening (slower to converge)")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
@@ -307,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--features", required=True, help="the feature store that 'diffprobe probe' read")
     s.add_argument("--results", required=True, help="its results.json (ranks the pairs by val accuracy)")
     s.add_argument("--out", required=True, help="folder for fusion.json, fusion.md")
-    s.add_argument("--ks", type=_ints, default=(2, 3, 4, 6, 8), help="numbers of pairs to try (default 2,3,4,6,8)")
+    s.add_argument("--ks", type=ints, default=(2, 3, 4, 6, 8), help="numbers of pairs to try (default 2,3,4,6,8)")
     s.add_argument("--head", choices=("linear", "mlp"), default="linear",
                    help="linear probe (the paper's readout, default) or a one-hidden-layer MLP")
     s.add_argument("--metadata", action="store_true",
@@ -321,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("study", help="the whole study from a config file (configs/*.toml), resumable stage by stage")
     s.add_argument("config", help="TOML config, e.g. configs/ndsb.toml")
-    s.add_argument("--redo", type=_strs, default=(), help="comma-separated stages to run again even if done")
+    s.add_argument("--redo", type=strs, default=(), help="comma-separated stages to run again even if done")
     s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("cluster", help="k-means on one pair's features: NMI, ARI, purity")
@@ -343,61 +258,3 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     add_precision_arg(s)
     s.set_defaults(fn=cmd_demo)
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_commands(sub)
-    return p
-
-
-# `diffprobe pretrain --backbone X ...` is the same as the backbone's own training command.
-BACKBONE_COMMANDS = {"rcdit": ["rcdit-pretrain"], **{m: ["baseline", "--method", m]
-                                                     for m in ("supervised", "simclr", "dino", "mae")}}
-
-
-def _route_backbone(argv: list[str]) -> list[str]:
-    if not argv or argv[0] != "pretrain":
-        return argv
-    rest = list(argv[1:])
-    for i, a in enumerate(rest):
-        if a == "--backbone" or a.startswith("--backbone="):
-            value = a.split("=", 1)[1] if "=" in a else (rest[i + 1] if i + 1 < len(rest) else "")
-            del rest[i : i + (1 if "=" in a else 2)]
-            if value == "ddpm":
-                return ["pretrain", *rest]
-            if value not in BACKBONE_COMMANDS:
-                raise SystemExit(f"diffprobe pretrain: unknown --backbone {value!r}; choose one of "
-                                 f"ddpm, {', '.join(BACKBONE_COMMANDS)}")
-            return [*BACKBONE_COMMANDS[value], *rest]
-    return argv
-
-
-# Commands that split their work (images, or the probe's pairs) across the processes of `torchrun` /
-# `accelerate launch`.
-DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features", "probe")
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_route_backbone(list(sys.argv[1:] if argv is None else argv)))
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:
-        # Launched by torchrun / accelerate launch: the other commands are cheap and run on the main process
-        # only; in the data-parallel ones, only the main process reports.
-        if args.command not in DATA_PARALLEL:
-            return 0
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
-    if getattr(args, "precision", None):
-        print(f"precision: {describe_precision(args.precision)}")
-    try:
-        args.fn(args)
-    except DiffprobeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; run again with --resume where the command supports it", file=sys.stderr)
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .utils import PRECISIONS, DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
+from ..utils import PRECISIONS, DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,9 @@ def _split(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _pretrain(cfg: StudyConfig, done: dict) -> dict:
-    from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
+    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from .pipeline import run_pretrain  # noqa: PLC0415
-    from .pretrain.ddpm import PretrainConfig  # noqa: PLC0415
+    from ..pretrain.ddpm import PretrainConfig  # noqa: PLC0415
 
     s = cfg.sections["pretrain"]
     pc = PretrainConfig(unet=UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"])), steps=s["steps"],
@@ -164,7 +164,7 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _features(cfg: StudyConfig, done: dict) -> dict:
-    from .features.extract import FeatureSpec  # noqa: PLC0415
+    from ..features.extract import FeatureSpec  # noqa: PLC0415
     from .pipeline import run_features  # noqa: PLC0415
 
     s = cfg.sections["features"]
@@ -175,8 +175,8 @@ def _features(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _probe(cfg: StudyConfig, done: dict) -> dict:
-    from .probe.linear import GridProbe  # noqa: PLC0415
-    from .probe.run import run_probe  # noqa: PLC0415
+    from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe.run import run_probe  # noqa: PLC0415
 
     s = cfg.sections["probe"]
     per_seed = []
@@ -200,8 +200,8 @@ def _cluster(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _fusion(cfg: StudyConfig, done: dict) -> dict:
-    from .probe.fusion import fuse_pairs  # noqa: PLC0415
-    from .probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe.fusion import fuse_pairs  # noqa: PLC0415
+    from ..probe.linear import GridProbe  # noqa: PLC0415
 
     r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion",
                    ks=tuple(cfg.sections["fusion"]["ks"]),
@@ -213,8 +213,8 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _shift(cfg: StudyConfig, done: dict) -> dict:
-    from .evaluate.shifts import run_shift_suite  # noqa: PLC0415
-    from .probe.bundle import ClassifierBundle  # noqa: PLC0415
+    from ..evaluate.shifts import run_shift_suite  # noqa: PLC0415
+    from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
 
     r = run_shift_suite(ClassifierBundle.load(done["probe"]["bundle"], precision=cfg.precision), done["split"]["manifest"], cfg.work / "shift",
                         severities=tuple(cfg.sections["shift"]["severities"]), seed=cfg.seed)
@@ -226,10 +226,10 @@ def _shift(cfg: StudyConfig, done: dict) -> dict:
 def _compare(cfg: StudyConfig, done: dict) -> dict:
     from dataclasses import replace  # noqa: PLC0415
 
-    from .backbones.baselines import ResNetConfig  # noqa: PLC0415
-    from .backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
-    from .evaluate.compare import compare, default_configs  # noqa: PLC0415
-    from .probe.linear import GridProbe  # noqa: PLC0415
+    from ..backbones.baselines import ResNetConfig  # noqa: PLC0415
+    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
+    from .compare import compare, default_configs  # noqa: PLC0415
+    from ..probe.linear import GridProbe  # noqa: PLC0415
 
     s = cfg.sections["compare"]
     configs = default_configs(s["methods"], budget_images=s["budget_images"], image_size=cfg.image_size,
@@ -255,9 +255,9 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _rcdit(cfg: StudyConfig, done: dict) -> dict:
-    from .backbones.rcdit import RCDiTConfig  # noqa: PLC0415
-    from .pipeline import load_split_images  # noqa: PLC0415
-    from .pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
+    from ..backbones.rcdit import RCDiTConfig  # noqa: PLC0415
+    from ..data.dataset import load_split_images  # noqa: PLC0415
+    from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
 
     s = dict(cfg.sections["rcdit"])
     steps, batch = s.pop("steps"), s.pop("batch_size")
@@ -273,8 +273,8 @@ def _same_split(a: str | Path, b: str | Path) -> bool:
 
 
 def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
-    from .evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
-    from .pipeline import load_split_images, model_preprocess  # noqa: PLC0415
+    from ..evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
+    from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
 
     s = cfg.sections["zeroshot"]
     manifest = done["split"]["manifest"]
@@ -497,7 +497,7 @@ def render_html(markdown: str, figures: dict[str, Path], title: str) -> str:
 
 
 def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
-    from . import __version__  # noqa: PLC0415
+    from .. import __version__  # noqa: PLC0415
 
     cfg.results.mkdir(parents=True, exist_ok=True)
     seed0 = cfg.sections["probe"]["seeds"][0]
