@@ -136,6 +136,7 @@ def main():
         have = set(sv.pairs)
         k = max(i for i in range(1, len(ranked["avgmax"]) + 1) if set(ranked["avgmax"][:i]) <= have)
         views = sv.meta["spec"]["views"]
+        mlp_row(f"MLP head, top-{k} pairs + metadata, 1 view", fused(k, True), k)  # the same inputs without TTA
         mlp_row(f"MLP head, top-{k} pairs + metadata, {views} views", fused(k, True, sv), k)
         mlp_row(f"{a.ensemble} MLP heads averaged, top-{k} pairs + metadata, {views} views", fused(k, True, sv), k,
                 ensemble=a.ensemble)

@@ -17,8 +17,22 @@ from diffprobe.evaluate.unknown import (
     flag_unknown,
     known_scores,
     openset_auroc,
+    shift_warning,
     unknown_thresholds,
 )
+
+
+def test_shift_warning_fires_on_unfamiliar_images_only():
+    rng = np.random.default_rng(0)
+    confident = rng.normal(size=(400, 5)) + np.eye(5)[rng.integers(0, 5, 400)] * 6  # like val: one clear class
+    meta = {"temperature": 1.0, "unknown": unknown_thresholds(confident, 1.0, 0.95)}
+    assert meta["unknown"]["val_mean_confidence"] > 0.8
+    assert shift_warning(confident[:200], meta) is None  # the same kind of data
+    unsure = rng.normal(size=(200, 5))  # no class stands out: a new instrument
+    msg = shift_warning(unsure, meta)
+    assert msg and "flagged unknown" in msg and "mean confidence" in msg and "adapt" in msg
+    assert shift_warning(unsure[:10], meta) is None  # too few images to tell
+    assert shift_warning(unsure, {"temperature": 1.0}) is None  # a bundle without thresholds
 
 
 def test_run_probe_stores_val_confusion_and_unknown_thresholds(field_run):

@@ -32,6 +32,8 @@ def cmd_evaluate(args):
     if "abundance" in r:
         e = r["abundance"]["prior_shift"]["mean_error"]
         print("abundance error under synthetic prior shift: " + ", ".join(f"{k.upper()} {v:.3f}" for k, v in e.items()))
+    if r["shift_warning"]:
+        print(f"warning: {r['shift_warning']}")
     print(f"wrote {args.out}/metrics.json, report.md, confusion.png")
 
 
@@ -56,6 +58,8 @@ def cmd_predict(args):
     print(f"{r['n_images']} images classified{unknown} -> {files['predictions']}; abundances -> {files['abundance']}")
     if r["n_skipped"]:
         print(f"{r['n_skipped']} files could not be read; listed in {files['skipped']}")
+    if r["shift_warning"]:
+        print(f"warning: {r['shift_warning']}")
 
 
 def cmd_adapt(args):

@@ -36,7 +36,7 @@ from ..probe.metrics import chance_accuracy, classification_metrics, multiclass_
 from ..report.plots import confusion_plot
 from ..utils import DiffprobeError, resolve_precision, write_json
 from .abundance import abundance_error, estimate_shares, prior_shift_experiment
-from .unknown import flag_unknown, openset_report
+from .unknown import flag_unknown, openset_report, shift_warning
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +178,9 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
     flags = flag_unknown(z, bundle.meta)
     if flags is not None:
         res["flagged_unknown_share"] = float(flags.mean())
+    res["shift_warning"] = shift_warning(logits, bundle.meta)
+    if res["shift_warning"]:
+        log.warning("%s", res["shift_warning"])
     if cmap is None:
         if (~known).any():
             res["openset"] = openset_report(z, logits[~known], bundle.meta)
@@ -240,6 +243,8 @@ def render_report(r: dict) -> str:
         lines.append(f"- **Flagged unknown: {r['flagged_unknown_share']:.1%}** of the evaluated (known-class) "
                      f"images score below the unknown threshold; about 5% is expected on data like the training "
                      f"data, much more signals a distribution shift.")
+    if r.get("shift_warning"):
+        lines.append(f"- **Warning**: {r['shift_warning']}")
     if "openset" in r:
         o = r["openset"]
         lines.append(f"- **Unknown detection** ({o['n_unknown']} images of classes the model never saw vs "

@@ -29,7 +29,7 @@ from ..data.manifest import open_dataset, scan_folder
 from ..probe.bundle import ClassifierBundle
 from ..utils import DiffprobeError
 from .abundance import sample_abundances, write_rows_csv
-from .unknown import flag_unknown
+from .unknown import flag_unknown, shift_warning
 
 log = logging.getLogger(__name__)
 
@@ -130,5 +130,8 @@ def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path
     written["abundance"] = write_rows_csv(abundance, out.with_name(out.stem + ".abundance.csv"))
     if flags is None:
         log.warning("%s has no unknown threshold; run 'diffprobe calibrate' to flag unknown images", bundle.path)
+    shift = shift_warning(logits, bundle.meta)
+    if shift:
+        log.warning("%s", shift)
     return {"n_images": len(ok), "n_skipped": len(skipped),
-            "n_unknown": int(flags.sum()) if flags is not None else None, "files": written}
+            "n_unknown": int(flags.sum()) if flags is not None else None, "shift_warning": shift, "files": written}

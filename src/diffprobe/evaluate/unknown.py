@@ -25,7 +25,15 @@ from sklearn.metrics import roc_auc_score
 from ..probe.calibration import SCORES, known_scores, unknown_thresholds
 from ..utils import DiffprobeError, read_json, write_json
 
-__all__ = ["SCORES", "fit_unknown_threshold", "flag_unknown", "known_scores", "openset_auroc", "unknown_thresholds"]
+__all__ = ["SCORES", "fit_unknown_threshold", "flag_unknown", "known_scores", "openset_auroc", "shift_warning",
+           "unknown_thresholds"]
+
+# A batch departs from the bundle's validation data when at least this many images show it and either the
+# share flagged unknown is at least SHIFT_UNKNOWN_RATIO times the expected share (and beyond binomial noise,
+# z > 3), or the mean confidence fell by SHIFT_CONFIDENCE_DROP or more.
+SHIFT_MIN_IMAGES = 30
+SHIFT_UNKNOWN_RATIO = 2.0
+SHIFT_CONFIDENCE_DROP = 0.15
 
 def fit_unknown_threshold(bundle_dir: str | Path, val_logits: np.ndarray, accept: float = 0.95) -> dict:
     """Fit the thresholds on val logits with the bundle's temperature; rewrite bundle.json (atomically)."""
@@ -45,6 +53,30 @@ def flag_unknown(logits: np.ndarray, meta: dict, score: str | None = None) -> np
     if score not in SCORES:
         raise DiffprobeError(f"unknown score {score!r}; choose one of {SCORES}")
     return known_scores(logits, float(meta["temperature"]))[score] < unk["thresholds"][score]
+
+
+def shift_warning(logits: np.ndarray, meta: dict) -> str | None:
+    """A warning when images look unlike the bundle's validation data (a new instrument, site or season),
+    judged by the share flagged unknown and the mean confidence; None when they look alike, when there
+    are too few images to tell, or when the bundle has no unknown thresholds."""
+    unk = meta.get("unknown")
+    if not unk or len(logits) < SHIFT_MIN_IMAGES:
+        return None
+    expected = 1.0 - float(unk["accept"])
+    flagged = float(flag_unknown(logits, meta).mean())
+    confidence = float(known_scores(logits, float(meta["temperature"]))["msp"].mean())
+    noise = np.sqrt(max(expected * (1 - expected), 1e-6) / len(logits))
+    signs = []
+    if flagged >= SHIFT_UNKNOWN_RATIO * expected and (flagged - expected) / noise > 3:
+        signs.append(f"{flagged:.0%} of the images are flagged unknown ({expected:.0%} on its validation data)")
+    val_conf = unk.get("val_mean_confidence")
+    if val_conf is not None and val_conf - confidence >= SHIFT_CONFIDENCE_DROP:
+        signs.append(f"the mean confidence is {confidence:.2f} ({val_conf:.2f} on its validation data)")
+    if not signs:
+        return None
+    return ("these images look unlike the model's training data: " + "; ".join(signs) + ". Another instrument, "
+            "site or season? Check a sample by eye before trusting counts; 'diffprobe adapt' refits the model "
+            "from a few labelled images of the new data.")
 
 
 def openset_auroc(known: np.ndarray, unknown: np.ndarray) -> float:

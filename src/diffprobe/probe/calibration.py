@@ -56,7 +56,9 @@ def unknown_thresholds(val_logits: np.ndarray, temperature: float = 1.0, accept:
     """Thresholds accepting the share ``accept`` of val images (all of known classes).
 
     Returns the dict stored in bundle.json under "unknown":
-    {"accept": 0.95, "default_score": "msp", "thresholds": {"msp": float, "energy": float}}.
+    {"accept": 0.95, "default_score": "msp", "thresholds": {"msp": float, "energy": float},
+    "val_mean_confidence": float} (the mean calibrated top-1 probability on val, which the shift warning
+    of ``evaluate.unknown.shift_warning`` compares new data against).
     """
     if not 0 < accept <= 1:
         raise DiffprobeError(f"accept rate must be in (0, 1], got {accept}")
@@ -65,4 +67,5 @@ def unknown_thresholds(val_logits: np.ndarray, temperature: float = 1.0, accept:
     scores = known_scores(val_logits, temperature)
     # "lower": the threshold is an observed score, so at least `accept` of val scores are >= it.
     return {"accept": float(accept), "default_score": "msp",
-            "thresholds": {k: float(np.quantile(v, 1 - accept, method="lower")) for k, v in scores.items()}}
+            "thresholds": {k: float(np.quantile(v, 1 - accept, method="lower")) for k, v in scores.items()},
+            "val_mean_confidence": float(scores["msp"].mean())}

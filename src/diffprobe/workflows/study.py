@@ -44,10 +44,11 @@ OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe")}
 # Every setting a config may hold, with its default (the type of the default is the type required).
 SECTIONS: dict[str, dict[str, Any]] = {
     "pretrain": {"channels": [64, 128, 128], "steps": 8000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 200,
-                 "checkpoint_every": 250},
-    "features": {"timesteps": [1, 10, 25, 50, 100, 200, 400], "pooling": "avg", "batch_size": 256},
+                 "checkpoint_every": 250, "space_to_depth": 1},
+    "features": {"timesteps": [1, 10, 25, 50, 100, 200, 400], "pooling": "avg", "blocks": [], "views": 1,
+                 "batch_size": 256},
     "probe": {"seeds": [0, 1, 2], "epochs": 20},
-    "fusion": {"ks": [2, 3, 4, 6, 8]},
+    "fusion": {"ks": [2, 3, 4, 6, 8], "head": "linear", "metadata": False, "ensemble": 1},
     "shift": {"severities": [1, 2, 3, 4, 5]},
     "compare": {"methods": ["ddpm", "supervised", "simclr", "dino", "mae"], "settings": ["natural", "balanced"],
                 "budget_images": 64000, "per_class": 80, "dino_arch": "vit", "probe_epochs": 20,
@@ -155,7 +156,8 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
     from ..pretrain.ddpm import PretrainConfig  # noqa: PLC0415
 
     s = cfg.sections["pretrain"]
-    pc = PretrainConfig(unet=UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"])), steps=s["steps"],
+    unet = UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"]), space_to_depth=s["space_to_depth"])
+    pc = PretrainConfig(unet=unet, steps=s["steps"],
                         batch_size=s["batch_size"], lr=s["lr"], warmup_steps=s["warmup_steps"],
                         checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision)
     run = run_pretrain(done["split"]["manifest"], cfg.work / "ddpm", pc, resume=True)
@@ -168,7 +170,8 @@ def _features(cfg: StudyConfig, done: dict) -> dict:
     from .pipeline import run_features  # noqa: PLC0415
 
     s = cfg.sections["features"]
-    spec = FeatureSpec(timesteps=tuple(s["timesteps"]), pooling=s["pooling"], seed=cfg.seed, precision=cfg.precision)
+    spec = FeatureSpec(timesteps=tuple(s["timesteps"]), blocks=tuple(s["blocks"]), pooling=s["pooling"],
+                       views=s["views"], seed=cfg.seed, precision=cfg.precision)
     store = run_features(done["pretrain"]["run"], done["split"]["manifest"], cfg.work / "features", spec,
                          batch_size=s["batch_size"])
     return {"store": str(store.path), "n_images": len(store), "pairs": len(store.pairs)}
@@ -202,11 +205,13 @@ def _cluster(cfg: StudyConfig, done: dict) -> dict:
 def _fusion(cfg: StudyConfig, done: dict) -> dict:
     from ..probe.fusion import fuse_pairs  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe.mlp import MLPProbe  # noqa: PLC0415
 
-    r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion",
-                   ks=tuple(cfg.sections["fusion"]["ks"]),
-                   probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed,
-                                   precision=cfg.precision))
+    s = cfg.sections["fusion"]
+    r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion", ks=tuple(s["ks"]),
+                   head=s["head"], metadata=s["metadata"],
+                   probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed, precision=cfg.precision),
+                   mlp=MLPProbe(seed=cfg.seed, ensemble=s["ensemble"], precision=cfg.precision))
     return {"best": r["best"], "best_single_pair": r["best_single_pair"],
             "candidates": [{k: c[k] for k in ("k", "val_accuracy", "test_accuracy", "test_macro_f1")}
                            for c in r["candidates"]]}
