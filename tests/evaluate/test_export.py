@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from safetensors import safe_open
 
@@ -57,3 +58,14 @@ def test_export_refuses_to_replace_a_model_without_overwrite(field_run, tmp_path
     assert not (tmp_path / "m2").exists()
     assert main(["export", str(field_run["bundle"]), "--out", str(out), "--overwrite"]) == 0
     assert not list(tmp_path.glob(".m.*"))  # no partial folder left behind
+
+
+def test_export_can_store_the_head_in_fp16(field_run, tmp_path):
+    out = tmp_path / "half-head"
+    assert main(["export", str(field_run["bundle"]), "--out", str(out), "--fp32", "--fp16-head"]) == 0
+    with safe_open(out / "probe.safetensors", "pt") as f:
+        assert {str(f.get_tensor(k).dtype) for k in f.keys()} == {"torch.float16"}
+    assert (out / "probe.safetensors").stat().st_size < 0.6 * (field_run["bundle"] / "probe.safetensors").stat().st_size
+    half, full = ClassifierBundle.load(out, precision="fp32"), ClassifierBundle.load(field_run["bundle"], precision="fp32")
+    x = np.random.default_rng(0).normal(size=(50, len(full.head.mean))).astype(np.float32)
+    np.testing.assert_allclose(half.head.logits(x), full.head.logits(x), atol=0.05)

@@ -89,8 +89,8 @@ def cmd_calibrate(args):
 def cmd_export(args):
     from ..evaluate.export import export_model  # noqa: PLC0415
 
-    r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, overwrite=args.overwrite,
-                     polarity=args.polarity)
+    r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, head_fp16=args.fp16_head,
+                     overwrite=args.overwrite, polarity=args.polarity)
     print(f"wrote {args.out}" + (f": test accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} on "
                                  f"{r['n_images']} images (test_metrics.json)" if r else ""))
 
@@ -169,6 +169,8 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, help="model folder to write (e.g. models/ndsb); its README.md is kept")
     s.add_argument("--split", help="the split CSV the probe was chosen on: copied, and its test part evaluated")
     s.add_argument("--fp32", action="store_true", help="keep the backbone weights in fp32 (default: cast to fp16)")
+    s.add_argument("--fp16-head", action="store_true",
+                   help="store the head's weights in fp16 (half its size; it still computes in fp32)")
     s.add_argument("--overwrite", action="store_true", help="replace the model already in --out")
     s.add_argument("--polarity", choices=("auto", "fixed"),
                    help="set the preprocessing polarity: auto lets each image's background decide whether it is "

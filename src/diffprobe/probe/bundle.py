@@ -131,7 +131,7 @@ class ClassifierBundle:
             head = MLPHead.from_tensors(t, meta.get("head_config"))
             outputs = head.n_classes
         else:
-            head = LinearHead(t["weight"].numpy(), t["bias"].numpy(), t["mean"].numpy(), t["std"].numpy())
+            head = LinearHead(*(t[k].float().numpy() for k in ("weight", "bias", "mean", "std")))
             outputs = head.weight.shape[1]
         if outputs != len(meta["classes"]):
             raise DiffprobeError(f"{path}: the head has {outputs} outputs but bundle.json names "
