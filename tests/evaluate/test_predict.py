@@ -83,3 +83,38 @@ def test_only_unreadable_files_is_an_error(field_run, tmp_path):
     with pytest.raises(DiffprobeError, match="none of the 1 files"):
         predict_files(field_run["bundle"], [bad], tmp_path / "p.csv", progress=False)
     assert (tmp_path / "p.skipped.csv").is_file()
+
+
+def test_predict_kaggle_format_is_the_ndsb_submission_layout(field_run, station_folders, tmp_path, capsys):
+    from diffprobe import ClassifierBundle
+
+    out = tmp_path / "submission.csv"
+    assert main(["predict", "--model", str(field_run["bundle"]), str(station_folders), "--out", str(out),
+                 "--format", "kaggle"]) == 0
+    assert "8 images classified" in capsys.readouterr().out
+    bundle = ClassifierBundle.load(field_run["bundle"])
+    with open(out, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == ["image", *bundle.classes]  # the bundle's class order
+    files = sorted(p for p in station_folders.rglob("*.png"))
+    assert sorted(r[0] for r in rows) == sorted(p.name for p in files)  # file names, not paths
+    probs = np.array([[float(x) for x in r[1:]] for r in rows])
+    assert probs.shape == (8, len(bundle.classes)) and (probs > 0).all()
+    assert probs.sum(1) == pytest.approx(1.0, abs=1e-4)
+    by_name = {p.name: p for p in files}
+    expected = bundle.predict_proba([by_name[r[0]] for r in rows])  # calibrated, as predict_proba
+    assert probs == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    # The skipped list and abundances are written as with the default format.
+    assert out.with_name("submission.abundance.csv").is_file()
+    assert out.with_name("submission.skipped.csv").is_file()
+
+
+def test_kaggle_format_refuses_repeated_file_names(field_run, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        shutil.copy(next((field_run["data"] / "spiny_long").glob("*.png")), tmp_path / sub / "same.png")
+    with pytest.raises(DiffprobeError, match="same.png"):
+        predict_files(field_run["bundle"], [tmp_path / "a", tmp_path / "b"], tmp_path / "k.csv", progress=False,
+                      format="kaggle")
+    with pytest.raises(DiffprobeError, match="unknown predictions format"):
+        predict_files(field_run["bundle"], [tmp_path / "a"], tmp_path / "k.csv", progress=False, format="tsv")

@@ -52,7 +52,7 @@ def cmd_shift(args):
 def cmd_predict(args):
     from ..evaluate.predict import predict_files  # noqa: PLC0415
 
-    r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size)
+    r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size, format=args.format)
     files = r["files"]
     unknown = f", {r['n_unknown']} flagged unknown" if r["n_unknown"] is not None else ""
     print(f"{r['n_images']} images classified{unknown} -> {files['predictions']}; abundances -> {files['abundance']}")
@@ -138,6 +138,10 @@ def add_commands(sub) -> None:
     s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
     s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
     s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument("--format", choices=("csv", "kaggle"), default="csv",
+                   help="csv (default): path, top-3 labels with probabilities, unknown flag; kaggle: the 2015 "
+                        "NDSB submission layout (image,<class 1>,...,<class C>: file name and every class's "
+                        "calibrated probability, in the bundle's class order)")
     add_precision_arg(s)
     s.set_defaults(fn=cmd_predict)
 

@@ -12,6 +12,11 @@ and ``unknown`` (True when the image scores below the bundle's unknown threshold
 unlike every class the model knows; empty when the bundle has no threshold). Unreadable files
 are left out of the rows and listed by ``predict_files``.
 
+``predict_files(..., format="kaggle")`` writes the predictions in the layout of the 2015 National Data
+Science Bowl's submissions instead (``kaggle_rows``): a header ``image,<class 1>,...,<class C>`` in the
+bundle's class order, then one row per image with its file name and the calibrated probability of every
+class, so a result can be scored with the competition's multi-class log loss.
+
 The sample of an image (for the abundance table) is its folder: images in ``IMAGES/station_3/``
 count towards sample ``IMAGES/station_3``.
 """
@@ -34,6 +39,7 @@ from .unknown import flag_unknown, shift_warning
 log = logging.getLogger(__name__)
 
 TOP_K = 3
+FORMATS = ("csv", "kaggle")  # the predictions file: diffprobe's top-3 rows, or the NDSB submission layout
 
 
 def collect_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -95,6 +101,22 @@ def prediction_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -
     return rows
 
 
+def kaggle_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -> list[dict]:
+    """The 2015 NDSB submission layout: one row per image, ``image`` (its file name), then the calibrated
+    probability of each class, in the bundle's class order (columns named by the class names)."""
+    probs = softmax(logits / bundle.temperature, axis=1)
+    # 6 significant digits, not 6 decimals: a tiny probability must stay above 0 for the log loss.
+    return [{"image": Path(p).name, **{c: f"{q:.6g}" for c, q in zip(bundle.classes, row, strict=True)}}
+            for p, row in zip(paths, probs, strict=True)]
+
+
+def _duplicate_names(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    for f in files:
+        seen[f.name] = seen.get(f.name, 0) + 1
+    return sorted(n for n, k in seen.items() if k > 1)
+
+
 def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_size: int = 256,
                   progress: bool = False) -> list[dict]:
     """Prediction rows for the readable files among ``paths`` (see the module docstring)."""
@@ -104,13 +126,24 @@ def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_si
 
 
 def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path], out_csv: str | Path, *,
-                  batch_size: int = 256, progress: bool = True) -> dict:
+                  batch_size: int = 256, progress: bool = True, format: str = "csv") -> dict:  # noqa: A002
     """Classify folders / files / manifests; write ``out_csv``, ``<stem>.abundance.csv`` and, if any
-    file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "files"}."""
+    file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "files"}.
+
+    ``format``: ``csv`` (default; the top-3 rows of the module docstring) or ``kaggle`` (the NDSB
+    submission layout of ``kaggle_rows``; its images are named by file name alone, so two inputs with the
+    same file name are refused).
+    """
+    if format not in FORMATS:
+        raise DiffprobeError(f"unknown predictions format {format!r}; choose one of {', '.join(FORMATS)}")
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
     files, samples = collect_images(inputs)
     if not files:
         raise DiffprobeError(f"no image files found in {', '.join(map(str, inputs))}")
+    if format == "kaggle" and (dups := _duplicate_names(files)):
+        raise DiffprobeError(f"the kaggle format names images by file name, and {len(dups)} names occur more "
+                             f"than once (e.g. {', '.join(dups[:3])}); classify each folder separately or use "
+                             f"--format csv, which keeps the paths")
     ok, logits, skipped = classify_files(bundle, files, batch_size=batch_size, progress=progress)
     out = Path(out_csv)
     written = {"predictions": out}
@@ -122,8 +155,8 @@ def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path
     if not ok:
         raise DiffprobeError(f"none of the {len(files)} files could be read; first problem: "
                              f"{skipped[0][0]}: {skipped[0][1]} (all listed in {skipped_csv})")
-    rows = prediction_rows(bundle, [files[i] for i in ok], logits)
-    write_rows_csv(rows, out)
+    make_rows = kaggle_rows if format == "kaggle" else prediction_rows
+    write_rows_csv(make_rows(bundle, [files[i] for i in ok], logits), out)
     flags = flag_unknown(logits, bundle.meta)
     probs = softmax(logits / bundle.temperature, axis=1)
     abundance = sample_abundances([samples[i] for i in ok], probs, bundle.classes, bundle.meta, unknown=flags)
