@@ -54,3 +54,14 @@ def test_pretrain_backbone_option_routes_to_the_backbone_trainer():
                                                                              "--data", "d"]
     assert _route_backbone(["pretrain", "--backbone", "ddpm", "--data", "d"]) == ["pretrain", "--data", "d"]
     assert _route_backbone(["probe", "--features", "f"]) == ["probe", "--features", "f"]
+
+
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    import diffprobe
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"diffprobe {version('diffprobe')}" == f"diffprobe {diffprobe.__version__}"

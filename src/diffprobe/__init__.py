@@ -5,7 +5,12 @@ Data flow (each stage usable from Python and from the ``diffprobe`` CLI, passing
     data -> backbones -> pretrain -> features -> probe -> evaluate -> report
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("diffprobe")  # the installed distribution's version (pyproject.toml), never retyped
+except PackageNotFoundError:  # run from a source tree that was never pip-installed
+    __version__ = "0+unknown"
 __all__ = ["ClassifierBundle", "__version__"]
 
 
