@@ -17,12 +17,15 @@ Weights are read with safetensors only; ``bundle.json`` is validated before use.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
@@ -144,6 +147,43 @@ class ClassifierBundle:
 
     from_pretrained = load  # the diffusers / Hugging Face spelling
 
+    def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write this bundle, as it is in memory, to a new folder that ``from_pretrained`` loads back with
+        identical predictions: ``bundle.json`` (``meta``, so a changed temperature or threshold is kept),
+        ``probe.safetensors`` (the head, in the dtype it was stored in: an fp16 head stays fp16) and
+        ``backbone/`` (copied as stored). Other files beside the source bundle (a model card, a split, test
+        reports) are not copied; ``diffprobe export`` writes a complete model folder.
+
+        The folder is written beside ``path`` and renamed into place when complete. An existing folder
+        that is not empty is refused unless ``overwrite``; the bundle's own folder (or one holding it)
+        always is. Returns ``path``.
+        """
+        out = Path(path)
+        src = self.path.resolve()
+        if out.resolve() == src or out.resolve() in src.parents:
+            raise DiffprobeError(f"{out}: this is (or holds) the folder the bundle was loaded from; save it to "
+                                 f"a new folder")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+            raise DiffprobeError(f"{out}: already exists and is not empty; pass overwrite=True to replace it")
+        _validate(self.meta, out / "bundle.json")
+        tmp = out.with_name(f".{out.name}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir(parents=True)
+            self.backbone.copy_to(tmp / "backbone")
+            dtype = _stored_dtype(self.path / "probe.safetensors")
+            save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in self.head.tensors().items()},
+                      tmp / "probe.safetensors")
+            write_json(tmp / "bundle.json", self.meta)
+            if out.is_dir():
+                shutil.rmtree(out)
+            elif out.exists():
+                out.unlink()
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return out
+
     def feature_spec(self) -> FeatureSpec:
         """What the backbone computes: every pair's block and timestep, in this bundle's precision."""
         spec = FeatureSpec.from_dict(dict(self.meta["feature_spec"])).to_dict()
@@ -225,6 +265,16 @@ class ClassifierBundle:
         if not imgs:
             return np.zeros((0, s, s), np.uint8), np.zeros((0, len(METADATA_NAMES)), np.float32), ok, skipped
         return np.stack(imgs), np.stack(metas), ok, skipped
+
+
+def _stored_dtype(weights: Path) -> torch.dtype:
+    """The floating dtype a head was stored in (fp16 after ``export --fp16-head``); fp32 if unknown."""
+    try:
+        with safe_open(weights, "pt") as f:
+            dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    except Exception:  # noqa: BLE001 - the source file may be gone; the head in memory is what counts
+        return torch.float32
+    return torch.float16 if dtypes == {torch.float16} else torch.float32
 
 
 def _as_grey(x, k: int) -> np.ndarray:
