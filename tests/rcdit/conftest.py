@@ -12,9 +12,10 @@ TINY = RCDiTConfig(image_size=16, enc_patch=4, enc_dim=32, enc_depth=2, enc_head
                    dit_depth=2, dit_heads=2)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def _one_thread():
     # Tiny models gain nothing from threads, and on a loaded machine thread hand-offs cost 100x the work.
+    # Module scope: the setting ends with this folder's tests instead of leaking into the rest of the session.
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
