@@ -63,8 +63,10 @@ def shift_warning(logits: np.ndarray, meta: dict) -> str | None:
     if not unk or len(logits) < SHIFT_MIN_IMAGES:
         return None
     expected = 1.0 - float(unk["accept"])
-    flagged = float(flag_unknown(logits, meta).mean())
-    confidence = float(known_scores(logits, float(meta["temperature"]))["msp"].mean())
+    scores = known_scores(logits, float(meta["temperature"]))  # once, for the flags and the confidence
+    score = unk.get("default_score", "msp")
+    flagged = float((scores[score] < unk["thresholds"][score]).mean())
+    confidence = float(scores["msp"].mean())
     noise = np.sqrt(max(expected * (1 - expected), 1e-6) / len(logits))
     signs = []
     if flagged >= SHIFT_UNKNOWN_RATIO * expected and (flagged - expected) / noise > 3:
