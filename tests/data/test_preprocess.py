@@ -1,9 +1,11 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from diffprobe.data import Preprocess, preprocess, read_image
-from diffprobe.data.preprocess import border_level, illumination_plane
+from diffprobe.data.preprocess import CROP_MARGIN, border_level, illumination_plane, object_box
 from diffprobe.evaluate.shifts import apply_shift
 
 
@@ -114,3 +116,35 @@ def test_settings_saved_before_flatfield_read_as_without_it():
     assert Preprocess().flatfield is True
     with pytest.raises(ValueError, match="flatfield must be true or false"):
         Preprocess(flatfield="yes")
+
+
+def _loosely_framed(dark_field: bool) -> np.ndarray:
+    """A 12 x 8 organism (with a 2-pixel appendage gap) at the left of a 100 x 100 frame, and one speck."""
+    bg, obj = (0.05, 0.8) if dark_field else (0.95, 0.2)
+    img = np.full((100, 100), bg, np.float32)
+    img[40:52, 10:16] = obj
+    img[40:52, 18:20] = obj  # a limb split from the body by a faint joint: still the organism
+    img[90, 90] = obj  # a speck of marine snow: not the organism
+    return img
+
+
+@pytest.mark.parametrize("dark_field", [False, True])
+def test_crop_cuts_the_frame_down_to_the_organism_with_a_margin(dark_field):
+    img = _loosely_framed(dark_field)
+    rows, cols = object_box(img, invert=not dark_field)
+    margin = round(CROP_MARGIN * 12)
+    assert (rows.start, rows.stop) == (40 - margin, 52 + margin)
+    assert (cols.start, cols.stop) == (10 - margin, 20 + margin)
+    pre = Preprocess(size=32, polarity="auto", crop=True)
+    out = preprocess(img, pre)
+    # Cropped, the organism fills the model's input instead of a corner of it.
+    assert (out > 128).mean() > 5 * (preprocess(img, replace(pre, crop=False)) > 128).mean()
+
+
+def test_crop_keeps_an_empty_frame_and_is_saved_only_when_on():
+    blank = np.full((20, 30), 0.9, np.float32)
+    assert object_box(blank, invert=True) == (slice(0, 20), slice(0, 30))
+    assert "crop" not in Preprocess().to_dict()
+    assert Preprocess.from_dict(Preprocess(crop=True).to_dict()).crop is True
+    with pytest.raises(ValueError, match="crop must be true or false"):
+        Preprocess(crop=1)

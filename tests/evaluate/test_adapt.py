@@ -29,5 +29,8 @@ def test_adapt_learns_new_classes_from_a_few_labels(field_run, tmp_path):
 
 def test_adapt_cli_reports_cross_validated_scores(field_run, tmp_path, capsys):
     assert main(["adapt", "--model", str(field_run["bundle"]), "--data", str(field_run["data"]),
-                 "--out", str(tmp_path / "a")]) == 0
+                 "--out", str(tmp_path / "a"), "--crop"]) == 0
     assert "cross-validated accuracy" in capsys.readouterr().out
+    # The adapted bundle reads new images the way its head was fitted: cropped to the organism.
+    assert ClassifierBundle.load(tmp_path / "a").preprocess.crop is True
+    assert ClassifierBundle.load(field_run["bundle"]).preprocess.crop is False

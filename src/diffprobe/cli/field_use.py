@@ -66,7 +66,7 @@ def cmd_adapt(args):
     from ..workflows.adapt import adapt_bundle  # noqa: PLC0415
 
     r = adapt_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, polarity=args.polarity,
-                     seed=args.seed)
+                     crop=args.crop, seed=args.seed)
     cv = r["cross_validated"]
     print(f"adapted to {len(r['per_class'])} classes from {r['n_images']} labelled images (C={r['C']}); "
           f"cross-validated accuracy {cv['accuracy']:.2%}, macro F1 {cv['macro_f1']:.3f}")
@@ -90,7 +90,7 @@ def cmd_export(args):
     from ..evaluate.export import export_model  # noqa: PLC0415
 
     r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, head_fp16=args.fp16_head,
-                     overwrite=args.overwrite, polarity=args.polarity)
+                     overwrite=args.overwrite, polarity=args.polarity, crop=args.crop)
     print(f"wrote {args.out}" + (f": test accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} on "
                                  f"{r['n_images']} images (test_metrics.json)" if r else ""))
 
@@ -155,6 +155,9 @@ def add_commands(sub) -> None:
     s.add_argument("--polarity", choices=("auto", "fixed"), default="auto",
                    help="auto (default): each image's background decides whether it is inverted (bright-field "
                         "and dark-field crops both work); fixed: as the bundle was trained")
+    s.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="cut each image down to the organism plus a margin (--no-crop: keep the frame); default: "
+                        "as the bundle. Pays where the new instrument frames its objects loosely")
     s.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
     add_precision_arg(s)
     s.set_defaults(fn=cmd_adapt)
@@ -179,4 +182,7 @@ def add_commands(sub) -> None:
     s.add_argument("--polarity", choices=("auto", "fixed"),
                    help="set the preprocessing polarity: auto lets each image's background decide whether it is "
                         "inverted (bright- and dark-field instruments alike); default: as the bundle was trained")
+    s.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
+                   help="cut each image down to the organism plus a margin before the model reads it (--no-crop: "
+                        "keep the frame); default: as the bundle was trained")
     s.set_defaults(fn=cmd_export)

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .preprocess import Preprocess, border_level, flattened
+from .preprocess import Preprocess, border_level, flattened, object_mask
 
 METADATA_NAMES = ("log_height", "log_width", "log_object_area", "log_object_height", "log_object_width",
                   "log_aspect", "fill", "mean_contrast", "peak_contrast")
-# Contrast above the background (0..1 of the grey range) counted as object; plankton crops are high contrast.
-OBJECT_CONTRAST = 0.1
-
 
 def object_metadata(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     """Float greyscale (H, W) in [0, 1] as read -> float32 (len(METADATA_NAMES),) measurements.
 
-    The object is every pixel whose contrast against the background (the border's median) exceeds
-    ``OBJECT_CONTRAST``: darker for bright-field crops (``settings.invert``), brighter for dark-field ones.
+    The object is ``preprocess.object_mask``: every pixel whose contrast against the background exceeds
+    ``OBJECT_CONTRAST``, darker for bright-field crops (``settings.invert``), brighter for dark-field ones.
     """
     return measure_object(*flattened(image, settings))
 
@@ -33,7 +30,7 @@ def object_metadata(image: np.ndarray, settings: Preprocess) -> np.ndarray:
 def measure_object(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     """``object_metadata`` of a crop already flattened (``preprocess.flattened``)."""
     contrast = border_level(image) - image if settings.invert else image - border_level(image)
-    mask = contrast > OBJECT_CONTRAST
+    mask = object_mask(image, settings.invert)
     h, w = image.shape
     area = int(mask.sum())
     if area:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -32,17 +33,21 @@ class Preprocess:
                bright-field crops (dark organism on a light field) are inverted and dark-field ones
                (bright organism on black, e.g. a Scripps Plankton Camera) are not, and both reach the
                model as a bright object on 0. Settings saved before this option existed read as ``fixed``.
+    crop:      cut the (flattened) crop down to the organism (``object_box``: its connected components
+               against the background, plus a margin), so an image framed loosely by another instrument
+               reaches the model framed as tightly as a segmented NDSB crop. Saved only when true.
     """
 
     size: int = 32
     invert: bool = True
     flatfield: bool = True
     polarity: str = "fixed"
+    crop: bool = False
 
     def __post_init__(self):
         if not isinstance(self.size, int) or isinstance(self.size, bool) or not 8 <= self.size <= 1024:
             raise ValueError(f"image size must be an integer between 8 and 1024, got {self.size!r}")
-        for name in ("invert", "flatfield"):
+        for name in ("invert", "flatfield", "crop"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.polarity not in POLARITIES:
@@ -52,14 +57,16 @@ class Preprocess:
         d = asdict(self)
         if d["polarity"] == "fixed":  # as every model saved before polarity existed: their files stay the same
             del d["polarity"]
+        if not d["crop"]:
+            del d["crop"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocess":
-        unknown = set(d) - {"size", "invert", "flatfield", "polarity"}
+        unknown = set(d) - {"size", "invert", "flatfield", "polarity", "crop"}
         if unknown:
             raise ValueError(f"unknown preprocessing settings {sorted(unknown)}; known: size, invert, flatfield, "
-                             f"polarity")
+                             f"polarity, crop")
         return cls(**{"flatfield": False, **d})  # models saved before flat-fielding existed were trained without
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -73,6 +80,13 @@ class Preprocess:
 
 
 POLARITIES = ("fixed", "auto")
+# Contrast against the background (0..1 of the grey range) counted as object; plankton crops are high contrast.
+OBJECT_CONTRAST = 0.1
+# Components smaller than this share of the largest one are specks (marine snow, noise), not the organism.
+MIN_COMPONENT_SHARE = 0.05
+# Margin added around the organism's box, as a share of its longer side: segmented NDSB crops frame the
+# object with a few pixels' margin (median object box about 0.7 of the crop's side).
+CROP_MARGIN = 0.15
 
 
 def bright_field(image: np.ndarray) -> bool:
@@ -129,13 +143,42 @@ def pad_to_square(image: np.ndarray, fill: float) -> np.ndarray:
     return out
 
 
+def object_mask(image: np.ndarray, invert: bool) -> np.ndarray:
+    """(H, W) bool: pixels whose contrast against the background (the border's median) exceeds
+    ``OBJECT_CONTRAST``, darker than it for bright-field crops (``invert``), brighter for dark-field ones."""
+    background = border_level(image)
+    return (background - image if invert else image - background) > OBJECT_CONTRAST
+
+
+def object_box(image: np.ndarray, invert: bool) -> tuple[slice, slice]:
+    """The organism's box in a flattened crop, with a ``CROP_MARGIN`` margin, clipped to the crop.
+
+    The organism is the union of the object mask's 8-connected components that reach
+    ``MIN_COMPONENT_SHARE`` of the largest one (specks and distant debris are left out; the limbs of
+    one organism, split by a faint joint, are kept). A crop with no object keeps its full frame.
+    """
+    labels, n = ndimage.label(object_mask(image, invert), structure=np.ones((3, 3), bool))
+    if n == 0:
+        return slice(0, image.shape[0]), slice(0, image.shape[1])
+    areas = np.bincount(labels.ravel())[1:]
+    keep = np.isin(labels, 1 + np.flatnonzero(areas >= MIN_COMPONENT_SHARE * areas.max()))
+    rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
+    margin = int(round(CROP_MARGIN * max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)))
+    h, w = image.shape
+    return (slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, h)),
+            slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, w)))
+
+
 def flattened(image: np.ndarray, settings: Preprocess) -> tuple[np.ndarray, Preprocess]:
-    """The crop with its illumination divided out (when ``settings.flatfield``), and the settings for this
-    image (polarity resolved): the common first step of preprocessing and of the object measurements."""
+    """The crop with its illumination divided out (when ``settings.flatfield``) and cut to the organism (when
+    ``settings.crop``), and the settings for this image (polarity resolved): the common first step of
+    preprocessing and of the object measurements."""
     settings = settings.for_image(image)
     image = image.astype(np.float32)
     if settings.flatfield:
         image = flatfield(image, settings.invert)
+    if settings.crop:
+        image = image[object_box(image, settings.invert)]
     return image, settings
 
 

@@ -48,11 +48,12 @@ def cast_safetensors(path: Path, dtype: torch.dtype = torch.float16) -> None:
 
 def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | None = None, fp16: bool = True,
                  head_fp16: bool = False, overwrite: bool = False, polarity: str | None = None,
-                 progress: bool = True) -> dict:
+                 crop: bool | None = None, progress: bool = True) -> dict:
     """Write the model folder ``out`` from ``bundle``; return test_metrics.json's dict (empty without a split).
 
     ``fp16`` / ``head_fp16`` store the backbone's / the head's weights in fp16 (they compute in fp32 either
-    way). ``polarity`` ("auto" or "fixed") replaces the bundle's preprocessing polarity (``data.preprocess``)."""
+    way). ``polarity`` ("auto" or "fixed") and ``crop`` replace the bundle's preprocessing settings of that name
+    (``data.preprocess``; None keeps them)."""
     bundle, out = Path(bundle), Path(out)
     source = ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
     if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
@@ -66,9 +67,10 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
                 cast_safetensors(weights)
         if head_fp16:
             cast_safetensors(tmp / "probe.safetensors")
-        if polarity is not None:
+        changes = {k: v for k, v in (("polarity", polarity), ("crop", crop)) if v is not None}
+        if changes:
             meta = read_json(tmp / "bundle.json")
-            meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], "polarity": polarity}).to_dict()
+            meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], **changes}).to_dict()
             write_json(tmp / "bundle.json", meta)
         metrics = {}
         if split is not None:

@@ -59,12 +59,20 @@ def labelled_targets(bundle: ClassifierBundle, data: str | Path | Manifest,
     return m, [cmap.groups[g] for g in present], np.searchsorted(present, groups)
 
 
+def adaptation_preprocess(bundle: ClassifierBundle, polarity: str = "auto", crop: bool | None = None):
+    """The bundle's preprocessing with ``polarity`` and (unless None) ``crop`` replaced."""
+    pre = replace(bundle.preprocess, polarity=polarity)
+    return pre if crop is None else replace(pre, crop=crop)
+
+
 def adaptation_features(bundle: ClassifierBundle, data: str | Path | Manifest, class_map: str | Path | None = None,
-                        *, polarity: str = "auto", progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str], int]:
-    """The bundle's features (N, D) of the labelled images of ``data``, read with ``polarity``; their targets
-    (N,), the class names and the number of unreadable files (skipped and reported by ``load_images``)."""
+                        *, polarity: str = "auto", crop: bool | None = None,
+                        progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str], int]:
+    """The bundle's features (N, D) of the labelled images of ``data``, read with ``polarity`` and ``crop`` (None:
+    the bundle's); their targets (N,), the class names and the number of unreadable files (skipped and
+    reported by ``load_images``)."""
     m, classes, y = labelled_targets(bundle, data, class_map)
-    arr = load_images(m, replace(bundle.preprocess, polarity=polarity), cache_dir=default_cache_dir() / "images",
+    arr = load_images(m, adaptation_preprocess(bundle, polarity, crop), cache_dir=default_cache_dir() / "images",
                       progress=progress)
     row = {p: i for i, p in enumerate(m.paths)}
     return bundle.features(arr.images, arr.meta, progress=progress), y[[row[p] for p in arr.paths]], classes, \
@@ -93,13 +101,15 @@ def fit_adapted_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[Li
 
 
 def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manifest, out: str | Path, *,
-                 class_map: str | Path | None = None, polarity: str = "auto", seed: int = 0,
-                 progress: bool = True) -> dict:
+                 class_map: str | Path | None = None, polarity: str = "auto", crop: bool | None = None,
+                 seed: int = 0, progress: bool = True) -> dict:
     """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
-    to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary."""
+    to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary. ``polarity`` and
+    ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``)."""
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
-    x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, progress=progress)
-    pre = replace(bundle.preprocess, polarity=polarity)
+    x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, crop=crop,
+                                                      progress=progress)
+    pre = adaptation_preprocess(bundle, polarity, crop)
     head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
     temperature = fit_temperature(cv_logits, y)
     cv = classification_metrics(y, cv_logits.argmax(1))
