@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from diffprobe.pretrain.rcdit import pretrain_rcdit
@@ -43,3 +44,28 @@ def test_existing_run_and_mismatched_resume_are_refused(synth_images, tmp_path, 
         pretrain_rcdit(imgs, tmp_path / "r", tiny_pretrain_cfg(steps=4, r_dropout=0.3), resume=True, progress=False)
     with pytest.raises(DiffprobeError, match="expects 16 px"):
         pretrain_rcdit(synth_images.images[:, :8, :8], tmp_path / "s", tiny_pretrain_cfg(), progress=False)
+
+
+def test_conditioning_diagnostic_is_logged_at_checkpoints_and_in_the_summary(rcdit_run):
+    rows = list(csv.DictReader(open(rcdit_run / "conditioning.csv")))
+    assert sorted({int(r["step"]) for r in rows}) == [20, 40, 60]
+    assert {r["bucket"] for r in rows} == {"0-250", "250-500", "500-750", "750-1000", "all"}
+    summary = read_json(rcdit_run / "summary.json")["conditioning"]
+    for v in summary.values():
+        assert v["gap"] == pytest.approx(v["shuffled"] - v["own"])
+        assert 0 < v["own"] < 2  # an MSE of unit-variance noise predictions
+
+
+def test_conditioning_gap_is_zero_for_a_denoiser_that_ignores_r(synth_images, tiny_model_cfg):
+    from diffprobe.backbones.rcdit import RCDiT
+    from diffprobe.pretrain.rcdit import conditioning_gap
+
+    torch.manual_seed(0)
+    untrained = RCDiT(tiny_model_cfg)  # adaLN-zero: r reaches nothing before training
+    gap = conditioning_gap(untrained, synth_images.images[:32], per_bucket=16)
+    assert all(v["gap"] == 0 and v["own"] == v["null"] for v in gap.values())
+    with torch.no_grad():  # open every gate: now the image's own r and another's give different losses
+        for p in untrained.denoiser.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    assert gap != conditioning_gap(untrained, synth_images.images[:32], per_bucket=16)
+    assert all(v["gap"] != 0 for v in conditioning_gap(untrained, synth_images.images[:32], per_bucket=16).values())

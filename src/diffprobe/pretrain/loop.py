@@ -103,6 +103,11 @@ class TrainTask:
     def after_backward(self, model: torch.nn.Module, step: int) -> None:
         """Between backward and the optimizer step (gradient surgery)."""
 
+    def on_checkpoint(self, model: torch.nn.Module, out: Path, step: int) -> dict:
+        """After each checkpoint, on the main process: diagnostics of the model being trained (written by the
+        task to ``out``); returns short values for the progress bar."""
+        return {}
+
     def export(self, model: torch.nn.Module, out: Path, device: torch.device) -> dict:
         """Write the frozen backbone (and samples) to ``out``; return entries for ``summary.json``."""
         raise NotImplementedError
@@ -255,6 +260,9 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
                 t_window, n_window, loss_window = time.time(), 0, []
             if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0 and acc.is_main_process:
                 save()
+                shown = task.on_checkpoint(inner, out, state["step"])
+                if shown:
+                    bar.set_postfix(loss=f"{float(np.mean(loss_window or [value])):.4f}", **shown, refresh=False)
     finally:
         bar.close()
         if log_file:

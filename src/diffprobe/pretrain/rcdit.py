@@ -12,6 +12,7 @@ the denoising loss flows through the conditioning into the encoder.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,57 @@ def sample_conditioned(model: RCDiT, images: np.ndarray, path: Path, *, steps: i
     return path
 
 
+# Timestep buckets of the conditioning diagnostic: r should matter most where the noised image alone
+# cannot be recovered (large t) and least near t = 0.
+BUCKETS = ((0, 250), (250, 500), (500, 750), (750, 1000))
+CONDITIONS = ("own", "shuffled", "null")
+
+
+@torch.no_grad()
+def conditioning_gap(model: RCDiT, images: np.ndarray, *, seed: int = 0, per_bucket: int = 64,
+                     batch_size: int = 64) -> dict:
+    """Does the denoiser use r? Its denoising loss (MSE of the noise prediction) on ``images`` (uint8 (N, S, S))
+    with each image's own r, with r shuffled across the images (another image's r), and with the learned null
+    r, per timestep bucket (``BUCKETS``). ``per_bucket`` images per bucket, the same images, timesteps and
+    noise at every call (drawn from ``seed``), so values from checkpoint to checkpoint compare.
+
+    Returns ``{"0-250": {"own": .., "shuffled": .., "null": .., "gap": shuffled - own}, ..., "all": {...}}``:
+    a gap near 0 means the denoiser ignores r and the encoder gets no reason to learn.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    n = min(per_bucket, len(images))
+    alphas = make_scheduler().alphas_cumprod
+    sums = {c: [] for c in CONDITIONS}
+    out = {}
+    for lo, hi in BUCKETS:
+        idx = torch.randperm(len(images), generator=gen)[:n].numpy()
+        x0 = to_model_input(images[np.sort(idx)])
+        t = torch.randint(lo, hi, (n,), generator=gen)
+        eps = torch.randn(x0.shape, generator=gen)
+        a = alphas[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+        r = torch.cat([model.encode(x0[s:s + batch_size].to(device)) for s in range(0, n, batch_size)])
+        # Shuffled across the bucket's images: each image denoised with the next image's r.
+        reps = {"own": r, "shuffled": r.roll(1, 0), "null": model.null_rep.expand_as(r)}
+        losses = {c: 0.0 for c in CONDITIONS}
+        for s in range(0, n, batch_size):
+            b = slice(s, s + batch_size)
+            for c, rc in reps.items():
+                pred = model.denoiser(xt[b].to(device), t[b].to(device), rc[b])
+                losses[c] += float(F.mse_loss(pred.float(), eps[b].to(device), reduction="sum"))
+        per = {c: losses[c] / eps.numel() for c in CONDITIONS}
+        for c in CONDITIONS:
+            sums[c].append(per[c])
+        out[f"{lo}-{hi}"] = {**per, "gap": per["shuffled"] - per["own"]}
+    mean = {c: float(np.mean(v)) for c, v in sums.items()}
+    out["all"] = {**mean, "gap": mean["shuffled"] - mean["own"]}
+    model.train(was_training)
+    return out
+
+
 class RCDiTTask(DDPMTask):
     """The DDPM task with an RC-DiT: the encoder sees the clean image, the denoiser its noised copy,
     and a per-image r-dropout mask is drawn after the noise."""
@@ -120,6 +172,7 @@ class RCDiTTask(DDPMTask):
 
     def __init__(self, data: np.ndarray, cfg: RCDiTPretrainConfig, *, sample: bool = True):
         super().__init__(data, cfg, sample=sample)
+        self.images = data  # uint8, for the conditioning diagnostic
         self.samples_from = data[np.linspace(0, len(data) - 1, 8).astype(int)]  # originals whose r the samples use
 
     def build_model(self):
@@ -134,6 +187,21 @@ class RCDiTTask(DDPMTask):
         pred = model(batch["x0"], self.noised(batch), batch["t"], drop=drop)
         return F.mse_loss(pred.float(), batch["eps"])
 
+    def conditioning(self, model) -> dict:
+        return conditioning_gap(model, self.images, seed=self.cfg.seed)
+
+    def on_checkpoint(self, model, out, step):
+        gap = self.conditioning(model)
+        path = Path(out) / "conditioning.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", "bucket", *CONDITIONS, "gap"])
+            for bucket, v in gap.items():
+                writer.writerow([step, bucket, *(f"{v[c]:.6f}" for c in CONDITIONS), f"{v['gap']:.6f}"])
+        return {"r_gap": f"{gap['all']['gap']:.4f}"}
+
     def export(self, model, out, device):
         save_rcdit(model, out)
         write_json(out / "preprocess.json", self.cfg.preprocess.to_dict())
@@ -141,7 +209,8 @@ class RCDiTTask(DDPMTask):
             sample_conditioned(model.to(device).eval(), self.samples_from, out / "samples.png", seed=self.cfg.seed,
                                invert=self.cfg.invert)
         return {"params": sum(p.numel() for p in model.parameters()),
-                "encoder_params": sum(p.numel() for p in model.encoder.parameters())}
+                "encoder_params": sum(p.numel() for p in model.encoder.parameters()),
+                "conditioning": self.conditioning(model.to(device))}
 
 
 def pretrain_rcdit(images: ImageArray | np.ndarray, out_dir: str | Path, cfg: RCDiTPretrainConfig, *,
