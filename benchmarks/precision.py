@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from _common import machine, write
+from _common import write
 from diffprobe.backbones import UNetConfig
 from diffprobe.backbones.ddpm_unet import unet_features
 from diffprobe.features import FeatureSpec

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from _common import machine, write
+from _common import write
 from diffprobe.backbones.ddpm_unet import BlockTaps
 from diffprobe.evaluate.predict import classify_files, collect_images
 from diffprobe.probe.bundle import ClassifierBundle

@@ -2,9 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from diffprobe.probe import ClassifierBundle, GridProbe, run_probe
-from diffprobe.probe.bundle import _softmax
 from diffprobe.probe.calibration import expected_calibration_error, fit_temperature
 from diffprobe.utils import DiffprobeError
 
@@ -84,7 +84,7 @@ def test_bundle_reproduces_the_probe_on_test_images(tiny_probe, tiny_store, synt
     bundle = ClassifierBundle.load(out / "bundle")
     assert bundle.meta["block"] == r["best"]["block"] and bundle.meta["timestep"] == r["best"]["timestep"]
     test = synth_images.splits == "test"
-    probs = _softmax(bundle.logits(synth_images.images[test]) / bundle.temperature)  # already preprocessed
+    probs = softmax(bundle.logits(synth_images.images[test]) / bundle.temperature, axis=1)  # already preprocessed
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
     acc = (probs.argmax(1) == synth_images.labels[test]).mean()
     assert acc == pytest.approx(r["best"]["test_accuracy"], abs=1e-9)

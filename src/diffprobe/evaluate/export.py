@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 from ..data.manifest import Manifest
 from ..data.preprocess import Preprocess
 from ..probe.bundle import ClassifierBundle
-from ..utils import DiffprobeError, portable_data_path, read_json, write_json
+from ..utils import DiffprobeError, atomic_dir, portable_data_path, read_json, write_json
 from .crossdata import evaluate_bundle
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,8 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
     source = ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
     if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
         raise DiffprobeError(f"{out}: already holds a model; pass --overwrite to replace it (its {CARD} is kept)")
-    tmp = out.with_name(f".{out.name}.partial")  # the feature store's convention for unfinished folders
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        shutil.copytree(bundle, tmp)
+    with atomic_dir(out) as tmp:
+        shutil.copytree(bundle, tmp, dirs_exist_ok=True)
         if fp16:
             for weights in (tmp / "backbone").rglob("*.safetensors"):
                 cast_safetensors(weights)
@@ -98,9 +96,4 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
             write_json(tmp / "test_metrics.json", metrics)
         if (out / CARD).is_file():
             shutil.copyfile(out / CARD, tmp / CARD)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return metrics

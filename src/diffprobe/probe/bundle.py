@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 import torch
 from PIL import Image
 from safetensors import safe_open
@@ -44,12 +45,6 @@ READABLE_FORMATS = (1, 2)
 HEADS = ("linear", "mlp")
 _REQUIRED = {"format": int, "classes": list, "block": str, "timestep": int, "image_size": int,
              "preprocess": dict, "feature_spec": dict, "temperature": (int, float), "metrics": dict}
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 Head = LinearHead | MLPHead
@@ -242,7 +237,7 @@ class ClassifierBundle:
 
     def predict_proba(self, inputs, **kw) -> np.ndarray:
         """Calibrated probabilities (temperature-scaled softmax), (N, C), of raw inputs (see ``prepare``)."""
-        return _softmax(self.logits(*self.prepare(inputs), **kw) / self.temperature)
+        return softmax(self.logits(*self.prepare(inputs), **kw) / self.temperature, axis=1)
 
     def predict(self, inputs, **kw) -> list[str]:
         """The most probable class name of each input."""

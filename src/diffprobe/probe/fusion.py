@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from ..data.metadata import METADATA_NAMES
 from ..features.store import FeatureStore
 from ..utils import DiffprobeError, read_json, write_json
-from .bundle import _softmax
 from .calibration import fit_temperature
 from .linear import GridProbe
 from .metrics import classification_metrics, multiclass_log_loss
@@ -94,7 +94,7 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
         fitted.append((logits["val"], temperature))
         for s in ("val", "test"):
             row.update({f"{s}_{name}": v for name, v in classification_metrics(y[s], logits[s].argmax(1)).items()})
-            row[f"{s}_log_loss"] = multiclass_log_loss(y[s], _softmax(logits[s] / temperature))
+            row[f"{s}_log_loss"] = multiclass_log_loss(y[s], softmax(logits[s] / temperature, axis=1))
         rows.append(row)
     best_i = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -rows[i]["val_log_loss"], -rows[i]["k"]))
     best = rows[best_i]

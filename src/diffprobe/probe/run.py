@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
@@ -18,7 +19,7 @@ from sklearn.metrics import confusion_matrix
 from ..features.store import FeatureStore
 from ..report.plots import confusion_plot, grid_heatmap
 from ..utils import DiffprobeError, write_json
-from .bundle import ClassifierBundle, _softmax
+from .bundle import ClassifierBundle
 from .calibration import expected_calibration_error, fit_temperature, unknown_thresholds
 from .linear import GridProbe
 from .metrics import chance_accuracy, classification_metrics
@@ -108,8 +109,8 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
         test_logits = head.logits(best_feats["test"])
         temperature = fit_temperature(val_logits, y["val"])
         calib = {"temperature": temperature,
-                 "test_ece_before": expected_calibration_error(_softmax(test_logits), y["test"]),
-                 "test_ece_after": expected_calibration_error(_softmax(test_logits / temperature), y["test"])}
+                 "test_ece_before": expected_calibration_error(softmax(test_logits, axis=1), y["test"]),
+                 "test_ece_after": expected_calibration_error(softmax(test_logits / temperature, axis=1), y["test"])}
         pred = test_logits.argmax(1)
         cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
         per_class_f1 = _per_class_f1(cm)
