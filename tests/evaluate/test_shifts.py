@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from diffprobe.cli import main
-from diffprobe.evaluate.shifts import SEVERITIES, SHIFTS, apply_shift
+from diffprobe.data.preprocess import Preprocess, preprocess
+from diffprobe.evaluate.shifts import RESHAPING, SEVERITIES, SHIFTS, apply_shift
 from diffprobe.utils import DiffprobeError
 
 
@@ -21,7 +22,7 @@ def organism():
     return img
 
 
-@pytest.mark.parametrize("shift", list(SHIFTS))
+@pytest.mark.parametrize("shift", [s for s in SHIFTS if s not in RESHAPING])
 def test_shift_keeps_shape_range_and_grows_with_severity(organism, shift):
     out = {v: apply_shift(organism, shift, v, seed=0, key="a.png") for v in SEVERITIES}
     for img in out.values():
@@ -31,6 +32,17 @@ def test_shift_keeps_shape_range_and_grows_with_severity(organism, shift):
     assert change[0] > 0
     assert change[-1] > 1.5 * change[0]  # severity 5 departs much more than severity 1
     np.testing.assert_array_equal(out[3], apply_shift(organism, shift, 3, seed=0, key="a.png"))  # seeded
+
+
+def test_margin_frames_the_organism_loosely_and_the_crop_undoes_it(organism):
+    out = {v: apply_shift(organism, "margin", v, seed=0, key="a.png") for v in SEVERITIES}
+    assert [img.shape for img in out.values()] == [(round(40 * f), round(30 * f)) for f in (1.25, 1.5, 2, 2.5, 3)]
+    assert all((img < 0.5).sum() == (organism < 0.5).sum() for img in out.values())  # the organism, whole
+    loose, cropped = Preprocess(size=32), Preprocess(size=32, crop=True)
+    reference = preprocess(organism, cropped).astype(int)
+    # Cropped to the organism, a loosely framed crop reaches the model nearly as the original does.
+    assert np.abs(preprocess(out[5], cropped) - reference).mean() < 0.3 * np.abs(
+        preprocess(out[5], loose) - reference).mean()
 
 
 def test_random_shifts_depend_on_seed_and_file(organism):

@@ -125,7 +125,7 @@ def add_commands(sub) -> None:
     s.add_argument("--data", required=True, help="split CSV (its test part is used) or labelled folder")
     s.add_argument("--out", required=True, help="folder for shift.json, shift.md, robustness.png")
     s.add_argument("--shifts", type=_names, help="comma-separated subset of defocus,noise,contrast,illumination,"
-                                                 "resolution,jpeg (default: all)")
+                                                 "resolution,jpeg,margin,texture,overlay (default: all)")
     s.add_argument("--severities", type=_severities, default=(1, 2, 3, 4, 5))
     s.add_argument("--part", default="test", help="which part of the split (default test)")
     s.add_argument("--seed", type=int, default=0, help="seed of the random shifts (noise, lighting)")

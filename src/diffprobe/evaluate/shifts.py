@@ -17,7 +17,15 @@ illumination    dimmer and uneven lighting: gain plus a linear gradient      gai
                 in a random direction                                        gradient 0.05 .. 0.25
 resolution      a coarser sensor: downsample then upsample back              factor 1.5, 2, 3, 4, 6
 jpeg            lossy JPEG compression                                       quality 40, 25, 15, 10, 5
+margin          looser framing by another segmentation: the crop grown with   side x1.25, 1.5, 2, 2.5, 3
+                background on every side, the organism off centre
+texture         a textured field instead of a clean one: smooth random        amplitude 0.03 .. 0.2
+                background structure (out-of-focus particles, gel, fibres)
+overlay         a scale bar and a label burnt into the frame, as some         bar 0.2 .. 0.6 of the width
+                instruments and exports do
 ==============  ===========================================================  ======================
+
+``margin`` changes the crop's shape (it is what another instrument's crops look like); the others keep it.
 """
 
 from __future__ import annotations
@@ -52,9 +60,13 @@ LEVELS: dict[str, tuple[float, ...]] = {
     "illumination": (0.9, 0.8, 0.7, 0.6, 0.5),
     "resolution": (1.5, 2.0, 3.0, 4.0, 6.0),
     "jpeg": (40, 25, 15, 10, 5),
+    "margin": (1.25, 1.5, 2.0, 2.5, 3.0),
+    "texture": (0.03, 0.06, 0.1, 0.15, 0.2),
+    "overlay": (0.2, 0.3, 0.4, 0.5, 0.6),
 }
 UNITS = {"defocus": "sigma {} px", "noise": "std {}", "contrast": "x{}", "illumination": "gain {}",
-         "resolution": "1/{} resolution", "jpeg": "quality {}"}
+         "resolution": "1/{} resolution", "jpeg": "quality {}", "margin": "side x{}", "texture": "amplitude {}",
+         "overlay": "bar {} of width"}
 
 
 def _defocus(img, level, rng):
@@ -91,14 +103,44 @@ def _jpeg(img, level, rng):
     return np.asarray(Image.open(buf), dtype=np.float32) / 255.0
 
 
+def _margin(img, level, rng):
+    h, w = img.shape
+    out = np.full((round(h * level), round(w * level)), border_level(img), np.float32)
+    top, left = rng.integers(0, out.shape[0] - h + 1), rng.integers(0, out.shape[1] - w + 1)
+    out[top:top + h, left:left + w] = img
+    return out
+
+
+def _texture(img, level, rng):
+    field = gaussian_filter(rng.normal(0.0, 1.0, img.shape), sigma=max(1.0, min(img.shape) / 12), mode="wrap")
+    return img + level * field / max(float(np.abs(field).max()), 1e-6)
+
+
+def _overlay(img, level, rng):
+    h, w = img.shape
+    out = img.copy()
+    ink = 1.0 - border_level(img) > 0.5  # dark marks on a light field, light ones on a dark field
+    value = 0.0 if ink else 1.0
+    thick = max(1, round(0.03 * h))
+    row, length = h - 2 * thick - 1, max(2, round(level * w))
+    out[row:row + thick, w - length - thick:w - thick] = value  # the scale bar, bottom right
+    for k in range(max(1, round(level * 10))):  # a label: short strokes, top left
+        x = thick + 3 * k * thick
+        if x + thick <= w:
+            out[thick:thick + 4 * thick, x:x + thick] = value
+    return out
+
+
 SHIFTS: dict[str, Callable[[np.ndarray, float, np.random.Generator], np.ndarray]] = {
     "defocus": _defocus, "noise": _noise, "contrast": _contrast, "illumination": _illumination,
-    "resolution": _resolution, "jpeg": _jpeg,
+    "resolution": _resolution, "jpeg": _jpeg, "margin": _margin, "texture": _texture, "overlay": _overlay,
 }
+# Shifts that change the crop's shape.
+RESHAPING = ("margin",)
 
 
 def apply_shift(image: np.ndarray, shift: str, severity: int, *, seed: int = 0, key: str = "") -> np.ndarray:
-    """Float greyscale (H, W) in [0, 1] -> the shifted image, same shape, in [0, 1].
+    """Float greyscale (H, W) in [0, 1] -> the shifted image in [0, 1], same shape except for ``RESHAPING``.
 
     ``key`` (e.g. the file path) and ``seed`` fix the randomness of noise and illumination.
     """
