@@ -104,6 +104,8 @@ function renderGrid() {
   $("scale-bar").style.width = `${SCALE_PX * zoom}px`;
   $("scale-text").textContent = `${SCALE_PX} px`;
   const inCluster = state.view.kind === "cluster";
+  // What the grid shows, for scripts and tests that wait for a view to finish loading.
+  $("grid").dataset.view = inCluster ? `cluster:${state.view.number}` : `class:${state.view.label}`;
   $("grid").replaceChildren(...state.objects.map((o, i) => {
     const tile = document.createElement("div");
     tile.className = `tile status-${o.status}`;
