@@ -94,6 +94,8 @@ def test_moving_to_a_new_class_must_be_asked_for(client, project):
     r = client.post("/api/decisions", json={"ids": [oid], "action": "move", "label": "Noctiluca", "new_class": True})
     assert r.status_code == 200
     assert "Noctiluca" in project.store.classes()
+    r = client.post("/api/decisions", json={"ids": [99999], "action": "move", "label": "Ghost", "new_class": True})
+    assert r.status_code == 400 and "Ghost" not in project.store.classes()  # a refused move creates no class
     assert page(client, "Noctiluca")["objects"][0]["id"] == oid
 
 

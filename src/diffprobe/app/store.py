@@ -235,15 +235,15 @@ class Store:
             raise DiffprobeError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
         if not ids:
             raise DiffprobeError("no objects selected; select images first")
+        creates = False
         if action == "move":
             label = (label or "").strip()
             if not label:
                 raise DiffprobeError("moving needs a class name ('label')")
-            if label not in self.classes():
-                if not new_class:
-                    raise DiffprobeError(f"unknown class {label!r}; pick one of the project's classes, or pass "
-                                         f"new_class=true to create it")
-                self.add_classes([label], "user")
+            creates = label not in self.classes()
+            if creates and not new_class:
+                raise DiffprobeError(f"unknown class {label!r}; pick one of the project's classes, or pass "
+                                     f"new_class=true to create it")
         elif label is not None:
             raise DiffprobeError(f"'label' is only for the move action, not {action!r}")
         to_status, now = ACTIONS[action], _now()
@@ -256,6 +256,9 @@ class Store:
             changes = [(o, to) for o, to in changes if (o.label, o.status) != (to, to_status)]
             if not changes:
                 return {"batch": None, "changed": 0}
+            if creates:  # in the same transaction: a refused move leaves no new class behind
+                position = s.scalar(select(func.count()).select_from(ClassRow)) or 0
+                s.add(ClassRow(name=label, position=position, source="user"))
             batch = BatchRow(kind=action, user=user, time=now)
             s.add(batch)
             s.flush()
