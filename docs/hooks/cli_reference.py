@@ -15,6 +15,10 @@ def _reference() -> str:
     parts = ["```text", parser.format_help().rstrip(), "```", ""]
     for name, p in sub.choices.items():
         parts += [f"## `diffprobe {name}`", "", "```text", p.format_help().rstrip(), "```", ""]
+        # Commands with their own subcommands (``diffprobe app init``): each gets a section too.
+        for nested in (a for a in p._actions if isinstance(a, argparse._SubParsersAction)):
+            for action, q in nested.choices.items():
+                parts += [f"### `diffprobe {name} {action}`", "", "```text", q.format_help().rstrip(), "```", ""]
     return "\n".join(parts)
 
 

@@ -9,12 +9,12 @@ import sys
 
 from .. import __version__
 from ..base import DiffprobeError
-from . import compare, datasets, field_use, pipeline, zeroshot
+from . import app, compare, datasets, field_use, pipeline, zeroshot
 
 DESCRIPTION = "The ``diffprobe`` command line: one subcommand per stage, each a thin call into the library or a workflow."
 
 # The command groups, in the order their commands are listed: each module has ``add_commands(subparsers)``.
-COMMAND_GROUPS = (pipeline, compare, zeroshot, field_use, datasets)
+COMMAND_GROUPS = (pipeline, compare, zeroshot, field_use, app, datasets)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,208 @@
+"""An app project: the images (left where they are), their frozen features, the bundle's predictions and the store.
+
+Layout of a project folder::
+
+    DIR/
+      project.json       images root, bundle path, classes, feature shape; written last, so its presence
+                         means the project is complete
+      features.npy       (N, D) float32: the bundle's head input for object id 0..N-1, computed once
+      decisions.sqlite   objects, classes and the decision history (``app.store``)
+      skipped.csv        images that could not be read (path, reason), if any
+      clusters.json      the latest clustering of uncertain images (``diffprobe app``'s Clusters view)
+      .partial/          while ``init`` runs: one file per finished chunk, so an interrupted run resumes
+
+Images are referenced by their path relative to the images root (or absolute, as a manifest gives them);
+nothing is copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from scipy.special import softmax
+from tqdm.auto import tqdm
+
+from ..data.manifest import Manifest, open_dataset
+from ..probe.bundle import ClassifierBundle
+from ..utils import DiffprobeError, read_json, write_json
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+PROJECT_FILE = "project.json"
+FEATURES_FILE = "features.npy"
+DB_FILE = "decisions.sqlite"
+SKIPPED_FILE = "skipped.csv"
+PARTIAL_DIR = ".partial"
+FORMAT = 1
+
+
+@dataclass
+class Project:
+    """An opened project folder: its description, its store, and its features (memory-mapped)."""
+
+    root: Path
+    info: dict
+    store: Store
+
+    @classmethod
+    def open(cls, directory: str | Path) -> "Project":
+        root = Path(directory).resolve()
+        if not (root / PROJECT_FILE).is_file():
+            hint = (" (an interrupted 'diffprobe app init' left it incomplete; run that command again to resume)"
+                    if (root / PARTIAL_DIR).is_dir() else "; create one with 'diffprobe app init DIR --images "
+                                                          "FOLDER --model BUNDLE'")
+            raise DiffprobeError(f"{root}: not an app project, {PROJECT_FILE} is missing{hint}")
+        info = read_json(root / PROJECT_FILE)
+        if info.get("format") != FORMAT:
+            raise DiffprobeError(f"{root / PROJECT_FILE}: project format {info.get('format')!r}, this diffprobe "
+                                 f"reads {FORMAT}; re-create the project with 'diffprobe app init'")
+        return cls(root, info, Store(database_url(root, info)))
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def images_root(self) -> Path:
+        return Path(self.info["images_root"])
+
+    def image_file(self, path: str) -> Path:
+        """The file of an object's stored ``path`` (relative to the images root, or absolute)."""
+        return self.images_root / path
+
+    def features(self) -> np.ndarray:
+        return np.load(self.root / FEATURES_FILE, mmap_mode="r")
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def database_url(root: Path, info: dict) -> str:
+    """``database_url`` of project.json (e.g. a team's PostgreSQL), or the project's own SQLite file."""
+    return info.get("database_url") or f"sqlite:///{root / DB_FILE}"
+
+
+def _object_ids(paths: list[str]) -> list[str]:
+    """EcoTaxa-style object ids: the file name without extension, or the whole relative path where names repeat."""
+    stems = [Path(p).stem for p in paths]
+    repeated = Counter(stems)
+    return [s if repeated[s] == 1 else Path(p).with_suffix("").as_posix().strip("/").replace("/", "_")
+            for s, p in zip(stems, paths, strict=True)]
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def _save_atomic(path: Path, **arrays) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _features_by_chunk(bundle: ClassifierBundle, files: list[Path], partial: Path, *, chunk: int, batch_size: int,
+                       progress: bool) -> list[Path]:
+    """Compute features and logits chunk by chunk into ``partial``; chunks already there are kept (resume)."""
+    done = []
+    bar = tqdm(total=len(files), desc="features", unit="img", disable=not progress, mininterval=1.0)
+    for k, start in enumerate(range(0, len(files), chunk)):
+        part = partial / f"chunk-{k:06d}.npz"
+        paths = files[start : start + chunk]
+        if not part.is_file():
+            images, meta, ok, skipped = bundle.load_paths(paths)
+            x = bundle.features(images, meta, batch_size=batch_size)
+            _save_atomic(part, features=x.astype(np.float32), logits=bundle.head.logits(x).astype(np.float32),
+                         index=np.asarray(ok, np.int64) + start,
+                         size=np.asarray([_image_size(paths[i]) for i in ok], np.int64).reshape(-1, 2),
+                         skipped=np.asarray([f"{p}\t{why}" for p, why in skipped], dtype=str))
+        done.append(part)
+        bar.update(len(paths))
+    bar.close()
+    return done
+
+
+def _check_target(directory: Path, source: dict) -> None:
+    if (directory / PROJECT_FILE).exists():
+        raise DiffprobeError(f"{directory}: already an app project; open it with 'diffprobe app --project "
+                             f"{directory}', or choose a new folder")
+    partial = directory / PARTIAL_DIR
+    if partial.is_dir():
+        previous = read_json(partial / "source.json") if (partial / "source.json").is_file() else None
+        if previous != source:
+            raise DiffprobeError(f"{directory}: holds an interrupted init of other images or another model "
+                                 f"({previous}); delete {partial} or choose a new folder")
+    elif directory.exists() and any(directory.iterdir()):
+        raise DiffprobeError(f"{directory}: exists and is not empty; an app project needs a new or empty folder")
+
+
+def init_project(directory: str | Path, images: str | Path | Manifest, model: str | Path, *, chunk: int = 2048,
+                 batch_size: int = 256, precision: str = "auto", database: str | None = None,
+                 progress: bool = True) -> dict:
+    """Make an app project of ``images`` (folder, manifest CSV or EcoTaxa TSV; labels in them are not used) with
+    the bundle ``model``: each image's features computed once, in chunks (an interrupted run resumes at the
+    chunk it was in), its prediction, and the store (``database``: a SQLAlchemy URL; default the project's
+    SQLite file). Returns a summary (n_objects, n_skipped, classes, ...)."""
+    directory = Path(directory)
+    manifest = images if isinstance(images, Manifest) else open_dataset(images, labelled=False)
+    model = Path(model).resolve()
+    source = {"images": str(manifest.info.get("source", manifest.root)), "model": str(model), "n_files": len(manifest)}
+    _check_target(directory, source)
+    bundle = ClassifierBundle.load(model, precision=precision)
+    partial = directory / PARTIAL_DIR
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json(partial / "source.json", source)
+
+    files = [manifest.full_path(i) for i in range(len(manifest))]
+    chunks = [np.load(p) for p in _features_by_chunk(bundle, files, partial, chunk=chunk, batch_size=batch_size,
+                                                     progress=progress)]
+    index = np.concatenate([c["index"] for c in chunks])
+    if not len(index):
+        raise DiffprobeError(f"{source['images']}: none of the {len(files)} images could be read; see the reasons "
+                             f"in {partial}")
+    features = np.concatenate([c["features"] for c in chunks])
+    logits = np.concatenate([c["logits"] for c in chunks])
+    sizes = np.concatenate([c["size"] for c in chunks])
+    skipped = [line.split("\t", 1) for c in chunks for line in c["skipped"].tolist()]
+
+    probs = softmax(logits / bundle.temperature, axis=1)
+    best = probs.argmax(1)
+    paths = [manifest.paths[i] for i in index]
+    samples = [(Path(manifest.root.name) / Path(p).parent).as_posix() for p in paths]
+    rows = [{"id": k, "object_id": oid, "path": p, "sample": s, "width": int(w), "height": int(h),
+             "predicted_label": bundle.classes[c], "probability": float(probs[k, c])}
+            for k, (oid, p, s, (w, h), c) in enumerate(zip(_object_ids(paths), paths, samples, sizes, best, strict=True))]
+
+    np.save(directory / (FEATURES_FILE + ".tmp.npy"), features)
+    os.replace(directory / (FEATURES_FILE + ".tmp.npy"), directory / FEATURES_FILE)
+    info = {"format": FORMAT, "images": source["images"], "images_root": str(manifest.root.resolve()),
+            "model": str(model), "classes": list(bundle.classes), "n_objects": len(rows),
+            "n_skipped": len(skipped), "feature_dim": int(features.shape[1]), "database_url": database}
+    db = directory / DB_FILE
+    if database is None and db.exists():
+        db.unlink()  # a store half-filled by an interrupted run; the features are what is worth keeping
+    store = Store(database_url(directory.resolve(), info))
+    try:
+        store.add_classes(bundle.classes, "model")
+        store.add_objects(rows)
+    finally:
+        store.close()
+    if skipped:
+        with open(directory / SKIPPED_FILE, "w", newline="") as f:
+            csv.writer(f).writerows([("path", "reason"), *skipped])
+    write_json(directory / PROJECT_FILE, info)  # last: the project is complete
+    shutil.rmtree(partial, ignore_errors=True)
+    log.info("app project %s: %d objects, %d skipped", directory, len(rows), len(skipped))
+    return {**info, "directory": str(directory)}

@@ -1,0 +1,235 @@
+"""The web app: a JSON API over a project (FastAPI) and the plain HTML/JS/CSS of ``static/`` that uses it.
+
+Safe by default: ``serve`` binds 127.0.0.1; any other interface needs a token (sent as ``Authorization: Bearer``,
+or once as ``?token=`` in the address, which sets a cookie). Requests naming another host are refused (no DNS
+rebinding onto a local server). Images are served by object id from the store, never by a path from the request,
+so only the project's own images can be read. Errors are 4xx with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hmac
+import io
+import ipaddress
+import json
+import threading
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+from pydantic import BaseModel, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from ..data.io import ImageReadError, read_image
+from ..utils import DiffprobeError, read_json, write_json
+from . import export, learn
+from .project import Project
+from .store import ACTIONS, SORTS, STATUSES
+
+STATIC = Path(__file__).parent / "static"
+TOKEN_COOKIE = "diffprobe_token"
+CLUSTERS_FILE = "clusters.json"
+MAX_PAGE = 500
+
+
+class Decision(BaseModel):
+    ids: list[int] = Field(min_length=1, max_length=100_000)
+    action: Literal[tuple(ACTIONS)]  # type: ignore[valid-type]
+    label: str | None = None
+    new_class: bool = False
+
+
+class ClusterRequest(BaseModel):
+    k: int = Field(8, ge=2, le=200)
+    max_probability: float = Field(0.8, gt=0, le=1)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(project: Project, *, token: str | None = None, user: str | None = None,
+               allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The app over an opened project. ``token``: required on every request when set. ``user``: who decides
+    (default the login name; a request may name someone else with the ``X-Diffprobe-User`` header)."""
+    app = FastAPI(title="diffprobe app", docs_url=None, redoc_url=None, openapi_url=None)
+    default_user = user or getpass.getuser()
+    heavy = threading.Lock()  # one retrain or clustering at a time
+
+    if allowed_hosts:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    if token:
+        @app.middleware("http")
+        async def _require_token(request: Request, call_next):
+            given = (request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+                     or request.cookies.get(TOKEN_COOKIE) or request.query_params.get("token") or "")
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return JSONResponse({"detail": "missing or wrong token: open the address printed by 'diffprobe "
+                                               "app' (it ends in ?token=...), or send 'Authorization: Bearer "
+                                               "TOKEN'"}, status_code=401)
+            response = await call_next(request)
+            if request.query_params.get("token"):
+                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+            return response
+
+    @app.exception_handler(DiffprobeError)
+    async def _user_error(_request, e: DiffprobeError):
+        return JSONResponse({"detail": str(e)}, status_code=400)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_request, e: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'] if p != 'body') or 'body'}: {err['msg']}"
+                             for err in e.errors())
+        return JSONResponse({"detail": f"bad request: {problems}"}, status_code=422)
+
+    def who(x_diffprobe_user: str | None) -> str:
+        name = (x_diffprobe_user or "").strip()
+        return name[:100] if name else default_user
+
+    def object_or_404(object_id: int) -> dict:
+        row = project.store.get(object_id)
+        if row is None:
+            raise HTTPException(404, f"no object {object_id} in this project ({project.store.n_objects()} objects, "
+                                     f"ids 0..{project.store.n_objects() - 1})")
+        return row
+
+    def check_label(label: str | None) -> None:
+        if label is not None and label not in project.store.classes():
+            raise HTTPException(404, f"no class {label!r} in this project; GET /api/project lists the classes")
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/project")
+    def describe(x_diffprobe_user: str | None = Header(None)):
+        return {"name": project.name, "n_objects": project.store.n_objects(), "classes": project.store.class_counts(),
+                "statuses": STATUSES, "sorts": SORTS, "user": who(x_diffprobe_user), "model": project.info["model"],
+                "images": project.info["images"], "retrains": project.store.retrains()}
+
+    @app.get("/api/objects")
+    def objects(label: str | None = None, status: Literal[STATUSES] | None = None,  # type: ignore[valid-type]
+                sort: Literal[SORTS] = "confidence", page: int = Query(0, ge=0),  # type: ignore[valid-type]
+                per_page: int = Query(100, ge=1, le=MAX_PAGE)):
+        check_label(label)
+        total, rows = project.store.page(label, status=status, sort=sort, offset=page * per_page, limit=per_page)
+        return {"total": total, "page": page, "per_page": per_page, "objects": [_public(r) for r in rows]}
+
+    @app.get("/api/objects/{object_id}")
+    def one_object(object_id: int):
+        return _public(object_or_404(object_id))
+
+    @app.get("/api/objects/{object_id}/image")
+    def image(object_id: int):
+        row = object_or_404(object_id)
+        try:
+            grey = read_image(project.image_file(row["path"]))
+        except ImageReadError as e:
+            raise HTTPException(404, f"object {object_id}: its image cannot be read ({e.reason})") from None
+        buf = io.BytesIO()
+        Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(buf, format="PNG")
+        return Response(buf.getvalue(), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    @app.post("/api/decisions")
+    def decide(decision: Decision, x_diffprobe_user: str | None = Header(None)):
+        return project.store.decide(decision.ids, decision.action, user=who(x_diffprobe_user), label=decision.label,
+                                    new_class=decision.new_class)
+
+    @app.post("/api/undo")
+    def undo(x_diffprobe_user: str | None = Header(None)):
+        return project.store.undo(user=who(x_diffprobe_user))
+
+    @app.get("/api/history")
+    def history(limit: int = Query(50, ge=1, le=1000)):
+        return project.store.history(limit)
+
+    @app.post("/api/retrain")
+    def retrain(x_diffprobe_user: str | None = Header(None)):
+        with heavy:
+            return learn.retrain(project, user=who(x_diffprobe_user))
+
+    @app.post("/api/clusters")
+    def make_clusters(request: ClusterRequest):
+        with heavy:
+            result = learn.cluster(project, k=request.k, max_probability=request.max_probability)
+            write_json(project.root / CLUSTERS_FILE, result)
+        return _cluster_summary(result)
+
+    def saved_clusters() -> dict:
+        if not (project.root / CLUSTERS_FILE).is_file():
+            raise HTTPException(404, "no clusters yet: POST /api/clusters (the Clusters view's Make clusters button)")
+        return read_json(project.root / CLUSTERS_FILE)
+
+    @app.get("/api/clusters")
+    def clusters():
+        return _cluster_summary(saved_clusters())
+
+    @app.get("/api/clusters/{number}/objects")
+    def cluster_objects(number: int, page: int = Query(0, ge=0), per_page: int = Query(100, ge=1, le=MAX_PAGE)):
+        found = [c for c in saved_clusters()["clusters"] if c["cluster"] == number]
+        if not found:
+            raise HTTPException(404, f"no cluster {number}; GET /api/clusters lists them")
+        ids = found[0]["ids"]
+        _, rows = project.store.page(None, ids=ids, offset=page * per_page, limit=per_page)
+        return {"total": len(ids), "page": page, "per_page": per_page, "objects": [_public(r) for r in rows]}
+
+    @app.get("/api/export.tsv")
+    def export_tsv():
+        return PlainTextResponse(export.ecotaxa_tsv(project), media_type="text/tab-separated-values",
+                                 headers=_attachment(f"{project.name}_ecotaxa.tsv"))
+
+    @app.get("/api/export.csv")
+    def export_csv():
+        return PlainTextResponse(export.labels_csv(project), media_type="text/csv",
+                                 headers=_attachment(f"{project.name}_labels.csv"))
+
+    return app
+
+
+def _public(row: dict) -> dict:
+    """An object as the browser sees it: no file path (it asks for the image by id)."""
+    return {k: v for k, v in row.items() if k != "path"}
+
+
+def _cluster_summary(result: dict) -> dict:
+    return {**{k: v for k, v in result.items() if k != "clusters"},
+            "clusters": [{"cluster": c["cluster"], "size": c["size"], "preview": c["ids"][:5]}
+                         for c in result["clusters"]]}
+
+
+def _attachment(name: str) -> dict:
+    return {"Content-Disposition": f"attachment; filename={json.dumps(name)}"}
+
+
+def serve(project_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
+          user: str | None = None) -> None:
+    """Serve the app until interrupted. A host other than the loopback needs ``token``."""
+    import uvicorn  # noqa: PLC0415 - only the serving command needs it
+
+    if not is_loopback(host) and not token:
+        raise DiffprobeError(f"--host {host} opens the app to other machines; pass --token SECRET (anyone with "
+                             f"the address and the token can change labels), or keep the default 127.0.0.1")
+    project = Project.open(project_dir)
+    hosts = None if not is_loopback(host) else ["127.0.0.1", "localhost", "[::1]", "::1"]
+    app = create_app(project, token=token, user=user, allowed_hosts=hosts)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    print(f"diffprobe app: {project.store.n_objects()} objects of {project.root}; open "
+          f"http://{shown}:{port}/{f'?token={token}' if token else ''}  (Ctrl-C stops)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        project.close()

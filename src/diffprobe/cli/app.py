@@ -1,0 +1,71 @@
+"""The validation web app: ``app init`` (a project of images and a bundle's frozen features) and ``app --project``
+(serve it), ``app export`` (its labels as EcoTaxa TSV and CSV without the browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .args import add_precision_arg
+
+
+def cmd_app(args):
+    if args.app_command == "init":
+        from ..app.project import init_project  # noqa: PLC0415 - heavy imports only when the command runs
+
+        r = init_project(args.dir, args.images, args.model, chunk=args.chunk, batch_size=args.batch_size,
+                         precision=args.precision, database=args.database)
+        skipped = f"; {r['n_skipped']} unreadable files listed in {Path(args.dir) / 'skipped.csv'}" \
+            if r["n_skipped"] else ""
+        print(f"app project {args.dir}: {r['n_objects']} objects, {len(r['classes'])} classes, features "
+              f"{r['feature_dim']}-D{skipped}")
+        print(f"serve it with: diffprobe app --project {args.dir}")
+    elif args.app_command == "export":
+        from ..app.export import ecotaxa_tsv, labels_csv  # noqa: PLC0415
+        from ..app.project import Project  # noqa: PLC0415
+
+        project = Project.open(args.dir)
+        try:
+            out = Path(args.out)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{project.name}_ecotaxa.tsv").write_text(ecotaxa_tsv(project))
+            (out / f"{project.name}_labels.csv").write_text(labels_csv(project))
+        finally:
+            project.close()
+        print(f"wrote {out / f'{project.name}_ecotaxa.tsv'} and {out / f'{project.name}_labels.csv'}")
+    else:
+        if not args.project:
+            raise SystemExit("diffprobe app: pass --project DIR to serve a project, or make one first with "
+                             "'diffprobe app init DIR --images FOLDER --model BUNDLE'")
+        from ..app.server import serve  # noqa: PLC0415
+
+        serve(args.project, host=args.host, port=args.port, token=args.token, user=args.user)
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("app", help="the validation web app: see, correct and grow labels with the frozen features "
+                                   "('app init' makes a project, 'app --project DIR' serves it)")
+    s.add_argument("--project", help="project folder made by 'diffprobe app init'")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="interface to listen on (default 127.0.0.1, this machine only; any other needs --token)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--token", help="secret every request must carry; required with a --host other than loopback")
+    s.add_argument("--user", help="name recorded with each decision (default: your login name)")
+    s.set_defaults(fn=cmd_app, app_command=None)
+    app_sub = s.add_subparsers(dest="app_command", metavar="ACTION")
+
+    i = app_sub.add_parser("init", help="make a project: each image's features computed once with the bundle, its "
+                                        "prediction, and the decisions store (images are not copied)")
+    i.add_argument("dir", help="new (or empty) project folder; an interrupted init resumes when run again")
+    i.add_argument("--images", required=True, help="image folder (searched recursively), manifest CSV or EcoTaxa TSV")
+    i.add_argument("--model", required=True, help="classifier bundle folder")
+    i.add_argument("--database", help="SQLAlchemy URL of the store (e.g. postgresql://...); default: "
+                                      "DIR/decisions.sqlite")
+    i.add_argument("--chunk", type=int, default=2048, help="images per resumable chunk (default 2048)")
+    i.add_argument("--batch-size", type=int, default=256)
+    add_precision_arg(i)
+    i.set_defaults(fn=cmd_app)
+
+    e = app_sub.add_parser("export", help="write a project's current labels: EcoTaxa TSV and CSV")
+    e.add_argument("dir", help="project folder")
+    e.add_argument("--out", required=True, help="folder for DIRNAME_ecotaxa.tsv and DIRNAME_labels.csv")
+    e.set_defaults(fn=cmd_app)

@@ -1,0 +1,174 @@
+"""The app in a real headless browser (Debian's chromium + chromium-driver, driven by Selenium): keyboard
+validation, range selection, moving with the type-ahead, undo, naming a cluster, reload, and a killed server,
+with nothing acknowledged lost. Skipped, saying why, where no chromium is installed (``.ci/run`` installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from diffprobe.app.project import Project
+
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+CHROMEDRIVER = shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="no chromium / chromedriver found: apt-get install chromium chromium-driver "
+                                       "(.ci/run does) to run the browser tests")
+SRC = Path(__file__).resolve().parents[2] / "src"
+WAIT = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(project_dir):
+    """``diffprobe app --project`` in its own process, as a person runs it; yields its address."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "diffprobe.cli", "app", "--project", str(project_dir), "--port",
+                             str(port), "--user", "browser"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/api/project", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the app server did not start (exit code {proc.poll()})")
+        time.sleep(0.2)
+    yield proc, url
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decision(server, browser, project_dir):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proc, url = server
+    wait = WebDriverWait(browser, WAIT)
+
+    def grid() -> dict[int, str]:
+        """Object id -> the tile's classes, of the grid shown (read at once: tiles are redrawn after each action)."""
+        return dict(browser.execute_script(
+            "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
+
+    def tile(oid):
+        return browser.find_element(By.CSS_SELECTOR, f'#grid .tile[data-id="{oid}"]')
+
+    def has_status(oid, status):
+        return lambda _d: f"status-{status}" in grid().get(oid, "")
+
+    def showing(view):
+        return lambda _d: browser.find_element(By.ID, "grid").get_attribute("data-view") == view
+
+    def press(*keys):
+        ActionChains(browser).send_keys(*keys).perform()
+
+    browser.get(url)
+    wait.until(lambda _d: len(grid()) >= 4)
+    shown = browser.find_element(By.ID, "view-title").text
+    a, b, c, d = list(grid())[:4]
+
+    tile(a).click()
+    press("v")  # validate with the keyboard
+    wait.until(has_status(a, "validated"))
+
+    tile(b).click()
+    ActionChains(browser).key_down(Keys.SHIFT).click(tile(c)).key_up(Keys.SHIFT).perform()  # a range
+    assert browser.find_element(By.ID, "selection-text").text == "2 selected"
+    press("d")
+    wait.until(has_status(b, "dubious"))
+    wait.until(has_status(c, "dubious"))
+
+    other = next(e.get_attribute("data-label") for e in browser.find_elements(By.CSS_SELECTOR, "#classes li")
+                 if e.get_attribute("data-label") != shown)
+    tile(d).click()
+    press("m")  # the type-ahead box
+    press(other, Keys.ENTER)
+    wait.until(lambda _d: d not in grid())  # moved out of this class
+    ActionChains(browser).key_down(Keys.CONTROL).send_keys("z").key_up(Keys.CONTROL).perform()  # undo the move
+    wait.until(lambda _d: d in grid())
+    tile(d).click()
+    press("m", other, Keys.ENTER)  # and move it again
+    wait.until(lambda _d: d not in grid())
+
+    # Name a cluster: k-means on the unvalidated images, all of the first cluster validated as a new class.
+    browser.find_element(By.ID, "cluster-k").clear()
+    browser.find_element(By.ID, "cluster-k").send_keys("3")
+    browser.find_element(By.ID, "make-clusters").click()
+    wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#clusters li"))
+    first = browser.find_elements(By.CSS_SELECTOR, "#clusters li")[0]
+    cluster = first.get_attribute("data-cluster")
+    first.click()
+    wait.until(showing(f"cluster:{cluster}"))
+    named = set(grid())
+    browser.find_element(By.ID, "grid").click()
+    press("a", "m", "blob", Keys.ENTER)
+    wait.until(lambda _d: _alert(browser))
+    browser.switch_to.alert.accept()  # "blob" is new: confirm creating it
+    wait.until(lambda _d: all("status-validated" in c for c in grid().values()))
+
+    browser.refresh()  # nothing lives only in the page
+    wait.until(showing(f"class:{shown}"))
+    assert "status-validated" in grid()[a] and d not in grid()
+    browser.find_element(By.CSS_SELECTOR, f'#classes li[data-label="{other}"]').click()
+    wait.until(has_status(d, "validated"))
+    browser.find_element(By.CSS_SELECTOR, '#classes li[data-label="blob"]').click()
+    wait.until(showing("class:blob"))
+    assert set(grid()) == named - {a, b, c, d}
+
+    proc.send_signal(signal.SIGKILL)  # a crash: every acknowledged decision must already be on disk
+    proc.wait()
+    project = Project.open(project_dir)
+    try:
+        status = {o["id"]: (o["label"], o["status"]) for o in project.store.all_objects()}
+        assert status[a] == (shown, "validated") and status[b][1] == status[c][1] == "dubious"
+        assert status[d] == (other, "validated")
+        assert all(status[i] == ("blob", "validated") for i in named - {a, b, c, d})
+        assert {h["user"] for h in project.store.history()} == {"browser"}
+    finally:
+        project.close()
+
+
+def _alert(browser) -> bool:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        browser.switch_to.alert  # noqa: B018 - raises when there is none
+        return True
+    except NoAlertPresentException:
+        return False
