@@ -4,9 +4,9 @@ A bundle that reads the object metadata (``data.metadata``: log sizes in the ins
 another instrument's images at another pixel scale, so every size is off by one unknown factor. Rows:
 
 - ``as measured``: sizes in the target's pixels (what ``evaluate`` does today);
-- ``scale from unlabelled images``: the log-size columns shifted so that their median over the target
-  images equals their median over the bundle's training images (one factor, estimated from unlabelled
-  images only: no target label is read);
+- ``scale from unlabelled images``: sizes rescaled (``data.metadata.rescale_sizes``) by one factor that
+  brings the target images' median lengths to the training images' (``estimate_scale``; estimated from
+  unlabelled images only: no target label is read); what ``evaluate`` / ``predict --size-scale auto`` do;
 - ``sizes withheld``: every metadata column set to its training mean (the head sees no size at all),
 
 each with the frame kept and with the crop to the organism (``Preprocess.crop``). Macro F1 and accuracy
@@ -29,13 +29,11 @@ from scipy.special import softmax
 from _common import write
 from diffprobe.data.dataset import load_images
 from diffprobe.data.manifest import open_dataset
-from diffprobe.data.metadata import METADATA_NAMES
+from diffprobe.data.metadata import METADATA_NAMES, estimate_scale, rescale_sizes
 from diffprobe.evaluate.crossdata import read_class_map
 from diffprobe.features import FeatureStore
 from diffprobe.probe.bundle import ClassifierBundle
 from diffprobe.probe.metrics import classification_metrics
-
-SIZE_COLUMNS = [i for i, n in enumerate(METADATA_NAMES) if n.startswith("log_") and n != "log_aspect"]
 
 
 def main():
@@ -62,12 +60,8 @@ def main():
         y = np.array([cmap.data_groups[m.classes[k]] for k in arr.labels])
         b = replace(bundle, meta={**bundle.meta, "preprocess": pre.to_dict()})
         x = b.features(arr.images, arr.meta, progress=True)
-        shift = np.median(train_meta[:, SIZE_COLUMNS], 0) - np.median(arr.meta[:, SIZE_COLUMNS], 0)
-        scale = float(np.exp(np.median(shift)))
-        variants = {"as measured": arr.meta}
-        scaled = arr.meta.copy()
-        scaled[:, SIZE_COLUMNS] += np.log(scale)
-        variants["scale from unlabelled images"] = scaled
+        scale = estimate_scale(arr.meta, np.median(train_meta, 0))
+        variants = {"as measured": arr.meta, "scale from unlabelled images": rescale_sizes(arr.meta, scale)}
         variants["sizes withheld"] = np.broadcast_to(train_meta.mean(0), arr.meta.shape)
         for name, meta in variants.items():
             z = bundle.head.logits(np.concatenate([x[:, :n_pairs_dims], meta], 1).astype(np.float32))
@@ -82,8 +76,7 @@ def main():
         sizes = r["metadata"] + ("" if r["estimated_scale"] is None else f" (x{r['estimated_scale']:.2f})")
         md.append(f"| {'cropped to organism' if r['crop'] else 'frame kept'} | {sizes} | {r['macro_f1']:.3f} | "
                   f"{r['accuracy']:.1%} |")
-    write(a.name, {"bundle": a.bundle, "class_map": a.class_map, "size_columns": [METADATA_NAMES[i] for i in
-                                                                                  SIZE_COLUMNS], "rows": rows}, md)
+    write(a.name, {"bundle": a.bundle, "class_map": a.class_map, "rows": rows}, md)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from diffprobe.backbones.base import load_backbone
 from diffprobe.backbones.ddpm_unet import unet_features
-from diffprobe.data.metadata import METADATA_NAMES, object_metadata
+from diffprobe.data.metadata import METADATA_NAMES, object_metadata, rescale_sizes
 from diffprobe.data.preprocess import Preprocess
 from diffprobe.features.extract import FeatureSpec, dihedral, view_features
 from diffprobe.probe import GridProbe
@@ -135,3 +137,34 @@ def test_bundle_predicts_paths_pil_and_arrays_alike(mlp_bundle, synth_split):
         bundle.logits(bundle.prepare(files)[0])  # preprocessed images without their metadata
     with pytest.raises(DiffprobeError, match="expected a file path"):
         bundle.predict_proba([{"not": "an image"}])
+
+
+def test_pixel_scale_is_estimated_from_unlabelled_images_of_another_scale(mlp_bundle, synth_split, tmp_path):
+    from diffprobe.data.io import read_image
+    from diffprobe.data.manifest import Manifest
+    from diffprobe.evaluate.predict import predict_files
+
+    _, bundle = mlp_bundle
+    medians = np.asarray(bundle.meta["metadata_medians"])
+    assert medians.shape == (len(METADATA_NAMES),)
+    m = Manifest.load(synth_split)
+    # The same organisms through optics with 2x the pixels per unit length: every size doubles.
+    for i in range(40):
+        img = np.round(read_image(m.full_path(i)) * 255).astype(np.uint8)
+        Image.fromarray(img).resize((img.shape[1] * 2, img.shape[0] * 2), Image.Resampling.BILINEAR).save(
+            tmp_path / f"big{i}.png")
+    big = [tmp_path / f"big{i}.png" for i in range(40)]
+    _, meta, _, _ = bundle.load_paths(big)
+    scale = bundle.size_scale(meta, "auto")
+    assert scale == pytest.approx(0.5, rel=0.15)
+    _, small_meta, _, _ = bundle.load_paths([m.full_path(i) for i in range(40)])
+    lengths = [METADATA_NAMES.index(n) for n in ("log_height", "log_width")]
+    np.testing.assert_allclose(rescale_sizes(meta, 0.5)[:, lengths], small_meta[:, lengths], atol=0.05)
+    r = predict_files(bundle, [str(p) for p in big], tmp_path / "p.csv", progress=False, size_scale="auto")
+    assert r["size_scale"] == pytest.approx(scale)
+    assert bundle.size_scale(meta, None) == 1.0 and bundle.size_scale(meta, 2) == 2.0
+    with pytest.raises(DiffprobeError, match="auto' or a positive number"):
+        bundle.size_scale(meta, -1)
+    old = dataclasses.replace(bundle, meta={k: v for k, v in bundle.meta.items() if k != "metadata_medians"})
+    with pytest.raises(DiffprobeError, match="metadata_medians"):
+        old.size_scale(meta, "auto")

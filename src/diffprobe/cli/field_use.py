@@ -19,8 +19,11 @@ def _bundle(args):
 def cmd_evaluate(args):
     from ..evaluate.crossdata import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
 
-    r = evaluate_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed)
+    r = evaluate_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed,
+                        size_scale=args.size_scale)
     c = r["calibration"]
+    if r["size_scale"] != 1.0:
+        print(f"object sizes rescaled x{r['size_scale']:.3f} to the model's pixel scale")
     print(f"{r['n_images']} images ({r['mode']}): accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} "
           f"(chance {r['chance_accuracy']:.2%}); ECE {c['ece_before']:.3f} -> {c['ece_after']:.3f} after "
           f"temperature {c['temperature']:.2f}")
@@ -52,8 +55,11 @@ def cmd_shift(args):
 def cmd_predict(args):
     from ..evaluate.predict import predict_files  # noqa: PLC0415
 
-    r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size, format=args.format)
+    r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size, format=args.format,
+                      size_scale=args.size_scale)
     files = r["files"]
+    if r["size_scale"] != 1.0:
+        print(f"object sizes rescaled x{r['size_scale']:.3f} to the model's pixel scale")
     unknown = f", {r['n_unknown']} flagged unknown" if r["n_unknown"] is not None else ""
     print(f"{r['n_images']} images classified{unknown} -> {files['predictions']}; abundances -> {files['abundance']}")
     if r["n_skipped"]:
@@ -95,6 +101,26 @@ def cmd_export(args):
                                  f"{r['n_images']} images (test_metrics.json)" if r else ""))
 
 
+def _size_scale(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive number, got {text!r}")
+    return value
+
+
+def add_size_scale_arg(s) -> None:
+    s.add_argument("--size-scale", type=_size_scale, default=None, metavar="auto|FACTOR",
+                   help="for images of another instrument: multiply the object sizes the model reads by FACTOR "
+                        "(the model's pixels per unit length over these images'), or 'auto': estimate it from "
+                        "these images' median sizes (right when they hold organisms of about the training "
+                        "sizes). Default: sizes as measured")
+
+
 def _severities(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(x) for x in text.split(",") if x.strip())
@@ -117,6 +143,7 @@ def add_commands(sub) -> None:
     s.add_argument("--part", default="all", help="train | val | test | all (default all images)")
     s.add_argument("--out", required=True, help="folder for metrics.json, report.md, confusion.png")
     s.add_argument("--seed", type=int, default=0, help="seed of the synthetic prior-shift samples")
+    add_size_scale_arg(s)
     add_precision_arg(s)
     s.set_defaults(fn=cmd_evaluate)
 
@@ -138,6 +165,7 @@ def add_commands(sub) -> None:
     s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
     s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
     s.add_argument("--batch-size", type=int, default=256)
+    add_size_scale_arg(s)
     s.add_argument("--format", choices=("csv", "kaggle"), default="csv",
                    help="csv (default): path, top-3 labels with probabilities, unknown flag; kaggle: the 2015 "
                         "NDSB submission layout (image,<class 1>,...,<class C>: file name and every class's "

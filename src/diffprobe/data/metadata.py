@@ -6,7 +6,9 @@ measurements are taken on the crop as imaged (after flat-fielding, before paddin
 and given to the probe beside the frozen features, standardised like them.
 
 Sizes are in the instrument's pixels: they carry over to another instrument only at the same pixel
-scale, which is why adapting to a new instrument refits the probe (``diffprobe adapt``).
+scale. Adapting to a new instrument refits the probe (``diffprobe adapt``); without labels, ``rescale_sizes``
+brings the sizes to the training instrument's scale, given or estimated from the new images themselves
+(``estimate_scale``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from .preprocess import Preprocess, border_level, flattened, object_mask
 
 METADATA_NAMES = ("log_height", "log_width", "log_object_area", "log_object_height", "log_object_width",
                   "log_aspect", "fill", "mean_contrast", "peak_contrast")
+# How each measurement moves when the pixel scale is multiplied by s: + power * log(s) (log lengths 1, log
+# area 2, ratios and contrasts 0; log1p of an area counts as its log, exact to 1% above 100 pixels).
+SCALE_POWERS = np.array([1, 1, 2, 1, 1, 0, 0, 0, 0], np.float32)
 
 def object_metadata(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     """Float greyscale (H, W) in [0, 1] as read -> float32 (len(METADATA_NAMES),) measurements.
@@ -43,3 +48,19 @@ def measure_object(image: np.ndarray, settings: Preprocess) -> np.ndarray:
         mean_c = peak_c = 0.0
     return np.array([np.log(h), np.log(w), np.log1p(area), np.log1p(oh), np.log1p(ow), np.log(h / w),
                      area / (h * w), mean_c, peak_c], dtype=np.float32)
+
+
+def rescale_sizes(meta: np.ndarray, scale: float) -> np.ndarray:
+    """(N, K) measurements as if imaged with ``scale`` times as many pixels per unit length."""
+    if not scale > 0:
+        raise ValueError(f"the pixel scale must be a positive number, got {scale!r}")
+    return (np.asarray(meta, np.float32) + SCALE_POWERS * np.float32(np.log(scale))).astype(np.float32)
+
+
+def estimate_scale(meta: np.ndarray, reference_medians: np.ndarray) -> float:
+    """The pixel-scale factor that brings the median lengths of ``meta`` (N, K) to ``reference_medians`` (K,):
+    exp of the median, over the four log-length measurements, of the difference of medians. An estimate
+    from unlabelled images: right when the new images hold organisms of about the same sizes."""
+    lengths = SCALE_POWERS == 1
+    diff = np.asarray(reference_medians, np.float64)[lengths] - np.median(np.asarray(meta, np.float64)[:, lengths], 0)
+    return float(np.exp(np.median(diff)))

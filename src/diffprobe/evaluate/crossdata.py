@@ -122,9 +122,10 @@ def select_part(m: Manifest, part: str, where: str | Path) -> Manifest:
 
 def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
                     class_map: str | Path | None = None, part: str = "all", n_trials: int = 50, seed: int = 0,
-                    progress: bool = True) -> dict:
+                    size_scale: float | str | None = None, progress: bool = True) -> dict:
     """Metrics of ``bundle`` on the labelled dataset ``data``; writes metrics.json, confusion.png,
-    report.md to ``out_dir`` and returns the metrics."""
+    report.md to ``out_dir`` and returns the metrics. ``size_scale``: the pixel scale of ``data``'s object
+    sizes (``ClassifierBundle.size_scale``: None as measured, a number, or "auto")."""
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +154,8 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
     arr = load_split_images(m, bundle.preprocess, report_dir=out, classes=data_classes, progress=progress)
     data_label = np.array([data_classes[k] for k in arr.labels], dtype=object)
     known = np.array([c in target_of for c in data_label], dtype=bool)
-    logits = bundle.logits(arr.images, arr.meta, progress=progress)
+    scale = bundle.size_scale(arr.meta, size_scale)
+    logits = bundle.logits(arr.images, arr.meta, progress=progress, size_scale=scale)
     y = np.array([target_of[c] for c in data_label[known]], dtype=np.int64)
     z = logits[known]
 
@@ -171,7 +173,7 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
            **closed, "chance_accuracy": chance_accuracy(y),
            "n_images": int(known.sum()), "n_skipped": int(sum(skipped_by_class.values())),
            "skipped_by_class": skipped_by_class, "n_unreadable": len(arr.skipped),
-           "log_loss": multiclass_log_loss(y, after), "precision": resolve_precision(bundle.precision, bundle.backbone.device),
+           "log_loss": multiclass_log_loss(y, after), "size_scale": scale, "precision": resolve_precision(bundle.precision, bundle.backbone.device),
            "calibration": {"temperature": bundle.temperature, "ece_before": expected_calibration_error(before, y),
                            "ece_after": expected_calibration_error(after, y)},
            "per_class": _per_class(y, pred, targets)}

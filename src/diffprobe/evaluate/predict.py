@@ -63,8 +63,8 @@ def collect_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
 
 
 def classify_files(bundle: ClassifierBundle, paths: list[str | Path], *, batch_size: int = 256,
-                   progress: bool = True) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
-    """Read, preprocess and classify files in batches.
+                   size_scale: float = 1.0, progress: bool = True) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
+    """Read, preprocess and classify files in batches (object sizes times ``size_scale``).
 
     Returns (indices of the readable files, their logits (N_ok, C), [(path, reason)] of the others).
     """
@@ -74,7 +74,7 @@ def classify_files(bundle: ClassifierBundle, paths: list[str | Path], *, batch_s
         chunk = paths[start : start + batch_size]
         images, meta, ok_chunk, skipped_chunk = bundle.load_paths(chunk)
         if len(images):
-            logits.append(bundle.logits(images, meta))
+            logits.append(bundle.logits(images, meta, size_scale=size_scale))
         ok += [start + i for i in ok_chunk]
         skipped += skipped_chunk
         bar.update(len(chunk))
@@ -110,6 +110,17 @@ def kaggle_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -> li
             for p, row in zip(paths, probs, strict=True)]
 
 
+def resolve_size_scale(bundle: ClassifierBundle, paths: list[str | Path], scale: float | str | None,
+                       batch_size: int = 256, progress: bool = True) -> float:
+    """``bundle.size_scale`` for files: with ``"auto"``, the measurements of every readable file are read
+    first (decoding only, no model: a small share of the classification's time)."""
+    if scale != "auto" or not bundle.uses_metadata:
+        return bundle.size_scale(None, scale)
+    metas = [bundle.load_paths(paths[s:s + batch_size])[1] for s in tqdm(
+        range(0, len(paths), batch_size), desc="measuring sizes", unit="batch", disable=not progress)]
+    return bundle.size_scale(np.concatenate([m for m in metas if len(m)] or [np.zeros((0, 1))]), "auto")
+
+
 def _duplicate_names(files: list[Path]) -> list[str]:
     seen: dict[str, int] = {}
     for f in files:
@@ -126,9 +137,11 @@ def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_si
 
 
 def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path], out_csv: str | Path, *,
-                  batch_size: int = 256, progress: bool = True, format: str = "csv") -> dict:  # noqa: A002
+                  batch_size: int = 256, progress: bool = True, format: str = "csv",  # noqa: A002
+                  size_scale: float | str | None = None) -> dict:
     """Classify folders / files / manifests; write ``out_csv``, ``<stem>.abundance.csv`` and, if any
-    file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "files"}.
+    file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "size_scale",
+    "files"}. ``size_scale``: the pixel scale of the object sizes (``ClassifierBundle.size_scale``).
 
     ``format``: ``csv`` (default; the top-3 rows of the module docstring) or ``kaggle`` (the NDSB
     submission layout of ``kaggle_rows``; its images are named by file name alone, so two inputs with the
@@ -144,7 +157,8 @@ def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path
         raise DiffprobeError(f"the kaggle format names images by file name, and {len(dups)} names occur more "
                              f"than once (e.g. {', '.join(dups[:3])}); classify each folder separately or use "
                              f"--format csv, which keeps the paths")
-    ok, logits, skipped = classify_files(bundle, files, batch_size=batch_size, progress=progress)
+    scale = resolve_size_scale(bundle, files, size_scale, batch_size, progress)
+    ok, logits, skipped = classify_files(bundle, files, batch_size=batch_size, size_scale=scale, progress=progress)
     out = Path(out_csv)
     written = {"predictions": out}
     skipped_csv = out.with_name(out.stem + ".skipped.csv")
@@ -167,4 +181,5 @@ def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path
     if shift:
         log.warning("%s", shift)
     return {"n_images": len(ok), "n_skipped": len(skipped),
-            "n_unknown": int(flags.sum()) if flags is not None else None, "shift_warning": shift, "files": written}
+            "n_unknown": int(flags.sum()) if flags is not None else None, "shift_warning": shift,
+            "size_scale": scale, "files": written}

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
 import torch
 from PIL import Image
+from scipy.special import softmax
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import decode
 from ..data.io import ImageReadError, to_grey
-from ..data.metadata import METADATA_NAMES, measure_object
+from ..data.metadata import METADATA_NAMES, estimate_scale, measure_object, rescale_sizes
 from ..data.preprocess import Preprocess, flattened, model_input
 from ..features.extract import FeatureSpec, view_features
 from ..utils import DiffprobeError, read_json, resolve_precision, write_json
@@ -187,10 +187,30 @@ class ClassifierBundle:
                     precision=self.precision)
         return FeatureSpec.from_dict(spec)
 
+    def size_scale(self, meta: np.ndarray | None, scale: float | str | None) -> float:
+        """The pixel-scale factor to apply to the object sizes (``data.metadata.rescale_sizes``): ``None`` or 1
+        (sizes as measured), a number (the training instrument's pixels per unit length over the new one's), or
+        ``"auto"``: estimated from ``meta`` (N, K), the measurements of the images to classify, against the
+        training images' medians (``metadata_medians`` in bundle.json). 1.0 for a bundle that reads no sizes."""
+        if scale is None or not self.uses_metadata:
+            return 1.0
+        if scale == "auto":
+            medians = self.meta.get("metadata_medians")
+            if medians is None:
+                raise DiffprobeError(f"{self.path}: bundle.json holds no metadata_medians (made before they were "
+                                     f"recorded), so the pixel scale cannot be estimated; pass it as a number")
+            if meta is None or len(meta) == 0:
+                raise DiffprobeError("estimating the pixel scale needs the images' measurements")
+            return estimate_scale(meta, np.asarray(medians))
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise DiffprobeError(f"the size scale must be 'auto' or a positive number, got {scale!r}")
+        return float(scale)
+
     def features(self, images: np.ndarray, meta: np.ndarray | None = None, batch_size: int = 256,
-                 progress: bool = False) -> np.ndarray:
+                 progress: bool = False, size_scale: float = 1.0) -> np.ndarray:
         """uint8 (N, S, S) preprocessed images (and their (N, K) object metadata, if the bundle reads it)
-        -> (N, D) the head's input: every pair's features in order, then the metadata."""
+        -> (N, D) the head's input: every pair's features in order, then the metadata (sizes multiplied by
+        ``size_scale``, see ``size_scale()``)."""
         images = np.asarray(images)
         s = self.meta["image_size"]
         if images.ndim != 3 or images.shape[1:] != (s, s) or images.dtype != np.uint8:
@@ -200,6 +220,8 @@ class ClassifierBundle:
         if self.uses_metadata and (meta is None or len(meta) != len(images)):
             raise DiffprobeError(f"{self.path}: this bundle reads the object metadata ({', '.join(METADATA_NAMES)}) "
                                  f"beside the images; pass meta (N, {len(METADATA_NAMES)}) or use predict_proba()")
+        if self.uses_metadata and size_scale != 1.0:
+            meta = rescale_sizes(meta, size_scale)
         spec, pairs = self.feature_spec(), self.pairs
         out = []
         for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc="classifying", unit="batch"):

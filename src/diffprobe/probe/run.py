@@ -152,6 +152,7 @@ def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[s
         "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
         "feature_spec": store.spec.to_dict(), "temperature": temperature, "metrics": metrics,
         "train_class_counts": np.bincount(y_train, minlength=n_classes).tolist(),
+        **({"metadata_medians": np.median(store.metadata[masks["train"]], 0).tolist()} if metadata else {}),
         # For adjusted counting (ACC) and unknown rejection at prediction time.
         "val_confusion": confusion_matrix(y_val, val_logits.argmax(1), labels=range(n_classes)).tolist(),
         "unknown": unknown_thresholds(val_logits, temperature)})

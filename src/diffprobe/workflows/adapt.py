@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..data.dataset import default_cache_dir, load_images
 from ..data.manifest import Manifest, open_dataset
+from ..data.metadata import METADATA_NAMES
 from ..evaluate.crossdata import read_class_map
 from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import fit_temperature, unknown_thresholds
@@ -116,7 +117,10 @@ def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manif
     summary = {"source_bundle": str(bundle.path), "data": str(data), "class_map": str(class_map) if class_map else None,
                "n_images": len(y), "per_class": dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())),
                "C": c, "temperature": temperature, "cross_validated": cv, "n_unreadable": n_unreadable}
-    meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown")}
+    meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown",
+                                                               "metadata_medians")}
+    if bundle.uses_metadata:  # the new instrument's own sizes are now the reference of its pixel scale
+        meta["metadata_medians"] = np.median(x[:, -len(METADATA_NAMES):], 0).tolist()
     meta.update(classes=classes, preprocess=pre.to_dict(), temperature=temperature,
                 metrics={"test_accuracy": cv["accuracy"], "test_macro_f1": cv["macro_f1"],
                          "evaluated_on": "cross-validated predictions on the adaptation images"},
