@@ -20,6 +20,7 @@ bundle reads for the same settings.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,9 @@ class DiffusionFeatures(TransformerMixin, BaseEstimator):
     ``feature_dims_`` (the width of each pair's features) and ``n_features_out_`` (their sum).
     """
 
-    def __init__(self, model=None, pairs=(("up1", 10),), pooling="avg", views=1, n_noise=1, seed=0,
-                 precision="auto", batch_size=64, device=None):
+    def __init__(self, model: str | Path | None = None, pairs: Sequence[tuple[str, int]] = (("up1", 10),),
+                 pooling: str = "avg", views: int = 1, n_noise: int = 1, seed: int = 0, precision: str = "auto",
+                 batch_size: int = 64, device: str | None = None):
         self.model = model
         self.pairs = pairs
         self.pooling = pooling
