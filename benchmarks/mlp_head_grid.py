@@ -16,6 +16,7 @@ import itertools
 import time
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.metrics import f1_score, log_loss
 
 from _common import write
@@ -24,12 +25,6 @@ from diffprobe.probe.calibration import fit_temperature
 from diffprobe.probe.fusion import rank_pairs
 from diffprobe.probe.mlp import MLPProbe
 from diffprobe.utils import read_json
-
-
-def softmax(z):
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def floats(s: str) -> list[float]:
@@ -70,14 +65,15 @@ def main():
         row = {"hidden": hidden, "dropout": dropout, "input_dropout": input_dropout, "label_smoothing": smoothing,
                "epoch": head.config["epoch"], "val_accuracy": float((lv.argmax(1) == y["val"]).mean()),
                "val_macro_f1": float(f1_score(y["val"], lv.argmax(1), average="macro", zero_division=0)),
-               "val_log_loss": float(log_loss(y["val"], np.clip(softmax(lv / t), 1e-15, 1), labels=range(n_classes))),
+               "val_log_loss": float(log_loss(y["val"], np.clip(softmax(lv / t, axis=1), 1e-15, 1),
+                                              labels=range(n_classes))),
                "temperature": t, "seconds": round(time.time() - t0, 1)}
         rows.append(row)
         heads.append((head, t))
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
     best_i = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -rows[i]["val_log_loss"]))
     head, t = heads[best_i]
-    p = softmax(head.logits(x["test"]) / t)
+    p = softmax(head.logits(x["test"]) / t, axis=1)
     chosen = {**rows[best_i], "test_accuracy": float((p.argmax(1) == y["test"]).mean()),
               "test_macro_f1": float(f1_score(y["test"], p.argmax(1), average="macro", zero_division=0)),
               "test_log_loss": float(log_loss(y["test"], np.clip(p, 1e-15, 1), labels=range(n_classes)))}

@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.metrics import f1_score, log_loss
 
 from _common import write
@@ -27,12 +28,6 @@ from diffprobe.features.extract import dihedral
 from diffprobe.probe.bundle import ClassifierBundle
 from diffprobe.probe.calibration import fit_temperature
 from diffprobe.probe.mlp import MLPProbe
-
-
-def softmax(z):
-    z = z - z.max(1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(1, keepdims=True)
 
 
 def view_arrays(bundle: ClassifierBundle, images: np.ndarray, meta: np.ndarray, work: Path) -> list[np.ndarray]:
@@ -76,7 +71,7 @@ def main():
     def score(name, head, val_logits, seconds):
         t = fit_temperature(val_logits, y["val"])
         rows.append({"row": name, "val_accuracy": float((val_logits.argmax(1) == y["val"]).mean()),
-                     "val_log_loss": float(log_loss(y["val"], np.clip(softmax(val_logits / t), 1e-15, 1),
+                     "val_log_loss": float(log_loss(y["val"], np.clip(softmax(val_logits / t, axis=1), 1e-15, 1),
                                                     labels=range(n_classes))),
                      "temperature": t, "seconds": round(seconds, 1)})
         heads[name] = head
@@ -98,7 +93,7 @@ def main():
     best = max(rows, key=lambda r: (r["val_accuracy"], -r["val_log_loss"]))
     head = heads[best["row"]]
     logits = view_mean_logits(head, "test") if "logits averaged" in best["row"] else head.logits(mean["test"])
-    p = softmax(logits / best["temperature"])
+    p = softmax(logits / best["temperature"], axis=1)
     chosen = {**best, "test_accuracy": float((p.argmax(1) == y["test"]).mean()),
               "test_macro_f1": float(f1_score(y["test"], p.argmax(1), average="macro", zero_division=0)),
               "test_log_loss": float(log_loss(y["test"], np.clip(p, 1e-15, 1), labels=range(n_classes)))}

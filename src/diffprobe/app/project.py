@@ -17,7 +17,6 @@ nothing is copied.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import shutil
@@ -31,6 +30,7 @@ from scipy.special import softmax
 from tqdm.auto import tqdm
 
 from ..data.manifest import Manifest, open_dataset
+from ..evaluate.abundance import write_rows_csv
 from ..probe.bundle import ClassifierBundle
 from ..utils import DiffprobeError, read_json, write_json
 from .store import Store
@@ -200,8 +200,7 @@ def init_project(directory: str | Path, images: str | Path | Manifest, model: st
     finally:
         store.close()
     if skipped:
-        with open(directory / SKIPPED_FILE, "w", newline="") as f:
-            csv.writer(f).writerows([("path", "reason"), *skipped])
+        write_rows_csv([{"path": p, "reason": why} for p, why in skipped], directory / SKIPPED_FILE)
     write_json(directory / PROJECT_FILE, info)  # last: the project is complete
     shutil.rmtree(partial, ignore_errors=True)
     log.info("app project %s: %d objects, %d skipped", directory, len(rows), len(skipped))

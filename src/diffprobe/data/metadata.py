@@ -23,6 +23,7 @@ METADATA_NAMES = ("log_height", "log_width", "log_object_area", "log_object_heig
 # area 2, ratios and contrasts 0; log1p of an area counts as its log, exact to 1% above 100 pixels).
 SCALE_POWERS = np.array([1, 1, 2, 1, 1, 0, 0, 0, 0], np.float32)
 
+
 def object_metadata(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     """Float greyscale (H, W) in [0, 1] as read -> float32 (len(METADATA_NAMES),) measurements.
 
