@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from diffprobe.utils import cpu_features, resolve_precision
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -23,7 +25,9 @@ def machine() -> dict:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
+    # The instruction set decides what precision=auto runs (bf16 only with AMX or a bf16 GPU): name both.
     return {"cpu": cpu or platform.processor(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_features": cpu_features(), "precision_auto": resolve_precision("auto"),
             "torch": torch.__version__, "cuda": torch.cuda.is_available(), "python": platform.python_version()}
 
 
