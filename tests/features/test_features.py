@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from diffprobe.backbones import DDPMBackbone, load_backbone
 from diffprobe.features import FeatureSpec, FeatureStore, extract_features
+from diffprobe.features.extract import dihedral, pool, undo_dihedral_grid
 from diffprobe.utils import DiffprobeError
 
 
@@ -108,3 +110,15 @@ def test_wrong_image_size_is_refused(tiny_run, synth_images, tmp_path):
                                     "paths": synth_images.paths[:4]})
     with pytest.raises(DiffprobeError, match="trained on 16 px"):
         extract_features(tiny_run, arr, FeatureSpec(timesteps=(1,)), tmp_path, progress=False)
+
+
+def test_grid_features_of_every_view_are_aligned_to_the_image():
+    """Averaging gridN features over views must average the same part of the organism, not the same corner
+    of each rotated view."""
+    images = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    want = pool(torch.from_numpy(images)[:, None], "grid4").numpy()
+    for v in range(8):
+        seen = pool(torch.from_numpy(dihedral(images, v))[:, None], "grid4").numpy()
+        np.testing.assert_allclose(undo_dihedral_grid(seen, v, 4), want, atol=1e-6)
+        if v:
+            assert not np.allclose(seen, want)

@@ -19,19 +19,20 @@ import torch.nn.functional as F
 from ..utils import DiffprobeError, read_json, sha256_file, write_json
 
 BACKBONES: dict[str, type["Backbone"]] = {}
-POOLINGS = ("avg", "max", "avgmax", "grid2")
+# gridN keeps an N x N average grid: the spatial tokens an attentive probe reads (``probe.attentive``).
+POOLINGS = ("avg", "max", "avgmax", "grid2", "grid4", "grid8")
 
 
 def pool(fmap: torch.Tensor, how: str) -> torch.Tensor:
-    """(B, C, H, W) -> (B, D): D = C (avg, max), 2C (avgmax), 4C (grid2)."""
+    """(B, C, H, W) -> (B, D): D = C (avg, max), 2C (avgmax), C*N*N (gridN, channel-major: index c*N*N + i*N + j)."""
     if how == "avg":
         return fmap.mean(dim=(2, 3))
     if how == "max":
         return fmap.amax(dim=(2, 3))
     if how == "avgmax":
         return torch.cat([fmap.mean(dim=(2, 3)), fmap.amax(dim=(2, 3))], dim=1)
-    if how == "grid2":
-        return F.adaptive_avg_pool2d(fmap, 2).flatten(1)
+    if how in ("grid2", "grid4", "grid8"):
+        return F.adaptive_avg_pool2d(fmap, int(how[4:])).flatten(1)
     raise DiffprobeError(f"unknown pooling {how!r}; choose one of {POOLINGS}")
 
 

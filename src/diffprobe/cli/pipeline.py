@@ -193,7 +193,7 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, help="folder holding feature stores (one per key)")
     s.add_argument("--timesteps", type=ints, default=(1, 10, 25, 50, 100, 200, 400))
     s.add_argument("--blocks", type=strs, default=(), help="block names (default: all)")
-    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2")
+    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 | grid4 | grid8")
     s.add_argument("--n-noise", type=int, default=1, help="average over this many noise draws")
     s.add_argument("--views", type=int, default=1, choices=(1, 2, 4, 8),
                    help="average over this many flips / quarter turns of each image (test-time augmentation)")

@@ -107,7 +107,7 @@ def add_commands(sub) -> None:
     s.add_argument("--timestep", type=int, help="timestep of --block (needed for DDPM U-Net blocks)")
     s.add_argument("--results", help="results.json of 'diffprobe probe': use its best (block, timestep), pooling "
                                       "and noise ensemble")
-    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 (for --block feature maps)")
+    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 | grid4 | grid8 (for --block feature maps)")
     s.add_argument("--n-noise", type=int, default=1, help="average the features over this many noise draws")
     s.add_argument("--shots", type=ints, default=(1, 5, 10, 0),
                    help="references per class (0 = all; default 1,5,10,0)")

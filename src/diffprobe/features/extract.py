@@ -12,7 +12,7 @@ import numpy as np
 from ..backbones.base import POOLINGS, Backbone, pool
 from ..utils import PRECISIONS, DiffprobeError, legacy_precision
 
-__all__ = ["POOLINGS", "VIEWS", "FeatureSpec", "dihedral", "pool", "view_features"]
+__all__ = ["POOLINGS", "VIEWS", "FeatureSpec", "dihedral", "pool", "undo_dihedral_grid", "view_features"]
 
 # Plankton have no canonical orientation: features can be averaged over the symmetries of the square.
 # The first 2 views are the identity and a mirror, the first 4 the mirrors and the half turn, 8 all of them.
@@ -25,7 +25,7 @@ class FeatureSpec:
 
     timesteps: DDPM timesteps (0..999); small-to-moderate noise is usually best.
     blocks:    block names (``down0..``, ``mid``, ``up0..``); empty = every block.
-    pooling:   avg (global average, default) | max | avgmax (both, concatenated) | grid2 (2x2 average grid).
+    pooling:   avg (global average, default) | max | avgmax (both, concatenated) | gridN (N x N average grid, N in 2, 4, 8).
     n_noise:   average features over this many noise draws (noise ensemble).
     views:     average features over this many flips / quarter turns of each image (1, 2, 4 or 8;
                test-time augmentation: ``views`` forward passes per image and timestep).
@@ -75,13 +75,27 @@ def dihedral(images: np.ndarray, view: int) -> np.ndarray:
     return np.ascontiguousarray(turned[:, :, ::-1] if view in (1, 3, 6, 7) else turned)
 
 
+def undo_dihedral_grid(features: np.ndarray, view: int, grid: int) -> np.ndarray:
+    """(B, C*grid*grid) ``gridN`` features of view ``view`` of an image, with the cells put back where they lie in
+    the image itself, so cell (i, j) of every view describes the same part of the organism."""
+    maps = features.reshape(len(features), -1, grid, grid)
+    if view in (1, 3, 6, 7):
+        maps = maps[..., ::-1]
+    maps = np.rot90(maps, k=-(0, 0, 2, 2, 1, 3, 1, 3)[view], axes=(2, 3))
+    return np.ascontiguousarray(maps).reshape(len(features), -1)
+
+
 def view_features(backbone: Backbone, images: np.ndarray, spec: FeatureSpec) -> dict[tuple[str, int], np.ndarray]:
-    """``backbone.features_batch`` averaged over ``spec.views`` views of each image."""
+    """``backbone.features_batch`` averaged over ``spec.views`` views of each image (grid poolings aligned to
+    the image first: ``undo_dihedral_grid``)."""
     if spec.views == 1:
         return backbone.features_batch(images, spec)
     one = replace(spec, views=1)
+    grid = int(spec.pooling[4:]) if spec.pooling.startswith("grid") else 0
     total: dict[tuple[str, int], np.ndarray] = {}
     for v in range(spec.views):
         for key, f in backbone.features_batch(dihedral(images, v), one).items():
+            if grid:
+                f = undo_dihedral_grid(f, v, grid)
             total[key] = f if v == 0 else total[key] + f
     return {key: f / spec.views for key, f in total.items()}

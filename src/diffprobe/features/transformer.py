@@ -49,7 +49,7 @@ class DiffusionFeatures(TransformerMixin, BaseEstimator):
             classifier bundle folder (its ``backbone/`` and its preprocessing are used).
         pairs: the (block, timestep) pairs to read, in output order, e.g. ``[("up1", 10)]``; blocks are
             named ``down0..``, ``mid``, ``up0..`` (non-diffusion backbones use timestep 0).
-        pooling: avg | max | avgmax | grid2 (``FeatureSpec``).
+        pooling: avg | max | avgmax | grid2 | grid4 | grid8 (``FeatureSpec``).
         views: average over 1, 2, 4 or 8 flips / quarter turns of each image.
         n_noise: average over this many noise draws per image and timestep.
         seed: global seed of the (per-image, deterministic) noise.

@@ -1,0 +1,55 @@
+"""The attentive probe reads where things are in a map, which global average pooling cannot."""
+
+import numpy as np
+import pytest
+import torch
+
+from diffprobe.backbones.base import pool
+from diffprobe.probe.attentive import AttentiveProbe, grid_tokens
+from diffprobe.utils import DiffprobeError
+
+
+def test_grid_tokens_matches_pool_layout():
+    fmap = torch.randn(3, 5, 16, 16)
+    x = pool(fmap, "grid4").numpy()
+    tokens = grid_tokens(x, 4)
+    assert tokens.shape == (3, 16, 5)
+    # token 0 is the top-left cell, its channels are the average of the top-left 4 x 4 block
+    np.testing.assert_allclose(tokens[:, 0], fmap[:, :, :4, :4].mean((2, 3)).numpy(), atol=1e-5)
+    np.testing.assert_allclose(tokens.mean(1), pool(fmap, "avg").numpy(), atol=1e-5)
+    with pytest.raises(DiffprobeError, match="grid4"):
+        grid_tokens(np.zeros((2, 15)), 4)
+
+
+def positional_classes(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same bright token in every image, at the top-left (class 0) or bottom-right (class 1) cell: the
+    token average is identical for both classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    x = rng.normal(0, 0.3, (n, 16, 8)).astype(np.float32)
+    x[np.arange(n), np.where(y == 0, 0, 15), 0] += 3.0
+    return x, y
+
+
+def test_attentive_probe_reads_position_that_averaging_loses():
+    xtr, ytr = positional_classes(400, 0)
+    xva, yva = positional_classes(200, 1)
+    head = AttentiveProbe(epochs=30, n_heads=2, batch_size=32, lr=1e-2, dropout=0.0, precision="fp32", seed=0).fit(xtr, ytr, xva, yva)
+    assert head.logits(xva).shape == (200, 2)
+    assert (head.logits(xva).argmax(1) == yva).mean() > 0.9
+    # the same data seen through the token average is a coin toss for any classifier
+    mean_gap = abs(xva[yva == 0].mean((0, 1)) - xva[yva == 1].mean((0, 1))).max()
+    assert mean_gap < 0.1
+    assert head.config["epoch"] >= 1 and head.config["n_tokens"] == 16
+
+
+def test_attentive_probe_is_seeded_and_checks_shapes():
+    xtr, ytr = positional_classes(100, 0)
+    xva, yva = positional_classes(50, 1)
+    a = AttentiveProbe(epochs=2, n_heads=2, precision="fp32", seed=3).fit(xtr, ytr, xva, yva).logits(xva)
+    b = AttentiveProbe(epochs=2, n_heads=2, precision="fp32", seed=3).fit(xtr, ytr, xva, yva).logits(xva)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(DiffprobeError, match="tokens"):
+        AttentiveProbe(epochs=1).fit(xtr.reshape(100, -1), ytr, xva, yva)
+    with pytest.raises(DiffprobeError, match="divide"):
+        AttentiveProbe(epochs=1, n_heads=3).fit(xtr, ytr, xva, yva)
