@@ -102,7 +102,7 @@ def test_the_pages_python_examples_run(page, sandbox, monkeypatch):
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for line, code in examples(page):
         try:
-            exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)  # noqa: S102 - the docs' own code
+            exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)  # noqa: S102 - the docs' code
         except Exception as e:  # noqa: BLE001 - report where in the docs
             pytest.fail(f"{page.relative_to(ROOT)}, the python block at line {line} fails: {type(e).__name__}: {e}\n"
                         f"(fix the example, or mark it <!-- no-test: why --> where it cannot run here)")

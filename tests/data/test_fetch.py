@@ -74,7 +74,7 @@ def server(tmp_path, monkeypatch):
     root.mkdir()
     _Handler.gets = []
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", root
     httpd.shutdown()
@@ -177,7 +177,7 @@ def range_server(tmp_path, monkeypatch):
     root.mkdir()
     handler = type("Handler", (_RangeHandler,), {"root": root, "ranges": []})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", root, handler
     httpd.shutdown()
@@ -254,7 +254,7 @@ def test_tar_archives_unpack_and_members_outside_are_refused(server, tmp_path):
 
 
 def test_data_list_and_the_missing_address(tmp_path, capsys):
-    assert main(["data", "list"]) == 0
+    assert main(["-v", "data", "list"]) == 0
     out = capsys.readouterr().out
     info = DATASETS["ndsb"]
     assert "ndsb: PlanktonSet 1.0" in out and info.landing_page in out and "0127422" in info.landing_page
@@ -264,7 +264,8 @@ def test_data_list_and_the_missing_address(tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse: the required --out
         main(["data", "ndsb"])
     assert "--out" in capsys.readouterr().err
-    assert main(["data", "cifar", "--out", str(tmp_path / "y")]) == 2 and "unknown dataset" in capsys.readouterr().err
+    assert main(["-v", "data", "cifar", "--out", str(tmp_path / "y")]) == 2  # 'data NAME' = 'data fetch NAME'
+    assert "unknown dataset" in capsys.readouterr().err
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.txt").write_text("mine")
     with pytest.raises(DiffprobeError, match="not empty"):

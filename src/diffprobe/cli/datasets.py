@@ -68,9 +68,13 @@ ACTIONS = ("list", "fetch", "verify", "checksums")
 
 def route_fetch_shorthand(argv: list[str]) -> list[str]:
     """``diffprobe data NAME ...`` is short for ``diffprobe data fetch NAME ...``."""
-    if len(argv) > 1 and argv[0] == "data" and argv[1] not in ACTIONS and not argv[1].startswith("-"):
-        return ["data", "fetch", *argv[1:]]
-    return argv
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)  # after -v / --verbose
+    if command is None or argv[command] != "data" or command + 1 >= len(argv):
+        return argv
+    action = argv[command + 1]
+    if action in ACTIONS or action.startswith("-"):
+        return argv
+    return [*argv[: command + 1], "fetch", *argv[command + 1 :]]
 
 
 def add_commands(sub) -> None:
