@@ -91,6 +91,14 @@ def test_verify_names_the_folder_to_pass_and_a_missing_list(copy, tmp_path, caps
     assert "unknown dataset 'cifar'" in capsys.readouterr().err
 
 
+def test_a_plain_sha256sum_binary_listing_is_read_too(copy, tmp_path):
+    listed = tmp_path / "SHA256SUMS"  # what 'sha256sum -b a/1.jpg ...' prints
+    listed.write_text("".join(f"{hashlib.sha256((copy / n).read_bytes()).hexdigest()} *{n}\n"
+                              for n in ("a/1.jpg", "c/deep/6.jpg")))
+    report = verify_images(copy, listed, progress=False)
+    assert report.ok and report.n_listed == 2 and len(report.extra) == 4
+
+
 def test_the_packaged_ndsb_list_holds_exactly_the_shipped_models_split():
     listed = read_checksums(checksum_list("ndsb"))
     with open(ROOT / "models" / "ndsb" / "split.csv", newline="") as f:

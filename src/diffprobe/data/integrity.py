@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,8 @@ from ..base import DiffprobeError
 from .io import IMAGE_EXTENSIONS, is_image_name
 
 PACKAGED_CHECKSUMS = Path(__file__).parent / "checksums"
-SHOWN = 5  # names printed per kind of mismatch; a report CSV lists them all
+NAMES_SHOWN = 5  # names printed per kind of mismatch; a report CSV lists them all
+CHECKSUM_LINE = re.compile(r"([0-9a-fA-F]{64}) [ *](.+)")
 
 
 def sha256_of(path: str | Path) -> str:
@@ -58,31 +60,23 @@ def write_checksums(folder: str | Path, out: str | Path, *, progress: bool = Tru
 
 
 def read_checksums(path: str | Path) -> dict[str, str]:
-    """{relative path: sha256} from a checksum list (gzip-compressed or plain text)."""
+    """{relative path: sha256} from a checksum list (gzip-compressed or plain text; ``sha256sum``'s text or
+    binary lines, ``<sha256>  <name>`` or ``<sha256> *<name>``)."""
     path = Path(path)
     if not path.is_file():
         raise DiffprobeError(f"{path}: checksum list not found; make one with 'diffprobe data checksums DIR --out "
                              f"{path.name}'")
-    opener = gzip.open if path.read_bytes()[:2] == b"\x1f\x8b" else open
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
     checksums = {}
-    with opener(path, "rt", encoding="utf-8") as f:
+    with (gzip.open if compressed else open)(path, "rt", encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
-            digest, sep, name = line.rstrip("\n").partition("  ")
-            if not sep or len(digest) != 64 or not name:
+            match = CHECKSUM_LINE.fullmatch(line.rstrip("\n"))
+            if not match:
                 raise DiffprobeError(f"{path}, line {number}: expected '<sha256>  <class>/<image>' (sha256sum's "
                                      f"format), got {line.strip()[:80]!r}")
-            checksums[name] = digest.lower()
+            checksums[match.group(2)] = match.group(1).lower()
     return checksums
-
-
-def packaged_checksums(dataset: str) -> Path:
-    """The checksum list of the project's copy of ``dataset`` that ships with diffprobe."""
-    path = PACKAGED_CHECKSUMS / f"{dataset}.sha256.gz"
-    if not path.is_file():
-        known = sorted(p.name.removesuffix(".sha256.gz") for p in PACKAGED_CHECKSUMS.glob("*.sha256.gz"))
-        raise DiffprobeError(f"no checksum list ships for dataset {dataset!r} (lists: {', '.join(known) or 'none'}); "
-                             f"pass one with --checksums")
-    return path
 
 
 @dataclass
@@ -113,8 +107,8 @@ class VerifyReport:
         for kind, names in (("missing", self.missing), ("changed", [c[0] for c in self.changed]),
                             ("extra", self.extra)):
             if names:
-                more = f" ... and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-                lines.append(f"  {kind}: {', '.join(names[:SHOWN])}{more}")
+                more = f" ... and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else ""
+                lines.append(f"  {kind}: {', '.join(names[:NAMES_SHOWN])}{more}")
         return "\n".join(lines)
 
     def advice(self, fetch: str = "fetch a complete copy into a new folder") -> str:
