@@ -17,6 +17,7 @@ def test_wheel_holds_every_module_and_runs_the_cli(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     source = {p.relative_to(ROOT / "src").as_posix() for p in (ROOT / "src" / "diffprobe").rglob("*.py")}
     assert source <= names, f"modules missing from the wheel: {sorted(source - names)[:5]}"
+    assert "diffprobe/data/checksums/ndsb.sha256.gz" in names  # what 'diffprobe data verify' checks against
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "diffprobe = diffprobe.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
     # The wheel alone (a pure-Python zip on sys.path, not this source tree) answers --version and --help.

@@ -7,7 +7,7 @@ library, and printing where the results went:
     compare    baseline, compare
     zeroshot   rcdit-pretrain, zeroshot
     field_use  evaluate, shift, predict, adapt, calibrate, export
-    datasets   data (list, fetch)
+    datasets   data (list, fetch, verify, checksums)
 
 ``args`` holds the options they share; ``main`` builds the parser and runs a command.
 """

@@ -55,7 +55,8 @@ DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features", "probe")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_route_backbone(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(datasets.route_fetch_shorthand(_route_backbone(argv)))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("RANK", "0")) != 0:

@@ -1,5 +1,6 @@
-"""The datasets diffprobe can fetch: where each one is published, its archive's checksum and layout,
-and ``fetch_dataset``, which downloads (with pooch), verifies and unpacks one into class folders.
+"""The datasets diffprobe can fetch: where each one is published, its archive's checksum and layout, the
+per-image checksum list of the project's copy, and ``fetch_dataset``, which downloads (with pooch, resuming
+an interrupted download), verifies and unpacks one into class folders, then checks its images.
 
 This module is the one place that knows them (``diffprobe data list`` prints it).
 
@@ -29,6 +30,8 @@ from tqdm.auto import tqdm
 
 from ..utils import DiffprobeError
 from .dataset import default_cache_dir
+from .download import ResumableDownloader
+from .integrity import PACKAGED_CHECKSUMS, sha256_of, verify_images
 from .io import is_image_name
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ class DatasetInfo:
                   an unlabelled ``test``); the shallowest folder of that name is used. None: the class
                   folders are found below any wrapper folders.
     n_classes, n_images: what a complete copy holds (reported beside what was unpacked).
+    checksums:    the per-image checksum list of the project's copy in ``diffprobe/data/checksums`` (made by
+                  ``diffprobe data checksums``), which ``diffprobe data verify`` and fetching check images
+                  against; None where there is none.
     """
 
     name: str
@@ -61,6 +67,7 @@ class DatasetInfo:
     labelled: str | None = None
     n_classes: int | None = None
     n_images: int | None = None
+    checksums: str | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
@@ -76,6 +83,7 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
         labelled="train",
         n_classes=121,
         n_images=30336,
+        checksums="ndsb.sha256.gz",  # the 24,128 images of the project's copy, all in models/ndsb/split.csv
     ),
 )}
 
@@ -86,22 +94,27 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def checksum_list(name: str) -> Path:
+    """The packaged per-image checksum list of dataset ``name``'s project copy."""
+    info = dataset_info(name)
+    if info.checksums is None:
+        raise DiffprobeError(f"{name}: no checksum list ships with diffprobe; pass one with --checksums (made "
+                             f"by 'diffprobe data checksums DIR --out FILE')")
+    return PACKAGED_CHECKSUMS / info.checksums
 
 
 def fetch_dataset(name: str, out: str | Path, *, url: str | None = None, sha256: str | None = None,
-                  progress: bool = True) -> dict:
-    """Download dataset ``name``'s archive (pooch, with a progress bar), verify its SHA-256, unpack it and
-    put its class folders in ``out`` (``out/<class>/<image>``; ``out`` must be new or empty).
+                  checksums: str | Path | None = None, progress: bool = True) -> dict:
+    """Download dataset ``name``'s archive (pooch, with a progress bar), verify its SHA-256, unpack it,
+    put its class folders in ``out`` (``out/<class>/<image>``; ``out`` must be new or empty) and check the
+    images against the per-image checksum list of the project's copy.
 
     ``url`` / ``sha256`` replace the registry's (``DATASETS``); where the registry has no url, ``url`` is
-    required. The archive is kept in ``$DIFFPROBE_CACHE/downloads`` (``~/.cache/diffprobe``): a second run
-    does not download it again. Returns {"out", "archive", "sha256", "verified", "n_classes", "n_images"}.
+    required. ``checksums`` replaces the packaged checksum list. The archive is kept in
+    ``$DIFFPROBE_CACHE/downloads`` (``~/.cache/diffprobe``): a second run does not download it again, and
+    an interrupted download resumes where it stopped (``<archive>.part``). Returns {"out", "archive",
+    "sha256", "verified", "n_classes", "n_images", "images"}; "images" is the ``VerifyReport`` of the
+    unpacked images (extra images, beyond the project's copy, are fine) or None without a checksum list.
     """
     import pooch  # noqa: PLC0415 - only this command needs it
 
@@ -121,11 +134,15 @@ def fetch_dataset(name: str, out: str | Path, *, url: str | None = None, sha256:
     # Keyed by the address, so archives of the same name from two places are never mixed up.
     fname = f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:12]}-{Path(url.split('?')[0]).name or 'archive'}"
     cache = default_cache_dir() / "downloads"
+    part = cache / f"{fname}.part"
+    checksums = Path(checksums) if checksums else (checksum_list(name) if info.checksums else None)
+    if checksums is not None and not checksums.is_file():
+        raise DiffprobeError(f"{checksums}: checksum list not found (--checksums)")
     quiet = _DropPoochHint()
     pooch.get_logger().addFilter(quiet)
     try:
         archive = Path(pooch.retrieve(url, known_hash=f"sha256:{known}" if known else None, fname=fname,
-                                      path=cache, progressbar=progress))
+                                      path=cache, downloader=ResumableDownloader(part, progressbar=progress)))
     except ValueError as e:
         if "hash" not in str(e):
             raise
@@ -133,8 +150,10 @@ def fetch_dataset(name: str, out: str | Path, *, url: str | None = None, sha256:
         raise DiffprobeError(f"{fname} (downloaded from {url}): checksum mismatch, SHA-256 "
                              f"{got.group(1) if got else 'different'}, expected {known}; the download was deleted. "
                              f"Check --url and --sha256 (a changed archive needs a new checksum)") from None
-    except Exception as e:  # noqa: BLE001 - network errors of requests: one line, not a traceback
-        raise DiffprobeError(f"{url}: download failed ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 - network errors (requests, urllib3): one line, not a traceback
+        kept = part.stat().st_size if part.exists() else 0
+        resume = f"; {kept:,} bytes are kept in {part}: run the same command again to resume" if kept else ""
+        raise DiffprobeError(f"{url}: download failed ({type(e).__name__}: {e}){resume}") from None
     finally:
         pooch.get_logger().removeFilter(quiet)
     digest = sha256_of(archive)
@@ -161,8 +180,9 @@ def fetch_dataset(name: str, out: str | Path, *, url: str | None = None, sha256:
     if info.n_images and (n_classes, n_images) != (info.n_classes, info.n_images):
         log.warning("%s: %d images in %d classes; the complete %s has %d in %d", out, n_images, n_classes, name,
                     info.n_images, info.n_classes)
+    images = verify_images(out, checksums, progress=progress) if checksums else None
     return {"out": out, "archive": archive, "sha256": digest, "verified": known is not None,
-            "n_classes": n_classes, "n_images": n_images}
+            "n_classes": n_classes, "n_images": n_images, "images": images}
 
 
 class _DropPoochHint(logging.Filter):
