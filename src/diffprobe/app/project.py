@@ -105,7 +105,8 @@ def uncertainty(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_uncertainty(root: Path, margin: np.ndarray, entropy: np.ndarray) -> None:
-    _save_atomic(root / UNCERTAINTY_FILE, margin=np.asarray(margin, np.float32), entropy=np.asarray(entropy, np.float32))
+    _save_atomic(root / UNCERTAINTY_FILE, margin=np.asarray(margin, np.float32),
+                 entropy=np.asarray(entropy, np.float32))
 
 
 def uncertainty_of(root: Path) -> dict[str, np.ndarray] | None:
