@@ -274,15 +274,19 @@ def annotation_table(result: dict, source: str) -> list[str]:
 
 # ---- server timing ----------------------------------------------------------------------------------------------------
 def synthetic_project(root: Path, n: int, dim: int, n_classes: int, *, seed: int = 0) -> None:
-    """A project of ``n`` objects with random features and predictions, as ``app init`` lays it out (no images)."""
+    """A project of ``n`` objects, as ``app init`` lays it out (no images): each object's features drawn around
+    the centre of its predicted class (a Gaussian per class, so a retrain converges as on real features),
+    random probabilities."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
-    features = np.lib.format.open_memmap(root / FEATURES_FILE, mode="w+", dtype=np.float32, shape=(n, dim))
-    for start in range(0, n, 65536):
-        features[start : start + 65536] = rng.standard_normal((min(65536, n - start), dim), np.float32)
-    features.flush()
     classes = [f"class_{k:03d}" for k in range(n_classes)]
     predicted = rng.integers(0, n_classes, n)
+    centres = rng.standard_normal((n_classes, dim)).astype(np.float32)
+    features = np.lib.format.open_memmap(root / FEATURES_FILE, mode="w+", dtype=np.float32, shape=(n, dim))
+    for start in range(0, n, 65536):
+        rows = predicted[start : start + 65536]
+        features[start : start + 65536] = centres[rows] + rng.standard_normal((len(rows), dim), np.float32)
+    features.flush()
     probability = rng.uniform(0.2, 1.0, n)
     store = Store(f"sqlite:///{root / DB_FILE}")
     store.add_classes(classes, "model")
@@ -353,9 +357,10 @@ def timing(n: int, *, dim: int, n_classes: int, n_validated_classes: int = 20, p
 
 
 def timing_table(rows: list[dict]) -> list[str]:
-    table = ["Synthetic projects (random features and predictions, SQLite store); the server through FastAPI's "
+    table = ["Synthetic projects (features: a Gaussian around each predicted class's centre; random "
+             "probabilities; SQLite store); the server through FastAPI's "
              f"test client, medians. Retrain: {rows[0]['retrain_validated']} validated images of 20 classes, then "
-             "every object re-predicted and stored.", "",
+             "every object re-predicted and stored; next to look at: 100 images.", "",
              "| objects | features | grid page | least-confident page | class counts | 20-image decision | retrain | "
              "dashboard | next to look at (first: embedding) |",
              "|---|---|---|---|---|---|---|---|---|"]

@@ -138,6 +138,7 @@ def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decisi
     cluster = first.get_attribute("data-cluster")
     first.click()
     wait.until(showing(f"cluster:{cluster}"))
+    _shot(browser, "app-cluster")
     named = set(grid())
     browser.find_element(By.ID, "grid").click()
     press("a", "m", "blob", Keys.ENTER)
@@ -189,13 +190,20 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     def press(*keys):
         ActionChains(browser).send_keys(*keys).perform()
 
-    def shot(name):
-        if os.environ.get("DIFFPROBE_SCREENSHOTS"):
-            browser.save_screenshot(str(Path(os.environ["DIFFPROBE_SCREENSHOTS"]) / f"{name}.png"))
-
     browser.get(url)
-    wait.until(lambda _d: len(grid()) >= 4)
+    wait.until(lambda _d: len(grid()) >= 6)
     first_class = find("#view-title").text
+    if os.environ.get("DIFFPROBE_SCREENSHOTS"):  # the grid at zoom 2, five images selected
+        browser.execute_script("const z = document.getElementById('zoom'); z.value = 2;"
+                               "z.dispatchEvent(new Event('input'))")
+        tiles = list(grid())
+        find(f'#grid .tile[data-id="{tiles[0]}"]').click()
+        ActionChains(browser).key_down(Keys.SHIFT).click(find(f'#grid .tile[data-id="{tiles[4]}"]')).key_up(
+            Keys.SHIFT).perform()
+        _shot(browser, "app-grid")
+        browser.execute_script("const z = document.getElementById('zoom'); z.value = 1;"
+                               "z.dispatchEvent(new Event('input'))")
+        press(Keys.ESCAPE)
     find("#show-dashboard").click()
     wait.until(lambda _d: find("#dashboard").get_attribute("data-loaded") == "0")
     assert "0 validated" in find("#board-summary").text and not find("#dashboard").get_attribute("hidden")
@@ -221,7 +229,7 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     wait.until(showing("next"))
     wait.until(lambda _d: len(grid()) > 10)
     assert not set(validated) & set(grid())
-    shot("app-next")
+    _shot(browser, "app-next")
     two = list(grid())[:2]
     other = next(e.get_attribute("data-label") for e in browser.find_elements(By.CSS_SELECTOR, "#classes li")
                  if e.get_attribute("data-label") != first_class)
@@ -245,7 +253,6 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     wait.until(lambda _d: find("#dashboard").get_attribute("data-loaded") == "5")
     assert "5 validated" in find("#board-summary").text
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.confusion tr")) >= 3  # header + 2 validated labels
-    shot("app-dashboard")
 
     # Clusters: make, split one, grow a half, name it.
     find("#cluster-k").clear()
@@ -265,11 +272,41 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     find("#grow").click()
     wait.until(showing(f"{half}:grown"))
     wait.until(lambda _d: len(grid()) == 6)
-    shot("app-grow")
+    _shot(browser, "app-grow")
     find("#cluster-name").send_keys("blob", Keys.ENTER)
     wait.until(lambda _d: _alert(browser))
     browser.switch_to.alert.accept()
     wait.until(lambda _d: grid() and all("status-validated" in c for c in grid().values()))
+
+
+@pytest.mark.skipif(not os.environ.get("DIFFPROBE_SCREENSHOTS"), reason="makes the docs' dashboard screenshot only "
+                                                                     "when DIFFPROBE_SCREENSHOTS names a folder")
+def test_screenshot_of_the_dashboard(server, browser, project_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    project = Project.open(project_dir)
+    try:
+        by_class: dict[str, list[int]] = {}
+        for o in project.store.all_objects():
+            by_class.setdefault(Path(o["path"]).parts[0], []).append(o["id"])
+    finally:
+        project.close()
+    for name, ids in by_class.items():  # a person validated 6 images of each class
+        httpx.post(f"{url}/api/decisions", json={"ids": ids[:6], "action": "move", "label": name}).raise_for_status()
+    browser.get(url)
+    WebDriverWait(browser, WAIT).until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#classes li"))
+    browser.find_element(By.ID, "show-dashboard").click()
+    WebDriverWait(browser, WAIT).until(
+        lambda _d: browser.find_element(By.ID, "dashboard").get_attribute("data-loaded") == str(6 * len(by_class)))
+    _shot(browser, "app-dashboard")
+
+
+def _shot(browser, name: str) -> None:
+    """Save the documentation's screenshot ``name`` where DIFFPROBE_SCREENSHOTS says (nothing otherwise)."""
+    if os.environ.get("DIFFPROBE_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(os.environ["DIFFPROBE_SCREENSHOTS"]) / f"{name}.png"))
 
 
 def _alert(browser) -> bool:

@@ -246,7 +246,8 @@ async function loadDashboard() {
       el("td", {className: "number"}, `${c.validated} (${percent(c.validated / Math.max(1, c.predicted))})`),
       el("td", {}, bar(c.precision, c.validated ? c.precision_low : null, c.validated ? c.precision_high : null, 1, "precision"),
          el("span", {className: "hint"}, precision)),
-      el("td", {}, bar(c.predicted, null, null, top, "count"), bar(c.abundance, c.abundance_low, c.abundance_high, top, "estimate"),
+      el("td", {className: "abundance"}, el("div", {}, bar(c.predicted, null, null, top, "count"),
+                                                  bar(c.abundance, c.abundance_low, c.abundance_high, top, "estimate")),
          el("span", {className: "hint"}, abundance)));
     row.dataset.class = c.class;
     table.append(row);
