@@ -32,6 +32,7 @@ from .project import EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, save_uncertaint
 
 CHUNK = 8192  # objects re-predicted at a time, so a 100,000-object project never holds all logits twice
 EMBEDDING_DIMS = 32  # clusters and neighbours live in this many principal components: fast, and distances mean
+# more there than in thousands of raw feature dimensions
 EMBEDDING_FIT = 20_000  # the PCA is fitted on at most this many objects (a random subset), then applied to all
 MEASURES = ("margin", "entropy", "probability")
 CLUSTER_METHODS = ("kmeans", "hdbscan")
