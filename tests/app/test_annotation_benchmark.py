@@ -48,7 +48,7 @@ def test_a_review_costs_one_decision_per_wrong_image_and_one_for_the_rest(annota
 def test_every_strategy_reaches_the_targets_with_sane_counts(annotation):
     features, labels = blobs()
     n = len(labels)
-    result = annotation.simulate(features, labels, retrain_every=1)
+    result = annotation.simulate(features, labels, retrain_every=2)  # pages of 100: one retrain, after 200
     assert result["n"] == n == 300 and result["model_accuracy"] > 0.7
     s = result["strategies"]
     assert set(s) == set(annotation.STRATEGIES)
