@@ -1,6 +1,9 @@
 """The app in a real headless browser (Debian's chromium + chromium-driver, driven by Selenium): keyboard
 validation, range selection, moving with the type-ahead, undo, naming a cluster, reload, and a killed server,
-with nothing acknowledged lost. Skipped, saying why, where no chromium is installed (``.ci/run`` installs it)."""
+with nothing acknowledged lost; the dashboard, the next-to-look-at view, a retrain's changes, splitting and
+growing a cluster. Skipped, saying why, where no chromium is installed (``.ci/run`` installs it).
+
+``DIFFPROBE_SCREENSHOTS=docs/img pytest tests/app/test_browser.py`` also saves the documentation's screenshots."""
 
 from __future__ import annotations
 
@@ -135,6 +138,7 @@ def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decisi
     cluster = first.get_attribute("data-cluster")
     first.click()
     wait.until(showing(f"cluster:{cluster}"))
+    _shot(browser, "app-cluster")
     named = set(grid())
     browser.find_element(By.ID, "grid").click()
     press("a", "m", "blob", Keys.ENTER)
@@ -162,6 +166,147 @@ def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decisi
         assert {h["user"] for h in project.store.history()} == {"browser"}
     finally:
         project.close()
+
+
+def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    wait = WebDriverWait(browser, WAIT)
+
+    def find(css):
+        return browser.find_element(By.CSS_SELECTOR, css)
+
+    def grid() -> dict[int, str]:
+        return dict(browser.execute_script(
+            "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
+
+    def showing(view):
+        return lambda _d: find("#grid").get_attribute("data-view") == view
+
+    def press(*keys):
+        ActionChains(browser).send_keys(*keys).perform()
+
+    browser.get(url)
+    wait.until(lambda _d: len(grid()) >= 6)
+    first_class = find("#view-title").text
+    if os.environ.get("DIFFPROBE_SCREENSHOTS"):  # the grid at zoom 2, five images selected
+        browser.execute_script("const z = document.getElementById('zoom'); z.value = 2;"
+                               "z.dispatchEvent(new Event('input'))")
+        tiles = list(grid())
+        find(f'#grid .tile[data-id="{tiles[0]}"]').click()
+        ActionChains(browser).key_down(Keys.SHIFT).click(find(f'#grid .tile[data-id="{tiles[4]}"]')).key_up(
+            Keys.SHIFT).perform()
+        _shot(browser, "app-grid")
+        browser.execute_script("const z = document.getElementById('zoom'); z.value = 1;"
+                               "z.dispatchEvent(new Event('input'))")
+        press(Keys.ESCAPE)
+    find("#show-dashboard").click()
+    wait.until(lambda _d: find("#dashboard").get_attribute("data-loaded") == "0")
+    assert "0 validated" in find("#board-summary").text and not find("#dashboard").get_attribute("hidden")
+
+    # Validate 3 of the first class, then see its precision on the dashboard.
+    find(f'#classes li[data-label="{first_class}"]').click()
+    wait.until(showing(f"class:{first_class}"))
+    press("a")
+    validated = list(grid())[:3]
+    find("#grid").click()
+    browser.execute_script("document.querySelectorAll('#grid .tile')[0].click()")
+    ActionChains(browser).key_down(Keys.SHIFT).click(find(f'#grid .tile[data-id="{validated[2]}"]')).key_up(
+        Keys.SHIFT).perform()
+    press("v")
+    wait.until(lambda _d: all("status-validated" in grid().get(i, "") for i in validated))
+    find("#show-dashboard").click()
+    wait.until(lambda _d: find("#dashboard").get_attribute("data-loaded") == "3")
+    row = find(f'#dashboard tr[data-class="{first_class}"]').text
+    assert "100% of 3" in row, row  # validated as predicted
+
+    # Next to look at: unvalidated only; what is decided leaves the page.
+    find("#show-next").click()
+    wait.until(showing("next"))
+    wait.until(lambda _d: len(grid()) > 10)
+    assert not set(validated) & set(grid())
+    _shot(browser, "app-next")
+    two = list(grid())[:2]
+    other = next(e.get_attribute("data-label") for e in browser.find_elements(By.CSS_SELECTOR, "#classes li")
+                 if e.get_attribute("data-label") != first_class)
+    find(f'#grid .tile[data-id="{two[0]}"]').click()
+    ActionChains(browser).key_down(Keys.CONTROL).click(find(f'#grid .tile[data-id="{two[1]}"]')).key_up(
+        Keys.CONTROL).perform()
+    press("m", other, Keys.ENTER)
+    wait.until(lambda _d: not set(two) & set(grid()))
+
+    # A retrain lists the moves of its predictions; one opens as a grid.
+    find("#retrain").click()
+    wait.until(lambda _d: "retrained on 5" in find("#message").text)
+    wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#changes li"))
+    move = browser.find_elements(By.CSS_SELECTOR, "#changes li")[0]
+    key = move.get_attribute("data-key")
+    move.click()
+    wait.until(showing(key))
+    assert len(grid()) == int(move.find_elements(By.TAG_NAME, "span")[1].text)
+
+    find("#show-dashboard").click()
+    wait.until(lambda _d: find("#dashboard").get_attribute("data-loaded") == "5")
+    assert "5 validated" in find("#board-summary").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.confusion tr")) >= 3  # header + 2 validated labels
+
+    # Clusters: make, split one, grow a half, name it.
+    find("#cluster-k").clear()
+    find("#cluster-k").send_keys("3")
+    find("#cluster-p").clear()
+    find("#cluster-p").send_keys("1")
+    find("#make-clusters").click()
+    wait.until(lambda _d: len(browser.find_elements(By.CSS_SELECTOR, "#clusters li")) == 3)
+    browser.find_elements(By.CSS_SELECTOR, "#clusters li")[0].click()
+    wait.until(lambda _d: (find("#grid").get_attribute("data-view") or "").startswith("cluster:"))
+    find("#split").click()
+    wait.until(lambda _d: len(browser.find_elements(By.CSS_SELECTOR, "#clusters li")) == 4)
+    half = find("#grid").get_attribute("data-view")
+    wait.until(lambda _d: half not in ("cluster:0", "cluster:1", "cluster:2"))
+    find("#grow-n").clear()
+    find("#grow-n").send_keys("6")
+    find("#grow").click()
+    wait.until(showing(f"{half}:grown"))
+    wait.until(lambda _d: len(grid()) == 6)
+    _shot(browser, "app-grow")
+    find("#cluster-name").send_keys("blob", Keys.ENTER)
+    wait.until(lambda _d: _alert(browser))
+    browser.switch_to.alert.accept()
+    wait.until(lambda _d: grid() and all("status-validated" in c for c in grid().values()))
+
+
+@pytest.mark.skipif(not os.environ.get("DIFFPROBE_SCREENSHOTS"), reason="makes the docs' dashboard screenshot only "
+                                                                     "when DIFFPROBE_SCREENSHOTS names a folder")
+def test_screenshot_of_the_dashboard(server, browser, project_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    project = Project.open(project_dir)
+    try:
+        by_class: dict[str, list[int]] = {}
+        for o in project.store.all_objects():
+            by_class.setdefault(Path(o["path"]).parts[0], []).append(o["id"])
+    finally:
+        project.close()
+    for name, ids in by_class.items():  # a person validated 6 images of each class
+        httpx.post(f"{url}/api/decisions", json={"ids": ids[:6], "action": "move", "label": name}).raise_for_status()
+    browser.get(url)
+    WebDriverWait(browser, WAIT).until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#classes li"))
+    browser.find_element(By.ID, "show-dashboard").click()
+    WebDriverWait(browser, WAIT).until(
+        lambda _d: browser.find_element(By.ID, "dashboard").get_attribute("data-loaded") == str(6 * len(by_class)))
+    _shot(browser, "app-dashboard")
+
+
+def _shot(browser, name: str) -> None:
+    """Save the documentation's screenshot ``name`` where DIFFPROBE_SCREENSHOTS says (nothing otherwise)."""
+    if os.environ.get("DIFFPROBE_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(os.environ["DIFFPROBE_SCREENSHOTS"]) / f"{name}.png"))
 
 
 def _alert(browser) -> bool:

@@ -1,80 +1,279 @@
 """Learning from the decisions, on the cached features only (no image is read again, no backbone runs).
 
 ``retrain``: a new head (the logistic regression of ``workflows.adapt``) on every validated label, then every
-object re-predicted; objects still ``predicted`` follow the new head. ``cluster``: k-means on the uncertain
-objects (still predicted, below a probability), each cluster ordered by distance to its centre, so a person can
-name a whole group at once.
+object re-predicted; objects still ``predicted`` follow the new head. ``cluster``: k-means (or HDBSCAN) on the
+uncertain objects, each cluster ordered by distance to its centre, so a person can name a whole group at once;
+``split_cluster`` and ``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
+objects whose label would teach the head most (uncertain) without showing ten of the same (diverse).
+
+The array functions (``embed``, ``fit_and_predict``, ``kmeans_groups``, ``split_members``, ``nearest_to``,
+``diverse_uncertain``) hold the logic; the project functions feed them from the store and the project's files.
+``benchmarks/annotation.py`` calls the same array functions, so it measures the app's workflow.
 """
 
 from __future__ import annotations
 
+import os
 import time
+from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.cluster import KMeans
+from sklearn.cluster import HDBSCAN, KMeans
 from sklearn.decomposition import PCA
+from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
 from ..probe.calibration import fit_temperature
-from ..utils import DiffprobeError
+from ..utils import DiffprobeError, write_json
 from ..workflows.adapt import fit_adapted_head
-from .project import Project
+from .project import EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, save_uncertainty, uncertainty, uncertainty_of
 
 CHUNK = 8192  # objects re-predicted at a time, so a 100,000-object project never holds all logits twice
-CLUSTER_DIMS = 32  # k-means runs on this many principal components: fast, and distances mean more than in 4,000-D
+EMBEDDING_DIMS = 32  # clusters and neighbours live in this many principal components: fast, and distances mean
+# more there than in thousands of raw feature dimensions
+EMBEDDING_FIT = 20_000  # the PCA is fitted on at most this many objects (a random subset), then applied to all
+MEASURES = ("margin", "entropy", "probability")
+CLUSTER_METHODS = ("kmeans", "hdbscan")
+TOP_TRANSITIONS = 10
 
 
-def retrain(project: Project, *, user: str, seed: int = 0) -> dict:
-    """Refit the head on the validated objects; re-predict all objects. Classes with fewer than 2 validated
-    objects are left out of the fit (and named in ``left_out``). Returns what changed."""
-    started = time.perf_counter()
-    ids, labels = project.store.validated()
-    counts = {c: labels.count(c) for c in dict.fromkeys(labels)}
-    classes = [c for c in project.store.classes() if counts.get(c, 0) >= 2]
+# ---- array functions (shared with benchmarks/annotation.py) -----------------------------------------------------
+def embed(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """(N, D) features -> (N, 32) float32: standardised, then principal components fitted on a random subset."""
+    n, d = features.shape
+    rng = np.random.default_rng(seed)
+    fit_rows = np.sort(rng.choice(n, min(n, EMBEDDING_FIT), replace=False))
+    sample = np.asarray(features[fit_rows], np.float32)
+    scaler = StandardScaler().fit(sample)
+    dims = min(EMBEDDING_DIMS, len(sample), d)
+    pca = PCA(n_components=dims, random_state=seed).fit(scaler.transform(sample))
+    out = np.empty((n, dims), np.float32)
+    for start in range(0, n, CHUNK):
+        out[start : start + CHUNK] = pca.transform(scaler.transform(np.asarray(features[start : start + CHUNK],
+                                                                               np.float32)))
+    return out
+
+
+@dataclass
+class Fit:
+    """A head fitted on validated objects and its predictions for all objects."""
+
+    classes: list[str]       # the classes the head knows (those with 2 or more validated objects)
+    best: np.ndarray         # (N,) index into classes of each object's prediction
+    probability: np.ndarray  # (N,) its probability
+    margin: np.ndarray       # (N,) top minus second probability
+    entropy: np.ndarray      # (N,) entropy of the probabilities, in nats
+    n_fitted: int
+    left_out: list[str]
+    c: float
+    temperature: float
+    cross_validated_accuracy: float
+
+
+def fit_and_predict(features: np.ndarray, ids: np.ndarray, labels: list[str], class_order: list[str], *,
+                    seed: int = 0) -> Fit:
+    """Fit the head on the objects ``ids`` labelled ``labels``; predict all of ``features``. Classes with fewer
+    than 2 examples are left out. The objects fitted on get their cross-validated prediction (from a model that
+    did not see them), so precision measured on them stays honest after a retrain."""
+    counts = Counter(labels)
+    classes = [c for c in class_order if counts.get(c, 0) >= 2]
     left_out = sorted(c for c, n in counts.items() if n < 2)
     if len(classes) < 2:
         raise DiffprobeError(f"retraining needs at least 2 classes with 2 validated images each; validated so far: "
-                             f"{counts or 'none'}")
+                             f"{dict(counts) or 'none'}")
     keep = [k for k, lab in enumerate(labels) if lab in classes]
-    features = project.features()
-    x = np.asarray(features[np.asarray([ids[k] for k in keep])], np.float32)
+    fitted = np.asarray(ids)[keep]
+    x = np.asarray(features[fitted], np.float32)
     y = np.asarray([classes.index(labels[k]) for k in keep])
     head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
     temperature = fit_temperature(cv_logits, y)
     n = len(features)
     best, prob = np.empty(n, np.int64), np.empty(n, np.float64)
+    margin, entropy = np.empty(n, np.float32), np.empty(n, np.float32)
+
+    def put(rows, p):
+        best[rows], prob[rows] = p.argmax(1), p.max(1)
+        margin[rows], entropy[rows] = uncertainty(p)
+
     for start in range(0, n, CHUNK):
-        p = softmax(head.logits(np.asarray(features[start : start + CHUNK], np.float32)) / temperature, axis=1)
-        best[start : start + CHUNK], prob[start : start + CHUNK] = p.argmax(1), p.max(1)
-    changed = project.store.set_predictions(list(range(n)), [classes[i] for i in best], prob.tolist(), user=user,
-                                            classes=classes, n_validated=len(keep))
-    return {"n_validated": len(keep), "classes": classes, "left_out": left_out, "C": c,
-            "temperature": round(temperature, 4),
-            "cross_validated_accuracy": round(float((cv_logits.argmax(1) == y).mean()), 4),
-            "n_changed": changed, "seconds": round(time.perf_counter() - started, 2)}
+        put(slice(start, start + CHUNK),
+            softmax(head.logits(np.asarray(features[start : start + CHUNK], np.float32)) / temperature, axis=1))
+    put(fitted, softmax(cv_logits / temperature, axis=1))
+    return Fit(classes, best, prob, margin, entropy, len(keep), left_out, c, temperature,
+               float((cv_logits.argmax(1) == y).mean()))
 
 
-def cluster(project: Project, *, k: int = 8, max_probability: float = 0.8, seed: int = 0) -> dict:
-    """k-means on the objects still ``predicted`` with probability below ``max_probability``. Returns
-    {k, max_probability, n_objects, clusters: [{cluster, size, ids (nearest to the centre first)}]}."""
+def _by_distance(x: np.ndarray, members: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    return members[np.argsort(np.linalg.norm(x[members] - centre, axis=1), kind="stable")]
+
+
+def kmeans_groups(x: np.ndarray, k: int, *, seed: int = 0) -> list[np.ndarray]:
+    """k-means of the rows of ``x``: k arrays of row indices, each nearest its centre first, largest first."""
+    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
+    groups = [_by_distance(x, np.flatnonzero(km.labels_ == c), km.cluster_centers_[c]) for c in range(k)]
+    return sorted((g for g in groups if len(g)), key=lambda g: -len(g))
+
+
+def hdbscan_groups(x: np.ndarray, min_cluster_size: int) -> list[np.ndarray]:
+    """HDBSCAN of the rows of ``x`` (as many clusters as the density gives; noise left out), as kmeans_groups."""
+    found = HDBSCAN(min_cluster_size=min_cluster_size, copy=True).fit(x).labels_
+    groups = [np.flatnonzero(found == c) for c in range(found.max() + 1)]
+    groups = [_by_distance(x, g, x[g].mean(0)) for g in groups]
+    return sorted(groups, key=lambda g: -len(g))
+
+
+def split_members(x: np.ndarray, *, seed: int = 0) -> list[np.ndarray]:
+    """k-means with k = 2 inside one group (rows of ``x``): two arrays of row indices, larger first."""
+    if len(x) < 2:
+        raise DiffprobeError("a cluster of fewer than 2 images cannot be split")
+    return kmeans_groups(x, 2, seed=seed)
+
+
+def nearest_to(x: np.ndarray, centre: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` rows of ``x`` nearest ``centre``, nearest first."""
+    n = min(n, len(x))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    return NearestNeighbors(n_neighbors=n).fit(x).kneighbors(centre[None], return_distance=False)[0]
+
+
+def diverse_uncertain(uncertain: np.ndarray, x: np.ndarray, n: int, *, pool: int = 5, seed: int = 0) -> np.ndarray:
+    """Pick ``n`` of the rows (``uncertain``: larger = less sure): the ``pool * n`` most uncertain are grouped by
+    k-means into ``n`` clusters on ``x`` and the most uncertain of each is taken, so near-duplicates do not fill a
+    page. Returned most uncertain first."""
+    n = min(n, len(uncertain))
+    if n == 0:
+        return np.zeros(0, np.int64)
+    candidates = np.argsort(-uncertain, kind="stable")[: pool * n]
+    if len(candidates) <= n:
+        return candidates
+    found = KMeans(n_clusters=n, n_init=1, random_state=seed).fit(x[candidates]).labels_
+    picked = [candidates[found == c][0] for c in range(n) if (found == c).any()]  # candidates: most uncertain first
+    return np.asarray(sorted(picked, key=lambda i: -uncertain[i]), np.int64)
+
+
+def uncertain_score(measure: str, *, margin: np.ndarray | None, entropy: np.ndarray | None,
+                    probability: np.ndarray) -> np.ndarray:
+    """The larger, the less sure: 1 - margin, entropy, or 1 - top probability."""
+    if measure not in MEASURES:
+        raise DiffprobeError(f"unknown uncertainty measure {measure!r}; choose one of {', '.join(MEASURES)}")
+    if measure == "probability":
+        return 1 - np.asarray(probability, np.float64)
+    if margin is None or entropy is None:
+        raise DiffprobeError(f"this project has no stored {measure} (made before it was kept); retrain once, or use "
+                             f"measure=probability")
+    return 1 - np.asarray(margin, np.float64) if measure == "margin" else np.asarray(entropy, np.float64)
+
+
+# ---- on a project -------------------------------------------------------------------------------------------------
+def embedding(project: Project) -> np.ndarray:
+    """The project's (N, 32) embedding for clusters and neighbours, computed once and kept in the project."""
+    path = project.root / EMBEDDING_FILE
+    if not path.is_file():
+        tmp = path.with_name(path.name + ".tmp.npy")
+        np.save(tmp, embed(project.features()))
+        os.replace(tmp, path)
+    return np.load(path)
+
+
+def retrain(project: Project, *, user: str, seed: int = 0) -> dict:
+    """Refit the head on the validated objects; re-predict all objects. Classes with fewer than 2 validated
+    objects are left out of the fit (and named in ``left_out``). Returns what changed: how many predictions of
+    unvalidated objects moved class, and the most frequent moves (``transitions``, from -> to)."""
+    started = time.perf_counter()
+    ids, labels = project.store.validated()
+    fit = fit_and_predict(project.features(), np.asarray(ids, np.int64), labels, project.store.classes(), seed=seed)
+    new_labels = [fit.classes[i] for i in fit.best]
+    changes = project.store.set_predictions(list(range(len(new_labels))), new_labels, fit.probability.tolist(),
+                                            user=user, classes=fit.classes, n_validated=fit.n_fitted)
+    save_uncertainty(project.root, fit.margin, fit.entropy)
+    moved: dict[tuple[str, str], list[int]] = {}
+    for object_id, before, after in changes:
+        moved.setdefault((before, after), []).append(object_id)
+    transitions = [{"from": a, "to": b, "n": len(ids), "ids": ids}
+                   for (a, b), ids in sorted(moved.items(), key=lambda kv: -len(kv[1]))]
+    write_json(project.root / LAST_RETRAIN_FILE, {"n_changed": len(changes), "transitions": transitions})
+    return {"n_validated": fit.n_fitted, "classes": fit.classes, "left_out": fit.left_out, "C": fit.c,
+            "temperature": round(fit.temperature, 4),
+            "cross_validated_accuracy": round(fit.cross_validated_accuracy, 4), "n_changed": len(changes),
+            "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in transitions[:TOP_TRANSITIONS]],
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def cluster(project: Project, *, k: int = 8, max_probability: float = 0.8, method: str = "kmeans",
+            min_cluster_size: int = 5, seed: int = 0) -> dict:
+    """k-means (``k`` clusters) or HDBSCAN (clusters of ``min_cluster_size`` or more; the rest is noise) of the
+    objects still ``predicted`` with probability below ``max_probability``, in the project's embedding. Returns
+    {method, k, max_probability, n_objects, n_noise, clusters: [{cluster, size, ids (nearest the centre first),
+    grown: []}]}."""
+    if method not in CLUSTER_METHODS:
+        raise DiffprobeError(f"unknown clustering method {method!r}; choose one of {', '.join(CLUSTER_METHODS)}")
     if k < 2:
         raise DiffprobeError(f"k must be at least 2, got {k}")
     if not 0 < max_probability <= 1:
         raise DiffprobeError(f"max_probability must be in (0, 1], got {max_probability}")
-    ids = project.store.uncertain_ids(max_probability)
-    if len(ids) < k:
+    ids = np.asarray(project.store.uncertain_ids(max_probability), np.int64)
+    needed = k if method == "kmeans" else 2 * min_cluster_size
+    if len(ids) < needed:
         raise DiffprobeError(f"only {len(ids)} unvalidated objects below probability {max_probability}; raise "
-                             f"max_probability or ask for fewer than {k} clusters")
-    x = StandardScaler().fit_transform(np.asarray(project.features()[np.asarray(ids)], np.float32))
-    dims = min(CLUSTER_DIMS, x.shape[0], x.shape[1])
-    x = PCA(n_components=dims, random_state=seed).fit_transform(x) if dims < x.shape[1] else x
-    km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
-    distance = np.linalg.norm(x - km.cluster_centers_[km.labels_], axis=1)
-    clusters = []
-    for c in range(k):
-        members = np.flatnonzero(km.labels_ == c)
-        members = members[np.argsort(distance[members], kind="stable")]
-        clusters.append({"cluster": c, "size": len(members), "ids": [int(ids[m]) for m in members]})
-    clusters.sort(key=lambda cl: -cl["size"])
-    return {"k": k, "max_probability": max_probability, "n_objects": len(ids), "clusters": clusters}
+                             f"max_probability or ask for smaller or fewer clusters")
+    x = embedding(project)[ids]
+    groups = kmeans_groups(x, k, seed=seed) if method == "kmeans" else hdbscan_groups(x, min_cluster_size)
+    clusters = [{"cluster": c, "size": len(g), "ids": ids[g].tolist(), "grown": []} for c, g in enumerate(groups)]
+    return {"method": method, "k": len(clusters), "max_probability": max_probability, "n_objects": len(ids),
+            "n_noise": len(ids) - sum(len(g) for g in groups), "clusters": clusters}
+
+
+def _find(result: dict, number: int) -> dict:
+    found = [c for c in result["clusters"] if c["cluster"] == number]
+    if not found:
+        raise KeyError(number)
+    return found[0]
+
+
+def split_cluster(project: Project, result: dict, number: int, *, seed: int = 0) -> list[int]:
+    """Replace cluster ``number`` of ``result`` by its two k-means halves (new numbers, returned)."""
+    old = _find(result, number)
+    ids = np.asarray(old["ids"], np.int64)
+    halves = split_members(embedding(project)[ids], seed=seed)
+    first = max(c["cluster"] for c in result["clusters"]) + 1
+    new = [{"cluster": first + h, "size": len(g), "ids": ids[g].tolist(), "grown": []} for h, g in enumerate(halves)]
+    at = result["clusters"].index(old)
+    result["clusters"][at : at + 1] = new
+    return [c["cluster"] for c in new]
+
+
+def grow_cluster(project: Project, result: dict, number: int, n: int) -> list[int]:
+    """Add to cluster ``number`` the ``n`` unvalidated objects outside it nearest its centre (taken out of any
+    other cluster, so each object is in one only). Returns their ids, nearest first (also kept as ``grown``)."""
+    target = _find(result, number)
+    members = np.asarray(target["ids"], np.int64)
+    x = embedding(project)
+    outside = np.setdiff1d(np.asarray(project.store.uncertain_ids(), np.int64), members)
+    added = outside[nearest_to(x[outside], x[members].mean(0), n)].tolist()
+    taken = set(added)
+    for c in result["clusters"]:
+        if c is not target and taken.intersection(c["ids"]):
+            c["ids"] = [i for i in c["ids"] if i not in taken]
+            c["grown"] = [i for i in c.get("grown", []) if i not in taken]
+            c["size"] = len(c["ids"])
+    target["ids"] += added
+    target["grown"] = added
+    target["size"] = len(target["ids"])
+    return added
+
+
+def next_to_look(project: Project, n: int = 100, *, measure: str = "margin", seed: int = 0) -> dict:
+    """The ``n`` unvalidated objects to look at next: uncertain under ``measure`` and diverse (``diverse_uncertain``
+    in the embedding). Returns {measure, n_candidates, ids (most uncertain first)}."""
+    rows = project.store.predicted_objects()
+    if not rows:
+        return {"measure": measure, "n_candidates": 0, "ids": []}
+    ids, probability = np.asarray([i for i, _ in rows], np.int64), np.asarray([p for _, p in rows])
+    stored = uncertainty_of(project.root)
+    score = uncertain_score(measure, margin=stored["margin"][ids] if stored else None,
+                            entropy=stored["entropy"][ids] if stored else None, probability=probability)
+    picked = diverse_uncertain(score, embedding(project)[ids], n, seed=seed)
+    return {"measure": measure, "n_candidates": len(ids), "ids": ids[picked].tolist()}

@@ -8,7 +8,10 @@ Layout of a project folder::
       features.npy       (N, D) float32: the bundle's head input for object id 0..N-1, computed once
       decisions.sqlite   objects, classes and the decision history (``app.store``)
       skipped.csv        images that could not be read (path, reason), if any
+      uncertainty.npz    margin and entropy of the latest model's probabilities per object (active learning)
+      embedding.npy      (N, 32) principal components of the features, made on first use (clusters, neighbours)
       clusters.json      the latest clustering of uncertain images (``diffprobe app``'s Clusters view)
+      last_retrain.json  what the latest retrain changed (ids per class transition)
       .partial/          while ``init`` runs: one file per finished chunk, so an interrupted run resumes
 
 Images are referenced by their path relative to the images root (or absolute, as a manifest gives them);
@@ -41,6 +44,9 @@ PROJECT_FILE = "project.json"
 FEATURES_FILE = "features.npy"
 DB_FILE = "decisions.sqlite"
 SKIPPED_FILE = "skipped.csv"
+UNCERTAINTY_FILE = "uncertainty.npz"
+EMBEDDING_FILE = "embedding.npy"
+LAST_RETRAIN_FILE = "last_retrain.json"
 PARTIAL_DIR = ".partial"
 FORMAT = 1
 
@@ -89,6 +95,26 @@ class Project:
 def database_url(root: Path, info: dict) -> str:
     """``database_url`` of project.json (e.g. a team's PostgreSQL), or the project's own SQLite file."""
     return info.get("database_url") or f"sqlite:///{root / DB_FILE}"
+
+
+def uncertainty(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, C) probabilities -> margin (top minus second; small = uncertain) and entropy in nats (large = uncertain)."""
+    top2 = -np.partition(-probs, 1, axis=1)[:, :2] if probs.shape[1] > 1 else np.c_[probs, np.zeros(len(probs))]
+    entropy = -(probs * np.log(np.clip(probs, 1e-12, None))).sum(1)
+    return (top2[:, 0] - top2[:, 1]).astype(np.float32), entropy.astype(np.float32)
+
+
+def save_uncertainty(root: Path, margin: np.ndarray, entropy: np.ndarray) -> None:
+    _save_atomic(root / UNCERTAINTY_FILE, margin=np.asarray(margin, np.float32),
+                 entropy=np.asarray(entropy, np.float32))
+
+
+def uncertainty_of(root: Path) -> dict[str, np.ndarray] | None:
+    """{margin, entropy} per object of the latest model, or None for a project made before they were kept."""
+    if not (root / UNCERTAINTY_FILE).is_file():
+        return None
+    with np.load(root / UNCERTAINTY_FILE) as f:
+        return {"margin": f["margin"], "entropy": f["entropy"]}
 
 
 def _object_ids(paths: list[str]) -> list[str]:
@@ -185,6 +211,7 @@ def init_project(directory: str | Path, images: str | Path | Manifest, model: st
              "predicted_label": bundle.classes[c], "probability": float(probs[k, c])}
             for k, (oid, p, s, (w, h), c) in enumerate(zip(_object_ids(paths), paths, samples, sizes, best, strict=True))]
 
+    save_uncertainty(directory, *uncertainty(probs))
     np.save(directory / (FEATURES_FILE + ".tmp.npy"), features)
     os.replace(directory / (FEATURES_FILE + ".tmp.npy"), directory / FEATURES_FILE)
     info = {"format": FORMAT, "images": source["images"], "images_root": str(manifest.root.resolve()),

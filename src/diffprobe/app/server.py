@@ -28,8 +28,8 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..data.io import ImageReadError, read_image
 from ..utils import DiffprobeError, read_json, write_json
-from . import export, learn
-from .project import Project
+from . import dashboard, export, learn
+from .project import LAST_RETRAIN_FILE, Project
 from .store import ACTIONS, SORTS, STATUSES
 
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +48,17 @@ class Decision(BaseModel):
 class ClusterRequest(BaseModel):
     k: int = Field(8, ge=2, le=200)
     max_probability: float = Field(0.8, gt=0, le=1)
+    method: Literal[learn.CLUSTER_METHODS] = "kmeans"  # type: ignore[valid-type]
+    min_cluster_size: int = Field(5, ge=2, le=10_000)  # HDBSCAN's
+
+
+class GrowRequest(BaseModel):
+    n: int = Field(20, ge=1, le=MAX_PAGE)
+
+
+class NameRequest(BaseModel):
+    label: str = Field(min_length=1, max_length=200)
+    new_class: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -162,10 +173,24 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         with heavy:
             return learn.retrain(project, user=who(x_diffprobe_user))
 
+    @app.get("/api/dashboard")
+    def dashboard_numbers():
+        return dashboard.summary(project)
+
+    @app.get("/api/next")
+    def next_to_look(n: int = Query(100, ge=1, le=MAX_PAGE),
+                     measure: Literal[learn.MEASURES] = "margin"):  # type: ignore[valid-type]
+        with heavy:
+            found = learn.next_to_look(project, n, measure=measure)
+        _, rows = project.store.page(None, ids=found["ids"], limit=n)
+        return {"measure": measure, "n_candidates": found["n_candidates"], "total": len(rows), "page": 0,
+                "per_page": n, "objects": [_public(r) for r in rows]}
+
     @app.post("/api/clusters")
     def make_clusters(request: ClusterRequest):
         with heavy:
-            result = learn.cluster(project, k=request.k, max_probability=request.max_probability)
+            result = learn.cluster(project, k=request.k, max_probability=request.max_probability,
+                                   method=request.method, min_cluster_size=request.min_cluster_size)
             write_json(project.root / CLUSTERS_FILE, result)
         return _cluster_summary(result)
 
@@ -174,15 +199,72 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
             raise HTTPException(404, "no clusters yet: POST /api/clusters (the Clusters view's Make clusters button)")
         return read_json(project.root / CLUSTERS_FILE)
 
+    def one_cluster(result: dict, number: int) -> dict:
+        found = [c for c in result["clusters"] if c["cluster"] == number]
+        if not found:
+            raise HTTPException(404, f"no cluster {number}; GET /api/clusters lists them")
+        return found[0]
+
     @app.get("/api/clusters")
     def clusters():
         return _cluster_summary(saved_clusters())
 
     @app.get("/api/clusters/{number}/objects")
-    def cluster_objects(number: int, page: int = Query(0, ge=0), per_page: int = Query(100, ge=1, le=MAX_PAGE)):
-        found = [c for c in saved_clusters()["clusters"] if c["cluster"] == number]
+    def cluster_objects(number: int, part: Literal["all", "grown"] = "all", page: int = Query(0, ge=0),
+                        per_page: int = Query(100, ge=1, le=MAX_PAGE)):
+        found = one_cluster(saved_clusters(), number)
+        ids = found["ids"] if part == "all" else found.get("grown", [])
+        _, rows = project.store.page(None, ids=ids, offset=page * per_page, limit=per_page)
+        return {"total": len(ids), "page": page, "per_page": per_page, "objects": [_public(r) for r in rows]}
+
+    @app.post("/api/clusters/{number}/split")
+    def split_cluster(number: int):
+        with heavy:
+            result = saved_clusters()
+            one_cluster(result, number)
+            made = learn.split_cluster(project, result, number)
+            write_json(project.root / CLUSTERS_FILE, result)
+        return {**_cluster_summary(result), "made": made}
+
+    @app.post("/api/clusters/{number}/grow")
+    def grow_cluster(number: int, request: GrowRequest):
+        with heavy:
+            result = saved_clusters()
+            one_cluster(result, number)
+            added = learn.grow_cluster(project, result, number, request.n)
+            write_json(project.root / CLUSTERS_FILE, result)
+        return {**_cluster_summary(result), "added": added}
+
+    @app.post("/api/clusters/{number}/name")
+    def name_cluster(number: int, request: NameRequest, x_diffprobe_user: str | None = Header(None)):
+        """Validate every member still ``predicted`` as ``label``; members people decided on already are kept."""
+        ids = one_cluster(saved_clusters(), number)["ids"]
+        _, undecided = project.store.page(None, status="predicted", ids=ids, limit=len(ids))
+        if not undecided:
+            raise HTTPException(400, f"cluster {number} has no image left to name: every member is validated or "
+                                     f"dubious already")
+        done = project.store.decide([r["id"] for r in undecided], "move", user=who(x_diffprobe_user),
+                                    label=request.label.strip(), new_class=request.new_class)
+        return {**done, "kept": len(ids) - len(undecided)}
+
+    def last_retrain() -> dict:
+        if not (project.root / LAST_RETRAIN_FILE).is_file():
+            raise HTTPException(404, "no retrain yet: validate images of at least 2 classes, then POST /api/retrain")
+        return read_json(project.root / LAST_RETRAIN_FILE)
+
+    @app.get("/api/changes")
+    def changes():
+        last = last_retrain()
+        return {"n_changed": last["n_changed"],
+                "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in last["transitions"]]}
+
+    @app.get("/api/changes/objects")
+    def changed_objects(from_label: str = Query(alias="from"), to_label: str = Query(alias="to"),
+                        page: int = Query(0, ge=0), per_page: int = Query(100, ge=1, le=MAX_PAGE)):
+        found = [t for t in last_retrain()["transitions"] if (t["from"], t["to"]) == (from_label, to_label)]
         if not found:
-            raise HTTPException(404, f"no cluster {number}; GET /api/clusters lists them")
+            raise HTTPException(404, f"the latest retrain moved no prediction from {from_label!r} to {to_label!r}; "
+                                     f"GET /api/changes lists the moves")
         ids = found[0]["ids"]
         _, rows = project.store.page(None, ids=ids, offset=page * per_page, limit=per_page)
         return {"total": len(ids), "page": page, "per_page": per_page, "objects": [_public(r) for r in rows]}
@@ -207,8 +289,8 @@ def _public(row: dict) -> dict:
 
 def _cluster_summary(result: dict) -> dict:
     return {**{k: v for k, v in result.items() if k != "clusters"},
-            "clusters": [{"cluster": c["cluster"], "size": c["size"], "preview": c["ids"][:5]}
-                         for c in result["clusters"]]}
+            "clusters": [{"cluster": c["cluster"], "size": c["size"], "preview": c["ids"][:5],
+                          "grown": len(c.get("grown", []))} for c in result["clusters"]]}
 
 
 def _attachment(name: str) -> dict:

@@ -214,12 +214,26 @@ class Store:
                              .order_by(ObjectRow.id)).all()
         return [r[0] for r in rows], [r[1] for r in rows]
 
-    def uncertain_ids(self, max_probability: float) -> list[int]:
-        """Ids of the objects still ``predicted`` with probability below ``max_probability``."""
+    def uncertain_ids(self, max_probability: float | None = None) -> list[int]:
+        """Ids of the objects still ``predicted`` (with probability below ``max_probability``, when given)."""
+        return [i for i, _ in self.predicted_objects(max_probability)]
+
+    def predicted_objects(self, max_probability: float | None = None) -> list[tuple[int, float]]:
+        """(id, probability) of the objects still ``predicted`` (below ``max_probability``, when given), by id."""
+        where = [ObjectRow.status == "predicted"]
+        if max_probability is not None:
+            where.append(ObjectRow.probability < max_probability)
         with Session(self.engine) as s:
-            return list(s.scalars(select(ObjectRow.id).where(ObjectRow.status == "predicted",
-                                                             ObjectRow.probability < max_probability)
-                                  .order_by(ObjectRow.id)))
+            return [(i, p) for i, p in s.execute(select(ObjectRow.id, ObjectRow.probability).where(*where)
+                                                 .order_by(ObjectRow.id))]
+
+    def label_counts(self) -> list[tuple[str, str, str, int]]:
+        """(predicted_label, label, status, count) for every combination present: what the dashboard counts."""
+        with Session(self.engine) as s:
+            return [tuple(r) for r in s.execute(select(ObjectRow.predicted_label, ObjectRow.label, ObjectRow.status,
+                                                       func.count())
+                                                .group_by(ObjectRow.predicted_label, ObjectRow.label,
+                                                          ObjectRow.status))]
 
     def retrains(self) -> list[dict]:
         with Session(self.engine) as s:
@@ -302,9 +316,9 @@ class Store:
 
     # ---- the model's predictions ---------------------------------------------------------------------
     def set_predictions(self, ids: list[int], labels: list[str], probabilities: list[float], *, user: str,
-                        classes: list[str], n_validated: int) -> int:
-        """Store a new model's predictions; objects still ``predicted`` follow them. Returns how many of those
-        changed class."""
+                        classes: list[str], n_validated: int) -> list[tuple[int, str, str]]:
+        """Store a new model's predictions; objects still ``predicted`` follow them. Returns those that changed
+        class: (id, label before, label after)."""
         with self._write, Session(self.engine) as s, s.begin():
             before = dict(s.execute(select(ObjectRow.id, ObjectRow.label).where(ObjectRow.status == "predicted")).all())
             params = [{"oid": i, "pl": lab, "p": float(p)} for i, lab, p in zip(ids, labels, probabilities, strict=True)]
@@ -312,8 +326,9 @@ class Store:
                       .values(predicted_label=bindparam("pl"), probability=bindparam("p")), params)
             s.execute(update(ObjectRow).where(ObjectRow.status == "predicted")
                       .values(label=ObjectRow.predicted_label).execution_options(synchronize_session=False))
-            changed = sum(before[i] != lab for i, lab in zip(ids, labels, strict=True) if i in before)
-            s.add(RetrainRow(time=_now(), user=user, n_validated=n_validated, n_changed=changed,
+            changed = [(i, before[i], lab) for i, lab in zip(ids, labels, strict=True)
+                       if i in before and before[i] != lab]
+            s.add(RetrainRow(time=_now(), user=user, n_validated=n_validated, n_changed=len(changed),
                              classes=json.dumps(classes)))
             return changed
 

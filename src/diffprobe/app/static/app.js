@@ -7,7 +7,8 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   classes: [],       // [{name, predicted, validated, dubious, total}]
-  view: null,        // {kind: "class", label} or {kind: "cluster", number}
+  view: null,        // {kind: "class", label}, {kind: "cluster", number, part}, {kind: "next"},
+                     // {kind: "changes", from, to} or {kind: "dashboard"}
   page: 0, total: 0,
   objects: [],       // the page shown
   selected: new Set(),
@@ -31,6 +32,27 @@ async function api(method, url, body) {
   return data;
 }
 
+// An element with text children: names typed by people never go through innerHTML.
+function el(tag, props = {}, ...children) {
+  const e = Object.assign(document.createElement(tag), props);
+  e.append(...children.map((c) => (c instanceof Node ? c : String(c))));
+  return e;
+}
+
+function viewKey(view) {
+  if (view.kind === "class") return `class:${view.label}`;
+  if (view.kind === "cluster") return `cluster:${view.number}${view.part === "grown" ? ":grown" : ""}`;
+  if (view.kind === "changes") return `changes:${view.from}>${view.to}`;
+  return view.kind;  // next, dashboard
+}
+
+function viewTitle(view) {
+  if (view.kind === "class") return view.label;
+  if (view.kind === "cluster") return `cluster ${view.number}${view.part === "grown" ? ": the images Grow added" : ""}`;
+  if (view.kind === "changes") return `retrain moved: ${view.from} → ${view.to}`;
+  return view.kind === "next" ? "Next to look at" : "Dashboard";
+}
+
 function say(text, isError = false) {
   const m = $("message");
   m.textContent = text;
@@ -49,14 +71,38 @@ async function loadProject() {
   list.replaceChildren(...p.classes.map((c) => {
     const li = document.createElement("li");
     li.dataset.label = c.name;
-    li.innerHTML = `<span></span><span class="hint"></span>`;
-    li.firstChild.textContent = c.name;
-    li.lastChild.textContent = `${c.validated} / ${c.total}`;
-    if (state.view && state.view.kind === "class" && state.view.label === c.name) li.classList.add("current");
+    li.dataset.key = `class:${c.name}`;
+    li.append(el("span", {}, c.name), el("span", {className: "hint"}, `${c.validated} / ${c.total}`));
     li.onclick = () => show({kind: "class", label: c.name});
     return li;
   }));
   $("class-names").replaceChildren(...p.classes.map((c) => Object.assign(document.createElement("option"), {value: c.name})));
+  markCurrent();
+}
+
+async function loadChanges() {
+  const r = await fetch("/api/changes");
+  if (r.ok) showChanges(await r.json());
+}
+
+function showChanges(result) {
+  $("changes-text").textContent = `${result.n_changed} predictions moved class`;
+  $("changes").replaceChildren(...result.transitions.slice(0, 10).map((t) => {
+    const li = el("li", {}, el("span", {}, `${t.from} → ${t.to}`), el("span", {className: "hint"}, t.n));
+    li.dataset.key = `changes:${t.from}>${t.to}`;
+    li.onclick = () => show({kind: "changes", from: t.from, to: t.to});
+    return li;
+  }));
+  markCurrent();
+}
+
+function markCurrent() {
+  const key = state.view ? viewKey(state.view) : null;
+  const cluster = state.view && state.view.kind === "cluster" ? `cluster:${state.view.number}` : null;
+  for (const li of document.querySelectorAll("#sidebar li")) {
+    const k = li.dataset.key || li.dataset.view;
+    li.classList.toggle("current", k === key || k === cluster);
+  }
 }
 
 async function loadClusters() {
@@ -70,15 +116,17 @@ function showClusterList(result) {
   $("clusters").replaceChildren(...result.clusters.map((c) => {
     const li = document.createElement("li");
     li.dataset.cluster = c.cluster;
-    li.innerHTML = `<span>cluster ${c.cluster}</span><span class="hint">${c.size}</span>`;
-    if (state.view && state.view.kind === "cluster" && state.view.number === c.cluster) li.classList.add("current");
+    li.dataset.key = `cluster:${c.cluster}`;
+    li.append(el("span", {}, `cluster ${c.cluster}`), el("span", {className: "hint"}, c.size));
     li.onclick = () => show({kind: "cluster", number: c.cluster});
     return li;
   }));
+  markCurrent();
 }
 
 async function loadPage() {
   if (!state.view) return;
+  if (state.view.kind === "dashboard") return loadDashboard();
   const q = new URLSearchParams({page: state.page, per_page: PER_PAGE});
   let url;
   if (state.view.kind === "class") {
@@ -86,8 +134,15 @@ async function loadPage() {
     q.set("sort", $("sort").value);
     if ($("status").value) q.set("status", $("status").value);
     url = `/api/objects?${q}`;
-  } else {
+  } else if (state.view.kind === "cluster") {
+    q.set("part", state.view.part || "all");
     url = `/api/clusters/${state.view.number}/objects?${q}`;
+  } else if (state.view.kind === "changes") {
+    q.set("from", state.view.from);
+    q.set("to", state.view.to);
+    url = `/api/changes/objects?${q}`;
+  } else {  // next: one page, recomputed after each decision
+    url = `/api/next?${new URLSearchParams({n: PER_PAGE, measure: $("next-measure").value})}`;
   }
   const r = await api("GET", url);
   state.total = r.total;
@@ -103,9 +158,9 @@ function renderGrid() {
   const zoom = parseFloat($("zoom").value);
   $("scale-bar").style.width = `${SCALE_PX * zoom}px`;
   $("scale-text").textContent = `${SCALE_PX} px`;
-  const inCluster = state.view.kind === "cluster";
+  const mixed = state.view.kind !== "class";  // images of several labels: name each tile's label
   // What the grid shows, for scripts and tests that wait for a view to finish loading.
-  $("grid").dataset.view = inCluster ? `cluster:${state.view.number}` : `class:${state.view.label}`;
+  $("grid").dataset.view = viewKey(state.view);
   $("grid").replaceChildren(...state.objects.map((o, i) => {
     const tile = document.createElement("div");
     tile.className = `tile status-${o.status}`;
@@ -120,7 +175,7 @@ function renderGrid() {
     if (img.width > 240 || img.height > 240) tile.classList.add("scaled");
     const caption = document.createElement("div");
     caption.className = "caption";
-    const label = inCluster || o.label !== o.predicted_label ? `${o.label} · ` : "";
+    const label = mixed || o.label !== o.predicted_label ? `${o.label} · ` : "";
     caption.innerHTML = `<span class="badge ${o.status}">${o.status}</span> `;
     caption.append(`${label}${Math.round(o.probability * 100)}%`);
     tile.title = `${o.object_id}: ${o.width}×${o.height} px; model: ${o.predicted_label} ${(o.probability * 100).toFixed(1)}%`;
@@ -147,14 +202,84 @@ async function show(view) {
   state.cursor = 0;
   state.selected.clear();
   state.anchor = null;
-  $("view-title").textContent = view.kind === "class" ? view.label : `cluster ${view.number}`;
-  for (const li of document.querySelectorAll("#sidebar li")) {
-    li.classList.toggle("current", view.kind === "class" ? li.dataset.label === view.label
-                                                        : Number(li.dataset.cluster) === view.number);
-  }
-  $("sort").disabled = $("status").disabled = view.kind === "cluster";  // a cluster is ordered by distance to its centre
+  $("view-title").textContent = viewTitle(view);
+  markCurrent();
+  // Only a class can be sorted and filtered: a cluster is ordered by distance to its centre, the next images by
+  // uncertainty.
+  $("sort").disabled = $("status").disabled = view.kind !== "class";
+  const board = view.kind === "dashboard";
+  document.querySelector("main").classList.toggle("board", board);
+  $("grid").hidden = $("actions").hidden = $("pager").hidden = board;
+  $("dashboard").hidden = !board;
+  $("cluster-actions").hidden = view.kind !== "cluster";
   await loadPage();
-  $("grid").focus();
+  if (!board) $("grid").focus();
+}
+
+// ---- dashboard -----------------------------------------------------------------------------------------------
+const percent = (x) => (x === null ? "–" : `${Math.round(x * 100)}%`);
+
+// A horizontal bar (value) with an interval (low..high) drawn over it; all on a scale of 0..top.
+function bar(value, low, high, top, kind) {
+  const track = el("div", {className: "bar-track"});
+  const at = (x) => `${Math.max(0, Math.min(100, (100 * x) / (top || 1)))}%`;
+  if (value !== null) track.append(el("div", {className: `bar ${kind}`, style: `width: ${at(value)}`}));
+  if (low !== null && high !== null) {
+    track.append(el("div", {className: "interval", style: `left: ${at(low)}; width: calc(${at(high)} - ${at(low)})`}));
+  }
+  return track;
+}
+
+async function loadDashboard() {
+  const d = await api("GET", "/api/dashboard");
+  const rows = d.classes.filter((c) => c.predicted || c.validated_as_this).sort((a, b) => b.predicted - a.predicted);
+  const top = Math.max(1, ...rows.map((c) => Math.max(c.predicted, c.abundance_high || 0)));
+  const table = el("table", {className: "board"},
+    el("tr", {}, el("th", {}, "class"), el("th", {}, "predicted"), el("th", {}, "validated"),
+       el("th", {}, "precision (95% interval)"), el("th", {}, "abundance: model count and estimate (95% interval)")));
+  for (const c of rows) {
+    const precision = c.validated ? `${percent(c.precision)} of ${c.validated} (${percent(c.precision_low)}–${percent(c.precision_high)})` : "none validated";
+    const abundance = c.abundance === null ? `${c.predicted}` : `${c.predicted} → ${Math.round(c.abundance)} (${Math.round(c.abundance_low)}–${Math.round(c.abundance_high)})`;
+    const row = el("tr", {},
+      el("td", {}, c.class),
+      el("td", {className: "number"}, c.predicted),
+      el("td", {className: "number"}, `${c.validated} (${percent(c.validated / Math.max(1, c.predicted))})`),
+      el("td", {}, bar(c.precision, c.validated ? c.precision_low : null, c.validated ? c.precision_high : null, 1, "precision"),
+         el("span", {className: "hint"}, precision)),
+      el("td", {className: "abundance"}, el("div", {}, bar(c.predicted, null, null, top, "count"),
+                                                  bar(c.abundance, c.abundance_low, c.abundance_high, top, "estimate")),
+         el("span", {className: "hint"}, abundance)));
+    row.dataset.class = c.class;
+    table.append(row);
+  }
+  const accuracy = d.accuracy === null ? "no image validated yet: validate some to estimate precision and abundances"
+    : `predictions right on ${percent(d.accuracy)} of the validated images (${percent(d.accuracy_low)}–${percent(d.accuracy_high)})`;
+  $("dashboard").replaceChildren(
+    el("p", {id: "board-summary"}, `${d.n_objects} images, ${d.n_validated} validated (${percent(d.share_validated)}), ` +
+       `${d.n_dubious} dubious; ${accuracy}.`),
+    table,
+    el("p", {className: "hint"}, "Precision: validated as predicted / validated, among the images the model puts " +
+       "in the class (Wilson interval). Estimate: adjusted classify and count, the model's counts corrected by " +
+       "the errors seen on the validated images (bootstrap interval). Both trust the validated images to be a " +
+       "fair sample of their class."),
+    confusionTable(d.confusion));
+  $("dashboard").dataset.loaded = String(d.n_validated);
+}
+
+function confusionTable(confusion) {
+  if (!confusion.classes.length) return el("p", {className: "hint"}, "No confusion yet: nothing validated.");
+  const top = Math.max(1, ...confusion.counts.flat());
+  const table = el("table", {className: "confusion"},
+    el("caption", {}, "validated label (rows) against predicted label (columns)"),
+    el("tr", {}, el("th", {}), ...confusion.classes.map((c) => el("th", {className: "column"}, el("span", {}, c)))));
+  confusion.counts.forEach((row, i) => {
+    table.append(el("tr", {}, el("th", {}, confusion.classes[i]), ...row.map((n, j) => el("td", {
+      className: i === j ? "diagonal" : "",
+      title: `${n} validated as ${confusion.classes[i]}, predicted ${confusion.classes[j]}`,
+      style: n ? `background: rgba(26, 102, 210, ${0.15 + (0.85 * n) / top}); color: ${n / top > 0.5 ? "#fff" : "#222"}` : "",
+    }, n || ""))));
+  });
+  return table;
 }
 
 // ---- selection -----------------------------------------------------------------------------------------------
@@ -224,17 +349,49 @@ async function undo() {
 async function retrain() {
   say("retraining…");
   const r = await api("POST", "/api/retrain");
+  const moves = r.transitions.slice(0, 2).map((t) => `${t.from} → ${t.to} ${t.n}`).join(", ");
   say(`retrained on ${r.n_validated} validated images (${r.classes.length} classes, cross-validated accuracy ` +
       `${Math.round(r.cross_validated_accuracy * 100)}%) in ${r.seconds} s: ${r.n_changed} predictions changed` +
+      (moves ? ` (${moves}; all in the sidebar)` : "") +
       (r.left_out.length ? `; left out (under 2 validated): ${r.left_out.join(", ")}` : ""));
-  await Promise.all([loadProject(), loadPage()]);
+  await Promise.all([loadProject(), loadChanges(), loadPage()]);
 }
 
 async function makeClusters() {
   say("clustering…");
-  const r = await api("POST", "/api/clusters", {k: Number($("cluster-k").value), max_probability: Number($("cluster-p").value)});
-  say(`${r.clusters.length} clusters of ${r.n_objects} unvalidated images below p ${r.max_probability}`);
+  const r = await api("POST", "/api/clusters", {
+    method: $("cluster-method").value, k: Number($("cluster-k").value), min_cluster_size: Number($("cluster-min").value),
+    max_probability: Number($("cluster-p").value)});
+  say(`${r.clusters.length} clusters of ${r.n_objects} unvalidated images below p ${r.max_probability}` +
+      (r.n_noise ? ` (${r.n_noise} in no cluster)` : ""));
   showClusterList(r);
+}
+
+async function splitCluster() {
+  const r = await api("POST", `/api/clusters/${state.view.number}/split`);
+  say(`cluster ${state.view.number} split into ${r.made.join(" and ")}`);
+  showClusterList(r);
+  await show({kind: "cluster", number: r.made[0]});
+}
+
+async function growCluster() {
+  const number = state.view.number;
+  const r = await api("POST", `/api/clusters/${number}/grow`, {n: Number($("grow-n").value)});
+  say(`cluster ${number} grew by ${r.added.length} images, nearest its centre first: check them, then name the cluster`);
+  showClusterList(r);
+  await show({kind: "cluster", number, part: "grown"});
+}
+
+async function nameCluster() {
+  const label = $("cluster-name").value.trim();
+  if (!label) { $("cluster-name").focus(); return; }
+  const known = state.classes.some((c) => c.name === label);
+  if (!known && !confirm(`"${label}" is not a class yet. Create it and name the cluster so?`)) return;
+  const r = await api("POST", `/api/clusters/${state.view.number}/name`, {label, new_class: !known});
+  say(`cluster ${state.view.number} named ${label}: ${r.changed} images validated` +
+      (r.kept ? `, ${r.kept} decided before kept as they were` : "") + " (u undoes)");
+  $("cluster-name").value = "";
+  await Promise.all([loadProject(), loadPage()]);
 }
 
 function changePage(step) {
@@ -250,12 +407,16 @@ function changePage(step) {
 // ---- keyboard ------------------------------------------------------------------------------------------------
 document.addEventListener("keydown", (e) => {
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (document.activeElement === $("cluster-name")) {
+    if (e.key === "Enter") { e.preventDefault(); nameCluster(); }
+    return;
+  }
   if (document.activeElement === $("move-to")) {
     if (e.key === "Enter") { e.preventDefault(); moveSelection(); }
     if (e.key === "Escape") { $("move-to").value = ""; $("grid").focus(); }
     return;
   }
-  if (typing || !state.view) return;
+  if (typing || !state.view || state.view.kind === "dashboard") return;
   const ctrl = e.ctrlKey || e.metaKey;
   const key = e.key.toLowerCase();
   if (ctrl && key === "z") { e.preventDefault(); undo(); return; }
@@ -264,6 +425,7 @@ document.addEventListener("keydown", (e) => {
   const actions = {
     v: () => decide("validate"), d: () => decide("dubious"), u: () => undo(), a: selectAll,
     m: () => $("move-to").focus(), n: () => changePage(1), p: () => changePage(-1),
+    g: () => state.view.kind === "cluster" && growCluster(),
     pagedown: () => changePage(1), pageup: () => changePage(-1),
     escape: () => { state.selected.clear(); paintSelection(); },
     arrowright: () => moveCursor(1, e.shiftKey), arrowleft: () => moveCursor(-1, e.shiftKey),
@@ -293,6 +455,18 @@ $("move").onclick = moveSelection;
 $("undo").onclick = undo;
 $("retrain").onclick = retrain;
 $("make-clusters").onclick = makeClusters;
+$("cluster-method").onchange = () => {
+  const hdbscan = $("cluster-method").value === "hdbscan";  // HDBSCAN finds its own number of clusters
+  $("cluster-k-label").hidden = hdbscan;
+  $("cluster-min-label").hidden = !hdbscan;
+};
+$("split").onclick = splitCluster;
+$("grow").onclick = growCluster;
+$("show-grown").onclick = () => show({kind: "cluster", number: state.view.number, part: "grown"});
+$("name-cluster").onclick = nameCluster;
+$("show-dashboard").onclick = () => show({kind: "dashboard"});
+$("show-next").onclick = () => show({kind: "next"});
+$("next-measure").onchange = () => state.view && state.view.kind === "next" && loadPage();
 $("prev").onclick = () => changePage(-1);
 $("next").onclick = () => changePage(1);
 $("sort").onchange = $("status").onchange = () => { state.page = 0; loadPage(); };
@@ -300,7 +474,7 @@ $("zoom").oninput = () => state.view && renderGrid();
 
 (async () => {
   await loadProject();
-  await loadClusters();
+  await Promise.all([loadClusters(), loadChanges()]);
   const first = state.classes.find((c) => c.total > 0);
   if (first) await show({kind: "class", label: first.name});
 })();
