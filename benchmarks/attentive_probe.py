@@ -6,7 +6,7 @@ cells), a 4 x 4 grid (2 x 2 cells averaged: 16 tokens) and the 8 x 8 grid (64 to
 paper's linear probe on the average, and the attentive probe (``probe.attentive``) on 16 tokens (and on 64
 tokens for the first ``--grid8-pairs``).
 Then the pairs together: an MLP head on their averages against one attentive probe over all their
-16-token grids. Val chooses; test is reported for every row (no row's choice reads it). Each row's result
+16-token grids, both with the object's size measurements (``data.metadata``). Val chooses; test is reported for every row (no row's choice reads it). Each row's result
 is kept in ``--work`` so the run resumes row by row.
 
     diffprobe features --model MODEL --data SPLIT.csv --out STORES --timesteps 1,10 \
@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--store", required=True, help="a feature store made with --pooling grid8")
     ap.add_argument("--work", required=True, help="folder for the per-row results (resumable)")
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--per-pair", type=int, default=None,
+                    help="per-pair rows for the first this many pairs only (default all); the fused rows read all")
     ap.add_argument("--grid8-pairs", type=int, default=1,
                     help="the 64-token row for this many pairs, in the store's order (4x the 16-token row's cost)")
     ap.add_argument("--name", default="attentive_probe")
@@ -75,10 +77,14 @@ def main():
             print(json.dumps(res), flush=True)
         return json.loads(path.read_text())
 
-    def attentive(tokens: np.ndarray):
+    meta = store.metadata
+
+    def attentive(tokens: np.ndarray, groups: int = 1, extra: np.ndarray | None = None):
         probe = AttentiveProbe(epochs=a.epochs)
-        head = probe.fit(tokens[parts["train"]], y[parts["train"]], tokens[parts["val"]], y[parts["val"]], n_classes)
-        return {s: head.logits(tokens[parts[s]]) for s in ("val", "test")}, {"epoch": head.config["epoch"]}
+        part = {s: None if extra is None else extra[parts[s]] for s in parts}
+        head = probe.fit(tokens[parts["train"]], y[parts["train"]], tokens[parts["val"]], y[parts["val"]], n_classes,
+                         groups=groups, extra_train=part["train"], extra_val=part["val"])
+        return {s: head.logits(tokens[parts[s]], part[s]) for s in ("val", "test")}, {"epoch": head.config["epoch"]}
 
     def linear(x: np.ndarray):
         head = GridProbe().fit([x[parts["train"]]], y[parts["train"]], [x[parts["val"]]], y[parts["val"]], n_classes)[0]
@@ -93,6 +99,8 @@ def main():
         tokens = grid_tokens(np.asarray(store.get(b, t)), 8)
         averages.append(tokens.mean(1))
         grids.append(coarsen(tokens))
+        if a.per_pair is not None and len(averages) > a.per_pair:
+            continue
         name = f"{b} t={t}"
         rows.append({"readout": f"{name}: linear on the global average (paper)",
                      **row(f"{b}_t{t}_linear_avg", lambda: linear(averages[-1]))})
@@ -103,10 +111,10 @@ def main():
                          **row(f"{b}_t{t}_attentive_grid8", lambda: attentive(tokens))})
         del tokens
     n = len(store.pairs)
-    rows.append({"readout": f"{n} pairs: MLP head on the averages",
-                 **row("all_mlp_avg", lambda: mlp(np.concatenate(averages, 1)))})
-    rows.append({"readout": f"{n} pairs: one attentive probe over their 4x4 grids ({16 * n} tokens)",
-                 **row("all_attentive_grid4", lambda: attentive(np.concatenate(grids, 1)))})
+    rows.append({"readout": f"{n} pairs + sizes: MLP head on the averages (the bundle's head, 1 view)",
+                 **row("all_mlp_avg_meta", lambda: mlp(np.concatenate(averages + [meta], 1)))})
+    rows.append({"readout": f"{n} pairs + sizes: one attentive probe over their 4x4 grids ({16 * n} tokens)",
+                 **row("all_attentive_grid4_meta", lambda: attentive(np.concatenate(grids, 1), n, meta))})
 
     table = ["# Attentive probe on spatial tokens against global-average readouts (1 view)", "",
              f"Store: {store.spec.to_dict()} ({len(y)} images; val chooses each probe's epoch or weight decay; "

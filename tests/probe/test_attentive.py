@@ -53,3 +53,19 @@ def test_attentive_probe_is_seeded_and_checks_shapes():
         AttentiveProbe(epochs=1).fit(xtr.reshape(100, -1), ytr, xva, yva)
     with pytest.raises(DiffprobeError, match="divide"):
         AttentiveProbe(epochs=1, n_heads=3).fit(xtr, ytr, xva, yva)
+
+
+def test_attentive_probe_reads_groups_and_extra_values():
+    """Tokens of two pairs as two groups, plus an extra per-image value that alone decides the class."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = rng.normal(0, 1, (300, 8, 4)).astype(np.float32)
+    extra = (np.eye(3)[y] * 3 + rng.normal(0, 0.5, (300, 3))).astype(np.float32)
+    head = AttentiveProbe(epochs=10, n_heads=2, batch_size=32, lr=1e-2, precision="fp32").fit(
+        x[:200], y[:200], x[200:], y[200:], groups=2, extra_train=extra[:200], extra_val=extra[200:])
+    assert head.config["groups"] == 2 and head.config["n_extra"] == 3
+    assert (head.logits(x[200:], extra[200:]).argmax(1) == y[200:]).mean() > 0.9
+    with pytest.raises(DiffprobeError, match="extra"):
+        head.logits(x[200:])
+    with pytest.raises(DiffprobeError, match="equal groups"):
+        AttentiveProbe(epochs=1, n_heads=2).fit(x[:200], y[:200], x[200:], y[200:], groups=3)
