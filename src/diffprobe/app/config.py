@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config.features import ExtractConfig
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -20,5 +22,5 @@ class InitConfig:
     """A new project: images per resumable chunk, images per batch, the model's precision."""
 
     chunk: int = 2048
-    batch_size: int = 256
+    batch_size: int = ExtractConfig.batch_size
     precision: str = "auto"

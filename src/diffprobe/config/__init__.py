@@ -30,7 +30,19 @@ def default_of(cls: type, name: str) -> Any:
 
 
 def show_default(value: Any) -> str:
-    """A default as the command line writes it: comma-separated for a tuple (``1,10,25``), else ``str``."""
+    """A default as the command line writes it: comma-separated for a tuple (``1,10,25``), a whole number
+    without its decimal point (``4``, not ``4.0``), a small number in the shorter of its two forms (``1e-4``,
+    ``0.03``), else ``str``."""
     if isinstance(value, (tuple, list)):
         return ",".join(show_default(v) for v in value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        plain = str(value)
+        for digits in range(16):
+            mantissa, exponent = f"{value:.{digits}e}".split("e")
+            if float(f"{mantissa}e{exponent}") == value:
+                short = f"{mantissa}e{int(exponent)}"
+                return short if len(short) < len(plain) else plain
+        return plain
     return str(value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..base import DiffprobeError
+from .features import ExtractConfig
 
 @dataclass(frozen=True)
 class DiffusionClassifierConfig:
@@ -100,7 +101,7 @@ class ShiftConfig:
 class PredictConfig:
     """``predict_files``: images per batch and the output layout (csv | kaggle)."""
 
-    batch_size: int = 256
+    batch_size: int = ExtractConfig.batch_size
     format: str = "csv"
 
 

@@ -58,3 +58,11 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "FeatureSpec":
         return cls(**legacy_precision(d))
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Images per forward pass when features are computed (``extract_features``, and the commands that read
+    features: ``features``, ``zeroshot``, ``predict``, ``app init``)."""
+
+    batch_size: int = 256

@@ -222,3 +222,6 @@ class BaselineConfig(RunConfig):
         d = asdict(self)
         d["arch"] = arch_to_dict(self.arch)
         return d
+
+# The budget a pretraining command gives a run that names neither steps nor minutes.
+DEFAULT_MINUTES = 60.0

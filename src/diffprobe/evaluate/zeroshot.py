@@ -42,6 +42,7 @@ from ..backbones.base import Backbone, image_seeds, load_backbone
 from ..backbones.ddpm_unet import DDPMBackbone, make_scheduler
 from ..backbones.rcdit import ENCODER, RCDiTBackbone
 from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig  # noqa: F401 - re-exported
+from ..config.features import ExtractConfig
 from ..data.dataset import ImageArray, to_model_input
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features
@@ -233,7 +234,7 @@ def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
 
 
 def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Path,
-             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = 256, progress: bool = True) -> dict:
+             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = ExtractConfig.batch_size, progress: bool = True) -> dict:
     """Zero-shot evaluation of ``model`` on ``images`` (references: train part; evaluated: test part).
 
     Writes ``zeroshot.json`` and ``zeroshot.md`` (and the feature stores under ``features/``) to

@@ -25,6 +25,7 @@ from ..pretrain.ddpm import PretrainConfig, pretrain
 from ..probe.linear import GridProbe
 from ..probe.run import run_probe
 from ..config.data import SplitConfig
+from ..config.features import ExtractConfig
 from ..utils import read_json, resolve_precision, write_json
 from .config import DemoConfig
 
@@ -48,7 +49,7 @@ def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, 
 
 
 def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,
-                 batch_size: int = 256, progress: bool = True) -> FeatureStore:
+                 batch_size: int = ExtractConfig.batch_size, progress: bool = True) -> FeatureStore:
     arr = load_split_images(manifest, model_preprocess(model_dir), report_dir=out_root, progress=progress)
     return extract_features(model_dir, arr, spec, out_root, batch_size=batch_size, progress=progress)
 
