@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import PRECISIONS, DiffprobeError, legacy_precision  # noqa: F401 - defined without torch, used everywhere through utils
+from .base import PRECISIONS, DiffprobeError, legacy_precision  # noqa: F401 - defined without torch, re-exported
 
 DATA_ENV = "DIFFPROBE_DATA"  # the folder that holds a user's datasets (e.g. $DIFFPROBE_DATA/ndsb/images)
 

@@ -216,8 +216,8 @@ def _attachment(name: str) -> dict:
     return {"Content-Disposition": f"attachment; filename={json.dumps(name)}"}
 
 
-def serve(project_dir: str | Path, *, host: str = ServeConfig.host, port: int = ServeConfig.port, token: str | None = None,
-          user: str | None = None) -> None:
+def serve(project_dir: str | Path, *, host: str = ServeConfig.host, port: int = ServeConfig.port,
+          token: str | None = None, user: str | None = None) -> None:
     """Serve the app until interrupted. A host other than the loopback needs ``token``."""
     import uvicorn  # noqa: PLC0415 - only the serving command needs it
 

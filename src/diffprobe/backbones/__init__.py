@@ -8,5 +8,5 @@ from .ddpm_unet import BlockTaps, DDPMBackbone, UNetConfig, block_names, build_u
 from .rcdit import RCDiTBackbone, RCDiTConfig  # noqa: F401 - importing registers the "rcdit" kind
 from .baselines import BaselineBackbone  # noqa: F401 - importing registers the "baseline" kind
 
-__all__ = ["BACKBONES", "Backbone", "BlockTaps", "DDPMBackbone", "UNetConfig", "block_names", "build_unet", "load_backbone",
-           "load_unet", "make_scheduler", "register", "write_backbone_json"]
+__all__ = ["BACKBONES", "Backbone", "BlockTaps", "DDPMBackbone", "UNetConfig", "block_names", "build_unet",
+           "load_backbone", "load_unet", "make_scheduler", "register", "write_backbone_json"]

@@ -109,7 +109,8 @@ def add_commands(sub) -> None:
            help="training images seen by every method (default {default})")
     option(s, "--seed", CompareConfig, type=int, help="split, training and probe seed (default {default})")
     option(s, "--image-size", CompareConfig, type=int)
-    option(s, "--per-class", CompareConfig, type=int, help="images per class in the balanced setting (default {default})")
+    option(s, "--per-class", CompareConfig, type=int,
+           help="images per class in the balanced setting (default {default})")
     option(s, "--val", CompareConfig, type=float)
     option(s, "--test", CompareConfig, type=float)
     s.add_argument("--dino-arch", choices=("resnet", "vit"), help=f"DINO backbone (default {DEFAULT_ARCH['dino']})")

@@ -23,7 +23,8 @@ from .unknown import unknown_thresholds
 
 
 def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = CalibrateConfig.part,
-                     accept: float = CalibrateConfig.accept, split_seed: int = CalibrateConfig.split_seed, precision: str = "auto", progress: bool = True) -> dict:
+                     accept: float = CalibrateConfig.accept, split_seed: int = CalibrateConfig.split_seed,
+                     precision: str = "auto", progress: bool = True) -> dict:
     """Fit temperature, unknown thresholds and val confusion on the ``part`` of ``data`` (a split CSV,
     or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json; return the new fields."""
     bundle = ClassifierBundle.load(bundle_dir, precision=precision)

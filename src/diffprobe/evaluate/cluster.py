@@ -41,7 +41,8 @@ def kmeans_scores(features: np.ndarray, labels: np.ndarray, k: int | None = None
 
 
 def cluster_store(store, out_dir: str | Path, *, block: str | None = None, timestep: int | None = None,
-                  split: str = ClusterConfig.split, k: int | None = None, seed: int = ClusterConfig.seed, results: dict | None = None) -> dict:
+                  split: str = ClusterConfig.split, k: int | None = None, seed: int = ClusterConfig.seed,
+                  results: dict | None = None) -> dict:
     """k-means on one pair of a feature store (by default the probe's best pair, else the first);
     writes ``cluster.json``."""
     if block is None or timestep is None:

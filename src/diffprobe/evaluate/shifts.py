@@ -155,8 +155,8 @@ def apply_shift(image: np.ndarray, shift: str, severity: int, *, seed: int = 0, 
 
 def run_shift_suite(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
                     shifts: tuple[str, ...] = tuple(SHIFTS), severities: tuple[int, ...] = ShiftConfig.severities,
-                    part: str = ShiftConfig.part, seed: int = ShiftConfig.seed, split_seed: int = ShiftConfig.split_seed,
-                    progress: bool = True) -> dict:
+                    part: str = ShiftConfig.part, seed: int = ShiftConfig.seed,
+                    split_seed: int = ShiftConfig.split_seed, progress: bool = True) -> dict:
     """Accuracy and macro F1 of ``bundle`` on the ``part`` of ``data`` (a split CSV, or a folder split
     as 'diffprobe split --seed split_seed' would) under every shift and severity.
 

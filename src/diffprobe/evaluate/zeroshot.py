@@ -234,7 +234,8 @@ def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
 
 
 def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Path,
-             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = ExtractConfig.batch_size, progress: bool = True) -> dict:
+             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = ExtractConfig.batch_size,
+             progress: bool = True) -> dict:
     """Zero-shot evaluation of ``model`` on ``images`` (references: train part; evaluated: test part).
 
     Writes ``zeroshot.json`` and ``zeroshot.md`` (and the feature stores under ``features/``) to

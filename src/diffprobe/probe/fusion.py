@@ -39,7 +39,8 @@ def rank_pairs(results: dict) -> list[tuple[str, int]]:
 
 def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out_dir: str | Path, *,
                ks: tuple[int, ...] = FusionConfig.ks, probe: GridProbe | None = None,
-               head: str = FusionConfig.head, metadata: bool = FusionConfig.metadata, mlp: MLPProbe | None = None, bundle: bool = True) -> dict:
+               head: str = FusionConfig.head, metadata: bool = FusionConfig.metadata, mlp: MLPProbe | None = None,
+               bundle: bool = True) -> dict:
     """Fit ``head`` on the concatenated features of the top-k pairs (and the store's object metadata when
     ``metadata``) for every k in ``ks``; choose k on val (accuracy, then log loss).
 

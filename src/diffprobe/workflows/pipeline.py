@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 def split(data: str | Path, out: str | Path, *, setting: str = SplitConfig.setting,
-          per_class: int = SplitConfig.per_class, val: float = SplitConfig.val, test: float = SplitConfig.test, seed: int = SplitConfig.seed) -> Manifest:
+          per_class: int = SplitConfig.per_class, val: float = SplitConfig.val, test: float = SplitConfig.test,
+          seed: int = SplitConfig.seed) -> Manifest:
     """Make (or keep) a stratified split of ``data`` and save it as ``out`` (CSV)."""
     m = prepare_split(data, setting=setting, per_class=per_class, val=val, test=test, seed=seed)
     m.save(out)
