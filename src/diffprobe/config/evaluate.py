@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from ..base import DiffprobeError
 from .features import ExtractConfig
 
+
 @dataclass(frozen=True)
 class DiffusionClassifierConfig:
     """schedule: stages of (new (t, eps) samples per candidate, candidates kept after the stage).

@@ -46,7 +46,6 @@ class RunConfig:
                 raise DiffprobeError(f"{self.settings_name} setting {name} must be a non-negative integer, got {v!r}")
 
 
-
 @dataclass
 class PretrainConfig(RunConfig):
     """Everything that defines a pretraining run; saved as ``config.json`` in the run folder."""
@@ -140,7 +139,7 @@ METHODS = ("supervised", "simclr", "dino", "mae")
 DEFAULT_ARCH = {"supervised": "resnet", "simclr": "resnet", "dino": "resnet", "mae": "vit"}
 
 
-def default_arch(method: str, image_size: int = 32, name: str | None = None) -> ArchConfig:
+def default_arch(method: str, image_size: int = ResNetConfig.image_size, name: str | None = None) -> ArchConfig:
     name = name or DEFAULT_ARCH[method]
     if name == "resnet":
         return ResNetConfig(image_size=image_size)
@@ -222,6 +221,7 @@ class BaselineConfig(RunConfig):
         d = asdict(self)
         d["arch"] = arch_to_dict(self.arch)
         return d
+
 
 # The budget a pretraining command gives a run that names neither steps nor minutes.
 DEFAULT_MINUTES = 60.0
