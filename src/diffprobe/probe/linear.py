@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from ..config.probe import GridProbeConfig
 from ..utils import DiffprobeError, autocast, default_device
 
-_DEFAULTS = GridProbeConfig()
 
 
 @dataclass
@@ -56,11 +55,12 @@ class GridProbe:
     """
 
     # Defaults: config.probe.GridProbeConfig (chosen on NDSB val accuracy; see there).
-    def __init__(self, *, epochs: int = _DEFAULTS.epochs, lr: float = _DEFAULTS.lr,
-                 batch_size: int = _DEFAULTS.batch_size, weight_decays: tuple[float, ...] = _DEFAULTS.weight_decays,
-                 class_balanced: bool = _DEFAULTS.class_balanced, patience: int = _DEFAULTS.patience,
-                 seed: int = _DEFAULTS.seed, precision: str = _DEFAULTS.precision,
-                 whiten: float | None = _DEFAULTS.whiten, device: torch.device | None = None):
+    def __init__(self, *, epochs: int = GridProbeConfig.epochs, lr: float = GridProbeConfig.lr,
+                 batch_size: int = GridProbeConfig.batch_size,
+                 weight_decays: tuple[float, ...] = GridProbeConfig.weight_decays,
+                 class_balanced: bool = GridProbeConfig.class_balanced, patience: int = GridProbeConfig.patience,
+                 seed: int = GridProbeConfig.seed, precision: str = GridProbeConfig.precision,
+                 whiten: float | None = GridProbeConfig.whiten, device: torch.device | None = None):
         self.epochs, self.lr, self.batch_size, self.precision, self.whiten = epochs, lr, batch_size, precision, whiten
         self.weight_decays = tuple(weight_decays)
         self.class_balanced, self.patience, self.seed = class_balanced, patience, seed

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from ..config.probe import MLPProbeConfig
 from ..utils import DiffprobeError, autocast, default_device
 
-_DEFAULTS = MLPProbeConfig()
 
 
 @dataclass
@@ -93,11 +92,13 @@ class MLPProbe:
     """
 
     # Defaults: config.probe.MLPProbeConfig (chosen on NDSB val; benchmarks/accuracy_levers.py).
-    def __init__(self, *, hidden: tuple[int, ...] = _DEFAULTS.hidden, dropout: tuple[float, ...] = _DEFAULTS.dropout,
-                 weight_decays: tuple[float, ...] = _DEFAULTS.weight_decays, epochs: int = _DEFAULTS.epochs,
-                 lr: float = _DEFAULTS.lr, batch_size: int = _DEFAULTS.batch_size,
-                 label_smoothing: float = _DEFAULTS.label_smoothing, input_dropout: float = _DEFAULTS.input_dropout,
-                 seed: int = _DEFAULTS.seed, ensemble: int = _DEFAULTS.ensemble, precision: str = _DEFAULTS.precision,
+    def __init__(self, *, hidden: tuple[int, ...] = MLPProbeConfig.hidden,
+                 dropout: tuple[float, ...] = MLPProbeConfig.dropout,
+                 weight_decays: tuple[float, ...] = MLPProbeConfig.weight_decays, epochs: int = MLPProbeConfig.epochs,
+                 lr: float = MLPProbeConfig.lr, batch_size: int = MLPProbeConfig.batch_size,
+                 label_smoothing: float = MLPProbeConfig.label_smoothing,
+                 input_dropout: float = MLPProbeConfig.input_dropout, seed: int = MLPProbeConfig.seed,
+                 ensemble: int = MLPProbeConfig.ensemble, precision: str = MLPProbeConfig.precision,
                  device: torch.device | None = None, progress: bool = False):
         if epochs < 1 or batch_size < 1 or ensemble < 1 or not lr > 0:
             raise DiffprobeError("epochs, batch_size and ensemble must be positive integers, lr a positive number")
