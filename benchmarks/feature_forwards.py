@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from _common import MemorySampler, write
-from diffprobe.backbones import UNetConfig
+from diffprobe.backbones import UNetConfig, build_unet
 from diffprobe.backbones.ddpm_unet import unet_features
 from diffprobe.features import FeatureSpec
 
@@ -26,7 +26,7 @@ def main():
     a = p.parse_args()
     cfg = UNetConfig(image_size=32, channels=tuple(int(c) for c in a.channels.split(",")))
     torch.manual_seed(0)
-    unet = cfg.build().eval()
+    unet = build_unet(cfg).eval()
     calls = []
     unet.register_forward_hook(lambda *_: calls.append(1))
     images = np.random.default_rng(0).integers(0, 255, (a.images, 32, 32), dtype=np.uint8)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from _common import write
-from diffprobe.backbones import UNetConfig
+from diffprobe.backbones import UNetConfig, build_unet
 from diffprobe.backbones.ddpm_unet import unet_features
 from diffprobe.features import FeatureSpec
 from diffprobe.utils import autocast, cpu_features, resolve_precision
@@ -28,7 +28,7 @@ UNETS = {"default (64,128,128)": (64, 128, 128), "demo (32,64,64)": (32, 64, 64)
 
 def train_rate(channels, precision: str, batch: int, steps: int) -> float:
     torch.manual_seed(0)
-    unet = UNetConfig(image_size=32, channels=channels).build()
+    unet = build_unet(UNetConfig(image_size=32, channels=channels))
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     x, t = torch.randn(batch, 1, 32, 32), torch.randint(0, 1000, (batch,))
 
@@ -48,7 +48,7 @@ def train_rate(channels, precision: str, batch: int, steps: int) -> float:
 
 def feature_rate(channels, precision: str, n: int = 256) -> float:
     torch.manual_seed(0)
-    unet = UNetConfig(image_size=32, channels=channels).build().eval()
+    unet = build_unet(UNetConfig(image_size=32, channels=channels)).eval()
     images = np.random.default_rng(0).integers(0, 255, (n, 32, 32), dtype=np.uint8)
     spec = FeatureSpec(timesteps=(1,), precision=precision)
     unet_features(unet, images[:32], spec)

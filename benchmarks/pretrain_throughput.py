@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from _common import MemorySampler, write
-from diffprobe.backbones import UNetConfig
+from diffprobe.backbones import UNetConfig, build_unet
 from diffprobe.utils import autocast
 
 
@@ -32,7 +32,7 @@ def images_per_s(cfg: UNetConfig, batch: int, steps: int, bf16: bool) -> tuple[f
     """(images/s, peak anonymous memory in MB while this variant ran)."""
     mem = MemorySampler()
     torch.manual_seed(0)
-    unet = cfg.build()
+    unet = build_unet(cfg)
     opt = torch.optim.AdamW(unet.parameters(), lr=1e-4)
     x = torch.randn(batch, 1, cfg.image_size, cfg.image_size)
     t = torch.randint(0, 1000, (batch,))
@@ -45,7 +45,7 @@ def images_per_s(cfg: UNetConfig, batch: int, steps: int, bf16: bool) -> tuple[f
 
 
 def flops_per_image(cfg: UNetConfig, batch: int) -> float:
-    unet = cfg.build()
+    unet = build_unet(cfg)
     x = torch.randn(batch, 1, cfg.image_size, cfg.image_size)
     with FlopCounterMode(display=False) as fc:
         unet(x, torch.zeros(batch, dtype=torch.long)).sample.sum().backward()

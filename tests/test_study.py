@@ -118,6 +118,88 @@ def test_bad_config_names_the_file_and_the_setting(tmp_path, extra, message):
     assert str(path) in str(e.value)
 
 
+WRONG = {int: '"x"', float: '"x"', str: "1", bool: "1", list: "3"}  # a TOML value of another type
+
+
+def _settings():
+    """(where, table header or None, the section's dataclass): the top level and every section."""
+    from diffprobe.workflows.study import SECTIONS, TOP
+
+    return [("the top level", None, TOP)] + [(f"[{name}]", name, cls) for name, cls in SECTIONS.items()]
+
+
+def _write(path, header, line):
+    """A config with data, work and results set and ``line`` ("key = value") at the top level or in [header]."""
+    top = {"data": '"d"', "work": '"w"', "results": '"r"'}
+    if header is None and line:
+        key, value = (x.strip() for x in line.split("=", 1))
+        top[key] = value
+    text = "".join(f"{k} = {v}\n" for k, v in top.items())
+    path.write_text(text + (f"[{header}]\n{line}\n" if header else ""))
+    return path
+
+
+def test_every_key_is_type_checked_from_its_dataclass(tmp_path):
+    """The checker's keys and types are the section dataclasses' fields and annotations: a value of another type
+    is refused for each of them, with the file and the key named."""
+    import dataclasses
+    import typing
+
+    from diffprobe.workflows.study import TYPE_NAMES
+
+    checked = 0
+    for where, header, cls in _settings():
+        types = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            want = typing.get_origin(types[f.name]) or types[f.name]
+            path = _write(tmp_path / f"{header}-{f.name}.toml", header, f"{f.name} = {WRONG[want]}")
+            with pytest.raises(DiffprobeError) as e:
+                load_config(path)
+            assert f"{path}: {where}.{f.name} must be {TYPE_NAMES[want]}" in str(e.value)
+            checked += 1
+    assert checked > 50
+
+
+def test_unknown_keys_are_refused_naming_the_file_the_key_and_the_known_ones(tmp_path):
+    import dataclasses
+
+    for where, header, cls in _settings():
+        path = _write(tmp_path / f"{header}.toml", header, "stepz = 1")
+        with pytest.raises(DiffprobeError) as e:
+            load_config(path)
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        assert str(e.value) == f"{path}: unknown setting(s) ['stepz'] in {where}; known: {known}"
+
+
+def test_the_sections_defaults_are_the_stages_settings():
+    """A config that sets nothing gets the stages' own defaults, except where the study chooses its own."""
+    from diffprobe.config import default_of
+    from diffprobe.config.backbones import RCDiTConfig, UNetConfig
+    from diffprobe.config.features import FeatureSpec
+    from diffprobe.config.pretrain import PretrainConfig
+    from diffprobe.config.probe import FusionConfig, GridProbeConfig
+
+    s = {k: dict(v) for k, v in _sections_of_an_empty_config().items()}
+    assert s["pretrain"]["channels"] == list(UNetConfig.channels)
+    assert s["pretrain"]["lr"] == PretrainConfig.lr and s["pretrain"]["batch_size"] == PretrainConfig.batch_size
+    assert s["features"]["timesteps"] == list(FeatureSpec.timesteps) and s["features"]["pooling"] == "avg"
+    assert s["probe"]["epochs"] == GridProbeConfig.epochs == s["compare"]["probe_epochs"]
+    assert s["fusion"]["ks"] == list(default_of(FusionConfig, "ks"))
+    assert {k: s["rcdit"][k] for k in ("enc_dim", "dit_depth")} == {"enc_dim": RCDiTConfig.enc_dim,
+                                                                    "dit_depth": RCDiTConfig.dit_depth}
+    # The study's own choices (a budget in steps, sized for the reference study; the ViT DINO).
+    assert (s["pretrain"]["steps"], s["pretrain"]["checkpoint_every"], s["compare"]["budget_images"],
+            s["compare"]["dino_arch"], s["rcdit"]["steps"]) == (8000, 250, 64000, "vit", 1000)
+
+
+def _sections_of_an_empty_config():
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        return load_config(_write(Path(d) / "empty.toml", None, "")).sections
+
+
 def test_a_stage_without_its_inputs_is_refused(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('data = "d"\nwork = "w"\nresults = "r"\nstages = ["probe"]\n')

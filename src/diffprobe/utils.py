@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .base import PRECISIONS, DiffprobeError  # noqa: F401 - defined without torch, used everywhere through utils
+from .base import PRECISIONS, DiffprobeError, legacy_precision  # noqa: F401 - defined without torch, re-exported
 
 DATA_ENV = "DIFFPROBE_DATA"  # the folder that holds a user's datasets (e.g. $DIFFPROBE_DATA/ndsb/images)
 
@@ -92,17 +92,6 @@ def describe_precision(precision: str = "auto", device: torch.device | None = No
     f = cpu_features()
     why = "AMX" if f["amx"] else "no native bf16"
     return f"{used} (auto: {why} on this {f['capability']} CPU)"
-
-
-def legacy_precision(d: dict) -> dict:
-    """Settings saved before ``precision`` existed carry ``bf16: true/false``: true was the only default
-    then (not a choice), so it reads as ``auto``; false was an explicit opt-out and stays ``fp32``."""
-    if "bf16" not in d:
-        return d
-    d = dict(d)
-    flag = d.pop("bf16")
-    d.setdefault("precision", "auto" if flag else "fp32")
-    return d
 
 
 def autocast(device: torch.device, precision: str = "auto"):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from diffprobe.backbones.ddpm_unet import UNetConfig
-from diffprobe.cli import compare as compare_cli
 from diffprobe.workflows import compare as cmp
+from diffprobe.pretrain.baselines import BaselineConfig
 from diffprobe.pretrain.ddpm import PretrainConfig
 from diffprobe.probe.linear import GridProbe
 from diffprobe.utils import DiffprobeError, read_json
@@ -96,8 +96,8 @@ def test_definitions_budget_and_cli_defaults(tiny_configs, long_tail_dir, tmp_pa
     d = cmp.default_configs(budget_images=200_000)
     assert {m: cmp.images_seen(c) for m, c in d.items()} == {"ddpm": 200_000, "supervised": 200_064,
                                                             "simclr": 200_064, "dino": 200_064, "mae": 200_064}
-    assert (compare_cli.METHODS, compare_cli.SETTINGS, compare_cli.DEFAULT_BUDGET) == (
-        cmp.METHODS, cmp.SETTINGS, cmp.DEFAULT_BUDGET)
+    # The comparison's default budget is the baselines' own (one setting, config.pretrain.BaselineConfig).
+    assert cmp.DEFAULT_BUDGET == BaselineConfig.budget_images == 200_000
 
 
 def test_baseline_cli_trains_a_backbone_the_features_command_reads(long_tail_dir, tmp_path):

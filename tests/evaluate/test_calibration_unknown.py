@@ -13,7 +13,6 @@ from diffprobe import ClassifierBundle
 from diffprobe.cli import main
 from diffprobe.evaluate.crossdata import evaluate_bundle
 from diffprobe.evaluate.unknown import (
-    fit_unknown_threshold,
     flag_unknown,
     known_scores,
     openset_auroc,
@@ -99,10 +98,3 @@ def test_scores_and_auroc():
     assert np.isnan(openset_auroc(np.array([0.5]), np.array([])))
 
 
-def test_fit_unknown_threshold_rewrites_bundle_json(field_run, tmp_path):
-    b = tmp_path / "b"
-    shutil.copytree(field_run["bundle"], b)
-    logits = np.random.default_rng(1).normal(size=(50, 8))
-    unk = fit_unknown_threshold(b, logits, accept=0.8)
-    assert json.loads((b / "bundle.json").read_text())["unknown"] == unk and unk["accept"] == 0.8
-    assert ClassifierBundle.load(b).meta["unknown"]["thresholds"] == unk["thresholds"]

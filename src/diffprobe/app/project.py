@@ -36,6 +36,7 @@ from ..data.manifest import Manifest, open_dataset
 from ..evaluate.abundance import write_rows_csv
 from ..probe.bundle import ClassifierBundle
 from ..utils import DiffprobeError, read_json, write_json
+from .config import InitConfig
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,9 @@ def _check_target(directory: Path, source: dict) -> None:
         raise DiffprobeError(f"{directory}: exists and is not empty; an app project needs a new or empty folder")
 
 
-def init_project(directory: str | Path, images: str | Path | Manifest, model: str | Path, *, chunk: int = 2048,
-                 batch_size: int = 256, precision: str = "auto", database: str | None = None,
+def init_project(directory: str | Path, images: str | Path | Manifest, model: str | Path, *,
+                 chunk: int = InitConfig.chunk, batch_size: int = InitConfig.batch_size,
+                 precision: str = InitConfig.precision, database: str | None = None,
                  progress: bool = True) -> dict:
     """Make an app project of ``images`` (folder, manifest CSV or EcoTaxa TSV; labels in them are not used) with
     the bundle ``model``: each image's features computed once, in chunks (an interrupted run resumes at the

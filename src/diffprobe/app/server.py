@@ -29,6 +29,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..data.io import ImageReadError, read_image
 from ..utils import DiffprobeError, read_json, write_json
 from . import dashboard, export, learn
+from .config import ServeConfig
 from .project import LAST_RETRAIN_FILE, Project
 from .store import ACTIONS, SORTS, STATUSES
 
@@ -297,8 +298,8 @@ def _attachment(name: str) -> dict:
     return {"Content-Disposition": f"attachment; filename={json.dumps(name)}"}
 
 
-def serve(project_dir: str | Path, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None,
-          user: str | None = None) -> None:
+def serve(project_dir: str | Path, *, host: str = ServeConfig.host, port: int = ServeConfig.port,
+          token: str | None = None, user: str | None = None) -> None:
     """Serve the app until interrupted. A host other than the loopback needs ``token``."""
     import uvicorn  # noqa: PLC0415 - only the serving command needs it
 

@@ -16,11 +16,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config.backbones import POOLINGS  # noqa: F401 - defined without torch, re-exported
 from ..utils import DiffprobeError, read_json, sha256_file, write_json
 
 BACKBONES: dict[str, type["Backbone"]] = {}
-# gridN keeps an N x N average grid: the spatial tokens an attentive probe reads (``probe.attentive``).
-POOLINGS = ("avg", "max", "avgmax", "grid2", "grid4", "grid8")
 
 
 def pool(fmap: torch.Tensor, how: str) -> torch.Tensor:

@@ -20,7 +20,6 @@ config that rebuilds the model, and ``num_classes`` of a supervised head),
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
 
+from ..config.backbones import ArchConfig, ResNetConfig, ViTConfig, arch_from_dict, arch_to_dict  # noqa: F401
 from ..data.dataset import to_model_input
 from ..utils import DiffprobeError, autocast, default_device, read_json, write_json
 from .base import Backbone, pool, register, write_backbone_json
@@ -36,80 +36,24 @@ from .base import Backbone, pool, register, write_backbone_json
 WEIGHTS = "model.safetensors"
 
 
-@dataclass(frozen=True)
-class ResNetConfig:
-    """A timm ResNet with BasicBlocks for small images: 3x3 stride-1 stem, no max-pool.
-
-    widths: channels of layer1..layer4 (resnet18: 64, 128, 256, 512); the stem has timm's 64.
-    depths: BasicBlocks per stage (resnet18: 2, 2, 2, 2).
-    """
-
-    image_size: int = 32
-    widths: tuple[int, ...] = (32, 64, 128, 256)
-    depths: tuple[int, ...] = (2, 2, 2, 2)
-    name: str = "resnet"
-
-    def build(self, num_classes: int = 0) -> ResNet:
-        """num_classes=0: the head is the identity and ``model(x)`` is the pooled layer4 feature (B, widths[-1])."""
-        if len(self.widths) != 4 or len(self.depths) != 4:
-            raise DiffprobeError(f"a ResNet needs 4 stage widths and depths, got {self.widths} / {self.depths}")
-        model = ResNet(block=BasicBlock, layers=tuple(self.depths), channels=tuple(self.widths), in_chans=1,
+def build_arch(arch: ArchConfig, num_classes: int = 0) -> torch.nn.Module:
+    """The (untrained) timm model of an architecture. num_classes=0: the head is the identity and ``model(x)``
+    is the pooled feature: layer4's (B, widths[-1]) for a ResNet, the final CLS token (B, embed_dim) for a ViT."""
+    if isinstance(arch, ResNetConfig):
+        if len(arch.widths) != 4 or len(arch.depths) != 4:
+            raise DiffprobeError(f"a ResNet needs 4 stage widths and depths, got {arch.widths} / {arch.depths}")
+        model = ResNet(block=BasicBlock, layers=tuple(arch.depths), channels=tuple(arch.widths), in_chans=1,
                        num_classes=num_classes)
         # CIFAR-style stem: a 7x7/2 conv and a max-pool would leave 1x1 maps at 32 px.
         model.conv1 = torch.nn.Conv2d(1, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = torch.nn.Identity()
         return model
-
-    def block_names(self) -> list[str]:
-        return [f"layer{i}" for i in range(1, 5)]
-
-
-@dataclass(frozen=True)
-class ViTConfig:
-    """A timm VisionTransformer for small 1-channel images (vit_tiny widths, patch 4 at 32 px).
-
-    dynamic_img_size lets the same model take smaller crops (DINO's local views).
-    """
-
-    image_size: int = 32
-    patch_size: int = 4
-    embed_dim: int = 192
-    depth: int = 6
-    num_heads: int = 3
-    mlp_ratio: float = 4.0
-    dynamic_img_size: bool = False
-    name: str = "vit"
-
-    def build(self, num_classes: int = 0) -> VisionTransformer:
-        """num_classes=0: ``model(x)`` is the final CLS token (B, embed_dim)."""
-        if self.image_size % self.patch_size:
-            raise DiffprobeError(f"image size {self.image_size} is not a multiple of the patch size {self.patch_size}")
-        return VisionTransformer(img_size=self.image_size, patch_size=self.patch_size, in_chans=1,
-                                 embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
-                                 mlp_ratio=self.mlp_ratio, num_classes=num_classes,
-                                 dynamic_img_size=self.dynamic_img_size)
-
-    def block_names(self) -> list[str]:
-        return [f"block{i}" for i in range(self.depth)] + ["cls"]
-
-
-ArchConfig = ResNetConfig | ViTConfig
-
-
-def arch_to_dict(arch: ArchConfig) -> dict:
-    d = asdict(arch)
-    for k, v in d.items():
-        if isinstance(v, tuple):
-            d[k] = list(v)
-    return d
-
-
-def arch_from_dict(d: dict) -> ArchConfig:
-    d = dict(d)
-    cls = {"resnet": ResNetConfig, "vit": ViTConfig}.get(d.get("name"))
-    if cls is None:
-        raise DiffprobeError(f"unknown baseline architecture {d.get('name')!r}; known: resnet, vit")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    if arch.image_size % arch.patch_size:
+        raise DiffprobeError(f"image size {arch.image_size} is not a multiple of the patch size {arch.patch_size}")
+    return VisionTransformer(img_size=arch.image_size, patch_size=arch.patch_size, in_chans=1,
+                             embed_dim=arch.embed_dim, depth=arch.depth, num_heads=arch.num_heads,
+                             mlp_ratio=arch.mlp_ratio, num_classes=num_classes,
+                             dynamic_img_size=arch.dynamic_img_size)
 
 
 def save_baseline_dir(out: str | Path, model: torch.nn.Module, arch: ArchConfig, *, method: str, num_classes: int,
@@ -128,7 +72,7 @@ def load_baseline_model(path: str | Path) -> tuple[torch.nn.Module, ArchConfig, 
     path = Path(path)
     meta = read_json(path / "backbone.json")
     arch = arch_from_dict(meta["arch"])
-    model = arch.build(num_classes=int(meta.get("num_classes", 0)))
+    model = build_arch(arch, num_classes=int(meta.get("num_classes", 0)))
     if not (path / WEIGHTS).is_file():
         raise DiffprobeError(f"{path}: {WEIGHTS} missing; re-run 'diffprobe baseline' to write it")
     try:

@@ -14,7 +14,6 @@ upsampling, i.e. at the resolution of the next block.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from diffusers import DDPMScheduler, UNet2DModel
 from diffusers.configuration_utils import register_to_config
 from safetensors.torch import load_file
 
+from ..config.backbones import UNetConfig
 from ..data.dataset import to_model_input
 from ..utils import DiffprobeError, autocast, default_device, read_json, stable_seed
 from .base import Backbone, image_seeds, pool, register
@@ -53,44 +53,18 @@ def unet_image_size(unet: UNet2DModel) -> int:
     return int(unet.config.sample_size) * int(unet.config.get("space_to_depth", 1))
 
 
-@dataclass(frozen=True)
-class UNetConfig:
-    """Architecture of the denoiser; defaults chosen by accuracy per CPU-hour on NDSB (see README).
-
-    space_to_depth: 1, or f > 1 to fold f x f pixels into channels (``SpaceToDepthUNet2DModel``): the
-    U-Net then runs on an (image_size / f) grid, at about the cost of an image that size.
-    """
-
-    image_size: int = 32
-    channels: tuple[int, ...] = (64, 128, 128)
-    layers_per_block: int = 1
-    attention: bool = False  # self-attention in the lowest-resolution blocks
-    space_to_depth: int = 1
-
-    def __post_init__(self):
-        f = self.space_to_depth
-        if not isinstance(f, int) or f < 1 or self.image_size % f:
-            raise DiffprobeError(f"space_to_depth must be a positive integer dividing the image size "
-                                 f"{self.image_size}, got {f!r}")
-
-    def build(self) -> UNet2DModel:
-        n = len(self.channels)
-        down = ["DownBlock2D"] * n
-        up = ["UpBlock2D"] * n
-        if self.attention:
-            down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
-        f = self.space_to_depth
-        kw = dict(sample_size=self.image_size // f, in_channels=f * f, out_channels=f * f,
-                  block_out_channels=tuple(self.channels), layers_per_block=self.layers_per_block,
-                  down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=min(32, min(self.channels)))
-        return SpaceToDepthUNet2DModel(space_to_depth=f, **kw) if f > 1 else UNet2DModel(**kw)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        if self.space_to_depth == 1:  # as every model saved before the option existed: their files stay the same
-            del d["space_to_depth"]
-        return d
+def build_unet(cfg: UNetConfig) -> UNet2DModel:
+    """The (untrained) U-Net of an architecture."""
+    n = len(cfg.channels)
+    down = ["DownBlock2D"] * n
+    up = ["UpBlock2D"] * n
+    if cfg.attention:
+        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    f = cfg.space_to_depth
+    kw = dict(sample_size=cfg.image_size // f, in_channels=f * f, out_channels=f * f,
+              block_out_channels=tuple(cfg.channels), layers_per_block=cfg.layers_per_block,
+              down_block_types=tuple(down), up_block_types=tuple(up), norm_num_groups=min(32, min(cfg.channels)))
+    return SpaceToDepthUNet2DModel(space_to_depth=f, **kw) if f > 1 else UNet2DModel(**kw)
 
 
 def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:

@@ -22,7 +22,6 @@ spec, with the noise drawn per image exactly as for the U-Net, conditioned on th
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from timm.layers import Attention, Mlp
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from ..config.backbones import POOLS, RCDiTConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import to_model_input
 from ..utils import DiffprobeError, autocast, default_device, read_json
 from .base import Backbone, pool, register, write_backbone_json
@@ -42,55 +42,6 @@ from .ddpm_unet import draw_noise, make_scheduler
 
 WEIGHTS = "rcdit.safetensors"
 ENCODER = "encoder"
-POOLS = ("token", "avg")
-
-
-@dataclass(frozen=True)
-class RCDiTConfig:
-    """Architecture of encoder and denoiser. Defaults, for 32 px on a CPU budget: a ViT-Tiny-wide encoder
-    (192 wide, 6 deep, 4 px patches; 2.7M parameters) and a DiT as wide and deep on 4 px patches (4.2M).
-
-    enc_pool: ``token`` (CLS token) or ``avg`` (mean of the patch tokens) gives r.
-    """
-
-    image_size: int = 32
-    enc_patch: int = 4
-    enc_dim: int = 192
-    enc_depth: int = 6
-    enc_heads: int = 3
-    enc_pool: str = "token"
-    dit_patch: int = 4
-    dit_dim: int = 192
-    dit_depth: int = 6
-    dit_heads: int = 3
-    mlp_ratio: float = 4.0
-
-    def __post_init__(self):
-        for name in ("image_size", "enc_patch", "enc_dim", "enc_depth", "enc_heads", "dit_patch", "dit_dim",
-                     "dit_depth", "dit_heads"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise DiffprobeError(f"RC-DiT setting {name} must be a positive integer, got {v!r}")
-        for patch in ("enc_patch", "dit_patch"):
-            if self.image_size % getattr(self, patch):
-                raise DiffprobeError(f"{patch}={getattr(self, patch)} must divide the image size {self.image_size}")
-        for dim, heads in (("enc_dim", "enc_heads"), ("dit_dim", "dit_heads")):
-            if getattr(self, dim) % getattr(self, heads):
-                raise DiffprobeError(f"{dim}={getattr(self, dim)} must be a multiple of {heads}={getattr(self, heads)}")
-        if self.enc_pool not in POOLS:
-            raise DiffprobeError(f"enc_pool must be one of {POOLS}, got {self.enc_pool!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RCDiTConfig":
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise DiffprobeError(f"unknown RC-DiT settings {sorted(set(d) - known)}; known: {sorted(known)}")
-        return cls(**d)
-
-
 class DiTBlock(nn.Module):
     """Pre-norm transformer block whose two norms are modulated by c and whose residuals are gated by c.
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .args import add_precision_arg
+from ..app.config import InitConfig, ServeConfig
+from .args import add_precision_arg, option
 
 
 def cmd_app(args):
@@ -45,9 +46,9 @@ def add_commands(sub) -> None:
     s = sub.add_parser("app", help="the validation web app: see, correct and grow labels with the frozen features "
                                    "('app init' makes a project, 'app --project DIR' serves it)")
     s.add_argument("--project", help="project folder made by 'diffprobe app init'")
-    s.add_argument("--host", default="127.0.0.1",
-                   help="interface to listen on (default 127.0.0.1, this machine only; any other needs --token)")
-    s.add_argument("--port", type=int, default=8000)
+    option(s, "--host", ServeConfig,
+           help="interface to listen on (default {default}, this machine only; any other needs --token)")
+    option(s, "--port", ServeConfig, type=int)
     s.add_argument("--token", help="secret every request must carry; required with a --host other than loopback")
     s.add_argument("--user", help="name recorded with each decision (default: your login name)")
     s.set_defaults(fn=cmd_app, app_command=None)
@@ -60,9 +61,9 @@ def add_commands(sub) -> None:
     i.add_argument("--model", required=True, help="classifier bundle folder")
     i.add_argument("--database", help="SQLAlchemy URL of the store (e.g. postgresql://...); default: "
                                       "DIR/decisions.sqlite")
-    i.add_argument("--chunk", type=int, default=2048, help="images per resumable chunk (default 2048)")
-    i.add_argument("--batch-size", type=int, default=256)
-    add_precision_arg(i)
+    option(i, "--chunk", InitConfig, type=int, help="images per resumable chunk (default {default})")
+    option(i, "--batch-size", InitConfig, type=int)
+    add_precision_arg(i, InitConfig)
     i.set_defaults(fn=cmd_app)
 
     e = app_sub.add_parser("export", help="write a project's current labels: EcoTaxa TSV and CSV")

@@ -1,5 +1,11 @@
 """Options shared by the command groups (parsers of comma-separated lists, split, preprocessing,
-precision and training options) and the split every training command makes of ``--data``."""
+precision and training options), ``option`` (an option whose default is a settings dataclass's field) and
+the split every training command makes of ``--data``.
+
+Defaults live in the settings dataclasses (``diffprobe.config``, ``workflows.config``, ``app.config``), which
+load no torch: ``option(p, "--lr", PretrainConfig)`` reads ``PretrainConfig.lr`` and writes it into the help
+text where that says ``{default}``; the option remembers its source (``default_from``) so a test can hold
+every option to its dataclass."""
 
 from __future__ import annotations
 
@@ -7,6 +13,29 @@ import argparse
 from pathlib import Path
 
 from ..base import PRECISIONS
+from ..config import default_of, show_default
+from ..config.data import SETTINGS, SplitConfig
+from ..config.features import FeatureSpec
+from ..config.pretrain import DEFAULT_MINUTES
+
+
+def option(p: argparse.ArgumentParser, flag: str, source: type, name: str | None = None, *,
+           help: str | None = None, **kw) -> argparse.Action:  # noqa: A002 - argparse's own name
+    """``p.add_argument(flag, ...)`` with the default of field ``name`` of dataclass ``source`` (``name``: the
+    flag without dashes, ``-`` read as ``_``). ``{default}`` in ``help`` is replaced by that default as the
+    command line writes it (``1,10,25`` for a tuple)."""
+    name = name or flag.lstrip("-").replace("-", "_")
+    default = default_of(source, name)
+    action = p.add_argument(flag, default=default, help=help.replace("{default}", show_default(default))
+                            if help else help, **kw)
+    action.default_from = (source, name)
+    return action
+
+
+def shown(source: type, name: str) -> str:
+    """The default of ``source.name`` as the command line writes it: for the help of an option left unset
+    (None) so that the library's own default applies."""
+    return show_default(default_of(source, name))
 
 
 def ints(text: str) -> tuple[int, ...]:
@@ -28,12 +57,12 @@ def strs(text: str) -> tuple[str, ...]:
 
 
 def add_split_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--setting", choices=("natural", "balanced"), default="natural",
-                   help="natural: every class as collected; balanced: --per-class images from each class that has them")
-    p.add_argument("--per-class", type=int, default=80, help="images per class in the balanced setting (default 80)")
-    p.add_argument("--val", type=float, default=0.15, help="val fraction per class (default 0.15)")
-    p.add_argument("--test", type=float, default=0.15, help="test fraction per class (default 0.15)")
-    p.add_argument("--seed", type=int, default=0)
+    option(p, "--setting", SplitConfig, choices=SETTINGS,
+           help="natural: every class as collected; balanced: --per-class images from each class that has them")
+    option(p, "--per-class", SplitConfig, type=int, help="images per class in the balanced setting (default {default})")
+    option(p, "--val", SplitConfig, type=float, help="val fraction per class (default {default})")
+    option(p, "--test", SplitConfig, type=float, help="test fraction per class (default {default})")
+    option(p, "--seed", SplitConfig, type=int)
 
 
 def add_preprocess_args(p: argparse.ArgumentParser) -> None:
@@ -44,23 +73,26 @@ def add_preprocess_args(p: argparse.ArgumentParser) -> None:
                         "estimated from the crop's border)")
 
 
-def add_precision_arg(p: argparse.ArgumentParser) -> None:
-    """``--precision`` for every command that runs a model (``--no-bf16`` is kept as its fp32 alias)."""
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="arithmetic of the model: auto (default: bf16 only where the hardware runs it natively, "
-                        "i.e. CPUs with AMX and GPUs with bf16; elsewhere fp32, which is then much faster), fp32, bf16")
+def add_precision_arg(p: argparse.ArgumentParser, source: type = FeatureSpec) -> None:
+    """``--precision`` for every command that runs a model (``--no-bf16`` is kept as its fp32 alias), its default
+    that of ``source`` (the settings of what the command runs; a model's features by default)."""
+    option(p, "--precision", source, choices=PRECISIONS,
+           help="arithmetic of the model: {default} (default: bf16 only where the hardware runs it natively, "
+                "i.e. CPUs with AMX and GPUs with bf16; elsewhere fp32, which is then much faster), fp32, bf16")
     p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help="same as --precision fp32")
 
 
-def add_training_args(p: argparse.ArgumentParser) -> None:
-    """Options every diffusion trainer shares (DDPM U-Net, RC-DiT): budget, optimiser, checkpoints, data split."""
+def add_training_args(p: argparse.ArgumentParser, trainer: type) -> None:
+    """Options every diffusion trainer shares (DDPM U-Net, RC-DiT): budget, optimiser, checkpoints, data split;
+    defaults from the ``trainer``'s settings dataclass (``PretrainConfig``, ``RCDiTPretrainConfig``)."""
     p.add_argument("--steps", type=int, help="budget in optimizer steps")
-    p.add_argument("--minutes", type=float, help="budget in wall-clock minutes (default 60 if no --steps)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--warmup-steps", type=int, default=200)
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    add_precision_arg(p)
+    p.add_argument("--minutes", type=float,
+                   help=f"budget in wall-clock minutes (default {show_default(DEFAULT_MINUTES)} if no --steps)")
+    option(p, "--batch-size", trainer, type=int)
+    option(p, "--lr", trainer, type=float)
+    option(p, "--warmup-steps", trainer, type=int)
+    option(p, "--checkpoint-every", trainer, type=int)
+    add_precision_arg(p, trainer)
     add_preprocess_args(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_split_args(p)

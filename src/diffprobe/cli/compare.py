@@ -5,29 +5,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .args import add_precision_arg, add_preprocess_args, add_split_args, ints, manifest_for, strs
-
-# The defaults of workflows.compare, spelled out so that 'diffprobe --help' does not import torch (a test keeps
-# them equal).
-METHODS = ("ddpm", "supervised", "simclr", "dino", "mae")
-SETTINGS = ("natural", "balanced")
-DEFAULT_BUDGET = 200_000
+from ..config.backbones import ResNetConfig, UNetConfig, ViTConfig
+from ..config.pretrain import DEFAULT_ARCH, BaselineConfig
+from ..config.pretrain import METHODS as BASELINE_METHODS
+from ..workflows.config import CompareConfig
+from .args import add_precision_arg, add_preprocess_args, add_split_args, ints, manifest_for, option, shown, strs
 
 
 def _arch_args(s) -> None:
-    s.add_argument("--resnet-widths", type=ints, help="ResNet stage widths (default 32,64,128,256)")
-    s.add_argument("--resnet-depths", type=ints, help="BasicBlocks per ResNet stage (default 2,2,2,2)")
-    s.add_argument("--vit-dim", type=int, help="ViT width (default 192)")
-    s.add_argument("--vit-depth", type=int, help="ViT blocks (default 6)")
-    s.add_argument("--vit-heads", type=int, help="ViT attention heads (default 3)")
-    s.add_argument("--patch-size", type=int, help="ViT patch size (default 4)")
+    s.add_argument("--resnet-widths", type=ints, help=f"ResNet stage widths (default {shown(ResNetConfig, 'widths')})")
+    s.add_argument("--resnet-depths", type=ints,
+                   help=f"BasicBlocks per ResNet stage (default {shown(ResNetConfig, 'depths')})")
+    s.add_argument("--vit-dim", type=int, help=f"ViT width (default {shown(ViTConfig, 'embed_dim')})")
+    s.add_argument("--vit-depth", type=int, help=f"ViT blocks (default {shown(ViTConfig, 'depth')})")
+    s.add_argument("--vit-heads", type=int, help=f"ViT attention heads (default {shown(ViTConfig, 'num_heads')})")
+    s.add_argument("--patch-size", type=int, help=f"ViT patch size (default {shown(ViTConfig, 'patch_size')})")
 
 
 def _arch(args, method: str, name: str | None):
     from dataclasses import replace  # noqa: PLC0415
 
-    from ..backbones.baselines import ResNetConfig  # noqa: PLC0415
-    from ..pretrain.baselines import default_arch  # noqa: PLC0415
+    from ..config.pretrain import default_arch  # noqa: PLC0415
 
     arch = default_arch(method, args.image_size, name)
     if isinstance(arch, ResNetConfig):
@@ -55,7 +53,6 @@ def cmd_baseline(args):
 def cmd_compare(args):
     from dataclasses import replace  # noqa: PLC0415
 
-    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
     from ..workflows.compare import compare, default_configs  # noqa: PLC0415
 
@@ -86,17 +83,16 @@ def cmd_compare(args):
 def add_commands(sub) -> None:
     s = sub.add_parser("baseline", help="train a supervised / SimCLR / DINO / MAE baseline from scratch on the "
                                         "train images, saved as a backbone folder")
-    s.add_argument("--method", required=True, choices=METHODS[1:])
+    s.add_argument("--method", required=True, choices=BASELINE_METHODS)
     s.add_argument("--data", required=True, help="image folder or manifest CSV (labels used by supervised only)")
     s.add_argument("--out", required=True, help="run folder (checkpoint/, model.safetensors, summary.json)")
     s.add_argument("--arch", choices=("resnet", "vit"), help="backbone (default: ResNet; ViT for MAE)")
-    s.add_argument("--image-size", type=int, default=32)
-    s.add_argument("--budget-images", type=int, default=DEFAULT_BUDGET,
-                   help=f"training images seen (default {DEFAULT_BUDGET})")
-    s.add_argument("--batch-size", type=int, default=128)
-    s.add_argument("--lr", type=float, default=1e-3)
-    s.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    add_precision_arg(s)
+    option(s, "--image-size", ResNetConfig, type=int)
+    option(s, "--budget-images", BaselineConfig, type=int, help="training images seen (default {default})")
+    option(s, "--batch-size", BaselineConfig, type=int)
+    option(s, "--lr", BaselineConfig, type=float)
+    option(s, "--checkpoint-every", BaselineConfig, type=int, help="steps between checkpoints")
+    add_precision_arg(s, BaselineConfig)
     add_preprocess_args(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     _arch_args(s)
@@ -107,22 +103,23 @@ def add_commands(sub) -> None:
                                        "same budget, same probe, natural and balanced settings")
     s.add_argument("--data", required=True, help="image folder (one sub-folder per class) or manifest CSV")
     s.add_argument("--out", required=True, help="folder for the runs and compare.json / .md / .png")
-    s.add_argument("--methods", type=strs, default=METHODS, help=f"default {','.join(METHODS)}")
-    s.add_argument("--settings", type=strs, default=SETTINGS, help=f"default {','.join(SETTINGS)}")
-    s.add_argument("--budget-images", type=int, default=DEFAULT_BUDGET,
-                   help=f"training images seen by every method (default {DEFAULT_BUDGET})")
-    s.add_argument("--seed", type=int, default=0, help="split, training and probe seed (default 0)")
-    s.add_argument("--image-size", type=int, default=32)
-    s.add_argument("--per-class", type=int, default=80, help="images per class in the balanced setting (default 80)")
-    s.add_argument("--val", type=float, default=0.15)
-    s.add_argument("--test", type=float, default=0.15)
-    s.add_argument("--dino-arch", choices=("resnet", "vit"), help="DINO backbone (default resnet)")
-    s.add_argument("--ddpm-channels", type=ints, help="U-Net widths (default 64,128,128)")
+    option(s, "--methods", CompareConfig, type=strs, help="default {default}")
+    option(s, "--settings", CompareConfig, type=strs, help="default {default}")
+    option(s, "--budget-images", CompareConfig, type=int,
+           help="training images seen by every method (default {default})")
+    option(s, "--seed", CompareConfig, type=int, help="split, training and probe seed (default {default})")
+    option(s, "--image-size", CompareConfig, type=int)
+    option(s, "--per-class", CompareConfig, type=int,
+           help="images per class in the balanced setting (default {default})")
+    option(s, "--val", CompareConfig, type=float)
+    option(s, "--test", CompareConfig, type=float)
+    s.add_argument("--dino-arch", choices=("resnet", "vit"), help=f"DINO backbone (default {DEFAULT_ARCH['dino']})")
+    s.add_argument("--ddpm-channels", type=ints, help=f"U-Net widths (default {shown(UNetConfig, 'channels')})")
     s.add_argument("--timesteps", type=ints, help="DDPM feature timesteps (default: the features command's)")
-    s.add_argument("--shots", type=ints, default=(20, 100),
-                   help="tail / head thresholds in training images per class (default 20,100)")
+    option(s, "--shots", CompareConfig, type=ints,
+           help="tail / head thresholds in training images per class (default {default})")
     s.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the probe command's)")
     s.add_argument("--class-balanced", action="store_true", help="class-weighted probes (for every method)")
     _arch_args(s)
-    add_precision_arg(s)
+    add_precision_arg(s, CompareConfig)
     s.set_defaults(fn=cmd_compare)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import add_precision_arg
+from ..config.evaluate import CalibrateConfig, EvaluateConfig, PredictConfig, ShiftConfig
+from ..workflows.config import AdaptConfig
+from .args import add_precision_arg, option
 
 
 def _bundle(args):
@@ -140,9 +142,9 @@ def add_commands(sub) -> None:
     s.add_argument("--model", required=True, help="bundle folder (PROBE_OUT/bundle)")
     s.add_argument("--data", required=True, help="labelled image folder, manifest CSV or EcoTaxa TSV")
     s.add_argument("--class-map", help="CSV group,model_pattern,data_pattern to evaluate coarser groups")
-    s.add_argument("--part", default="all", help="train | val | test | all (default all images)")
+    option(s, "--part", EvaluateConfig, help="train | val | test | all (default {default} images)")
     s.add_argument("--out", required=True, help="folder for metrics.json, report.md, confusion.png")
-    s.add_argument("--seed", type=int, default=0, help="seed of the synthetic prior-shift samples")
+    option(s, "--seed", EvaluateConfig, type=int, help="seed of the synthetic prior-shift samples")
     add_size_scale_arg(s)
     add_precision_arg(s)
     s.set_defaults(fn=cmd_evaluate)
@@ -153,10 +155,10 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, help="folder for shift.json, shift.md, robustness.png")
     s.add_argument("--shifts", type=_names, help="comma-separated subset of defocus,noise,contrast,illumination,"
                                                  "resolution,jpeg,margin,texture,overlay (default: all)")
-    s.add_argument("--severities", type=_severities, default=(1, 2, 3, 4, 5))
-    s.add_argument("--part", default="test", help="which part of the split (default test)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the random shifts (noise, lighting)")
-    s.add_argument("--split-seed", type=int, default=0, help="seed used to split a folder (as 'diffprobe split')")
+    option(s, "--severities", ShiftConfig, type=_severities)
+    option(s, "--part", ShiftConfig, help="which part of the split (default {default})")
+    option(s, "--seed", ShiftConfig, type=int, help="seed of the random shifts (noise, lighting)")
+    option(s, "--split-seed", ShiftConfig, type=int, help="seed used to split a folder (as 'diffprobe split')")
     add_precision_arg(s)
     s.set_defaults(fn=cmd_shift)
 
@@ -164,12 +166,12 @@ def add_commands(sub) -> None:
     s.add_argument("--model", required=True, help="bundle folder")
     s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
     s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
-    s.add_argument("--batch-size", type=int, default=256)
+    option(s, "--batch-size", PredictConfig, type=int)
     add_size_scale_arg(s)
-    s.add_argument("--format", choices=("csv", "kaggle"), default="csv",
-                   help="csv (default): path, top-3 labels with probabilities, unknown flag; kaggle: the 2015 "
-                        "NDSB submission layout (image,<class 1>,...,<class C>: file name and every class's "
-                        "calibrated probability, in the bundle's class order)")
+    option(s, "--format", PredictConfig, choices=("csv", "kaggle"),
+           help="csv (default): path, top-3 labels with probabilities, unknown flag; kaggle: the 2015 "
+                "NDSB submission layout (image,<class 1>,...,<class C>: file name and every class's "
+                "calibrated probability, in the bundle's class order)")
     add_precision_arg(s)
     s.set_defaults(fn=cmd_predict)
 
@@ -180,22 +182,22 @@ def add_commands(sub) -> None:
     s.add_argument("--class-map", help="CSV group,model_pattern,data_pattern: adapt to these groups instead of "
                                        "the data's own classes")
     s.add_argument("--out", required=True, help="folder for the new bundle")
-    s.add_argument("--polarity", choices=("auto", "fixed"), default="auto",
-                   help="auto (default): each image's background decides whether it is inverted (bright-field "
-                        "and dark-field crops both work); fixed: as the bundle was trained")
+    option(s, "--polarity", AdaptConfig, choices=("auto", "fixed"),
+           help="auto (default): each image's background decides whether it is inverted (bright-field "
+                "and dark-field crops both work); fixed: as the bundle was trained")
     s.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
                    help="cut each image down to the organism plus a margin (--no-crop: keep the frame); default: "
                         "as the bundle. Pays where the new instrument frames its objects loosely")
-    s.add_argument("--seed", type=int, default=0, help="seed of the cross-validation folds")
+    option(s, "--seed", AdaptConfig, type=int, help="seed of the cross-validation folds")
     add_precision_arg(s)
     s.set_defaults(fn=cmd_adapt)
 
     s = sub.add_parser("calibrate", help="fit temperature, unknown threshold and val confusion of a bundle")
     s.add_argument("--model", required=True, help="bundle folder (bundle.json is rewritten)")
     s.add_argument("--data", required=True, help="split CSV (its val part is used) or labelled folder")
-    s.add_argument("--part", default="val", help="which part of the split (default val)")
-    s.add_argument("--accept", type=float, default=0.95, help="share of known images to accept (default 0.95)")
-    s.add_argument("--split-seed", type=int, default=0)
+    option(s, "--part", CalibrateConfig, help="which part of the split (default {default})")
+    option(s, "--accept", CalibrateConfig, type=float, help="share of known images to accept (default {default})")
+    option(s, "--split-seed", CalibrateConfig, type=int)
     add_precision_arg(s)
     s.set_defaults(fn=cmd_calibrate)
 

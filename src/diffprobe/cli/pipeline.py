@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .args import add_precision_arg, add_split_args, add_training_args, floats, ints, manifest_for, strs
+from ..config.backbones import POOLINGS, UNetConfig
+from ..config.data import SynthConfig
+from ..config.evaluate import ClusterConfig
+from ..config.features import VIEWS, ExtractConfig, FeatureSpec
+from ..config.pretrain import DEFAULT_MINUTES, PretrainConfig
+from ..config.probe import HEADS, FusionConfig, GridProbeConfig, MLPProbeConfig, ProbeRunConfig
+from ..workflows.config import DemoConfig
+from .args import add_precision_arg, add_split_args, add_training_args, floats, ints, manifest_for, option, shown, strs
 
 
 def cmd_split(args):
@@ -38,14 +45,12 @@ def cmd_synth(args):
 
 
 def cmd_pretrain(args):
-    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from ..workflows.pipeline import run_pretrain  # noqa: PLC0415
-    from ..pretrain.ddpm import PretrainConfig  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.steps is None and args.minutes is None:
-        args.minutes = 60.0
+        args.minutes = DEFAULT_MINUTES
     cfg = PretrainConfig(unet=UNetConfig(image_size=args.image_size, channels=args.channels,
                                          layers_per_block=args.layers_per_block, attention=args.attention,
                                          space_to_depth=args.space_to_depth),
@@ -59,7 +64,6 @@ def cmd_pretrain(args):
 
 
 def cmd_features(args):
-    from ..features.extract import FeatureSpec  # noqa: PLC0415
     from ..workflows.pipeline import run_features  # noqa: PLC0415
 
     out = Path(args.out)
@@ -165,10 +169,10 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("synth", help="write a synthetic plankton dataset (for trying diffprobe out)")
     s.add_argument("--out", required=True)
-    s.add_argument("--n-per-class", type=int, default=80)
-    s.add_argument("--size", type=int, default=64)
+    option(s, "--n-per-class", SynthConfig, type=int)
+    option(s, "--size", SynthConfig, type=int)
     s.add_argument("--long-tail", action="store_true")
-    s.add_argument("--seed", type=int, default=0)
+    option(s, "--seed", SynthConfig, type=int)
     s.set_defaults(fn=cmd_synth)
 
     s = sub.add_parser("pretrain", help="train a DDPM U-Net denoiser on the (unlabelled) train images",
@@ -177,44 +181,45 @@ def add_commands(sub) -> None:
     s.add_argument("--backbone", default="ddpm", help="ddpm (default), or another backbone's trainer (see below)")
     s.add_argument("--data", required=True, help="image folder or manifest CSV (labels are not used)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, unet/, samples.png)")
-    s.add_argument("--image-size", type=int, default=32)
-    s.add_argument("--channels", type=ints, default=(64, 128, 128), help="U-Net widths per level (default 64,128,128)")
-    s.add_argument("--layers-per-block", type=int, default=1)
+    option(s, "--image-size", UNetConfig, type=int)
+    option(s, "--channels", UNetConfig, type=ints, help="U-Net widths per level (default {default})")
+    option(s, "--layers-per-block", UNetConfig, type=int)
     s.add_argument("--attention", action="store_true", help="self-attention at the lowest resolution")
-    s.add_argument("--space-to-depth", type=int, default=1,
-                   help="fold f x f pixels into channels (pixel unshuffle): --image-size 64 --space-to-depth 2 runs "
-                        "the U-Net on a 32 x 32 grid at about the cost of 32 px images (default 1: off)")
-    add_training_args(s)
+    option(s, "--space-to-depth", UNetConfig, type=int,
+           help="fold f x f pixels into channels (pixel unshuffle): --image-size 64 --space-to-depth 2 runs "
+                "the U-Net on a 32 x 32 grid at about the cost of 32 px images (default {default}: off)")
+    add_training_args(s, PretrainConfig)
     s.set_defaults(fn=cmd_pretrain)
 
     s = sub.add_parser("features", help="pooled features of a frozen model at every (block, timestep)")
     s.add_argument("--model", required=True, help="run folder from 'diffprobe pretrain'")
     s.add_argument("--data", required=True, help="image folder or manifest CSV (e.g. RUN/split.csv)")
     s.add_argument("--out", required=True, help="folder holding feature stores (one per key)")
-    s.add_argument("--timesteps", type=ints, default=(1, 10, 25, 50, 100, 200, 400))
-    s.add_argument("--blocks", type=strs, default=(), help="block names (default: all)")
-    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 | grid4 | grid8")
-    s.add_argument("--n-noise", type=int, default=1, help="average over this many noise draws")
-    s.add_argument("--views", type=int, default=1, choices=(1, 2, 4, 8),
-                   help="average over this many flips / quarter turns of each image (test-time augmentation)")
-    s.add_argument("--batch-size", type=int, default=256)
-    add_precision_arg(s)
+    option(s, "--timesteps", FeatureSpec, type=ints)
+    option(s, "--blocks", FeatureSpec, type=strs, help="block names (default: all)")
+    option(s, "--pooling", FeatureSpec, help=" | ".join(POOLINGS))
+    option(s, "--n-noise", FeatureSpec, type=int, help="average over this many noise draws")
+    option(s, "--views", FeatureSpec, type=int, choices=VIEWS,
+           help="average over this many flips / quarter turns of each image (test-time augmentation)")
+    option(s, "--batch-size", ExtractConfig, type=int)
+    add_precision_arg(s, FeatureSpec)
     add_split_args(s)
     s.set_defaults(fn=cmd_features)
 
     s = sub.add_parser("probe", help="a linear probe on every (block, timestep) pair; best chosen on val")
     s.add_argument("--features", required=True, help="feature store folder (printed by 'diffprobe features')")
     s.add_argument("--out", required=True)
-    s.add_argument("--epochs", type=int, help="at most this many epochs (default 20)")
-    s.add_argument("--lr", type=float, help="Adam learning rate (default 0.03)")
-    s.add_argument("--weight-decays", type=floats, help="L2 grid, best chosen on val (default 1e-5,1e-4,1e-3)")
+    s.add_argument("--epochs", type=int, help=f"at most this many epochs (default {shown(GridProbeConfig, 'epochs')})")
+    s.add_argument("--lr", type=float, help=f"Adam learning rate (default {shown(GridProbeConfig, 'lr')})")
+    s.add_argument("--weight-decays", type=floats,
+                   help=f"L2 grid, best chosen on val (default {shown(GridProbeConfig, 'weight_decays')})")
     s.add_argument("--no-whiten", action="store_true",
                    help="train on standardised features without PCA-whitening (slower to converge)")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--max-gb", type=float, default=4.0,
-                   help="RAM for features at a time: larger stores are probed in chunks of pairs (default 4)")
-    add_precision_arg(s)
+    option(s, "--seed", GridProbeConfig, type=int)
+    option(s, "--max-gb", ProbeRunConfig, type=float,
+           help="RAM for features at a time: larger stores are probed in chunks of pairs (default {default})")
+    add_precision_arg(s, GridProbeConfig)
     s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("fuse", help="one head on the concatenated features of the top pairs (k chosen on val), "
@@ -222,16 +227,16 @@ def add_commands(sub) -> None:
     s.add_argument("--features", required=True, help="the feature store that 'diffprobe probe' read")
     s.add_argument("--results", required=True, help="its results.json (ranks the pairs by val accuracy)")
     s.add_argument("--out", required=True, help="folder for fusion.json, fusion.md")
-    s.add_argument("--ks", type=ints, default=(2, 3, 4, 6, 8), help="numbers of pairs to try (default 2,3,4,6,8)")
-    s.add_argument("--head", choices=("linear", "mlp"), default="linear",
-                   help="linear probe (the paper's readout, default) or a one-hidden-layer MLP")
+    option(s, "--ks", FusionConfig, type=ints, help="numbers of pairs to try (default {default})")
+    option(s, "--head", FusionConfig, choices=HEADS,
+           help="linear probe (the paper's readout, default) or a one-hidden-layer MLP")
     s.add_argument("--metadata", action="store_true",
                    help="append the objects' size and shape measurements (stored with the features) to the input")
-    s.add_argument("--ensemble", type=int, default=1,
-                   help="MLP head only: average this many heads from consecutive seeds into one (default 1)")
+    option(s, "--ensemble", MLPProbeConfig, type=int,
+           help="MLP head only: average this many heads from consecutive seeds into one (default {default})")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
-    s.add_argument("--seed", type=int, default=0)
-    add_precision_arg(s)
+    option(s, "--seed", GridProbeConfig, type=int)
+    add_precision_arg(s, GridProbeConfig)
     s.set_defaults(fn=cmd_fuse)
 
     s = sub.add_parser("study", help="the whole study from a config file (configs/*.toml), resumable stage by stage")
@@ -245,16 +250,16 @@ def add_commands(sub) -> None:
     s.add_argument("--results", help="results.json of 'diffprobe probe': cluster its best pair")
     s.add_argument("--block")
     s.add_argument("--timestep", type=int)
-    s.add_argument("--split", default="test", help="train | val | test | all")
+    option(s, "--split", ClusterConfig, help="train | val | test | all")
     s.add_argument("--k", type=int, help="number of clusters (default: number of classes)")
-    s.add_argument("--seed", type=int, default=0)
+    option(s, "--seed", ClusterConfig, type=int)
     s.set_defaults(fn=cmd_cluster)
 
     s = sub.add_parser("demo", help="the whole pipeline on synthetic plankton (or --data) in minutes")
     s.add_argument("--out", required=True)
     s.add_argument("--data", help="a real image folder instead of synthetic data")
-    s.add_argument("--steps", type=int, default=700, help="pretraining steps (default 700)")
-    s.add_argument("--image-size", type=int, default=32)
-    s.add_argument("--seed", type=int, default=0)
-    add_precision_arg(s)
+    option(s, "--steps", DemoConfig, type=int, help="pretraining steps (default {default})")
+    option(s, "--image-size", DemoConfig, type=int)
+    option(s, "--seed", DemoConfig, type=int)
+    add_precision_arg(s, DemoConfig)
     s.set_defaults(fn=cmd_demo)

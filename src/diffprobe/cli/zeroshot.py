@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .args import add_precision_arg, add_split_args, add_training_args, ints, manifest_for, strs
+from ..config import default_of
+from ..config.backbones import POOLINGS, POOLS, RCDiTConfig
+from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
+from ..config.features import ExtractConfig
+from ..config.pretrain import DEFAULT_MINUTES, RCDiTPretrainConfig
+from .args import add_precision_arg, add_split_args, add_training_args, ints, manifest_for, option, strs
 
 
 def _schedule(text: str) -> tuple[tuple[int, int], ...]:
@@ -19,14 +24,13 @@ def _schedule(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def cmd_rcdit_pretrain(args):
-    from ..backbones.rcdit import RCDiTConfig  # noqa: PLC0415
     from ..data.dataset import load_split_images  # noqa: PLC0415
-    from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
+    from ..pretrain.rcdit import pretrain_rcdit  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.steps is None and args.minutes is None:
-        args.minutes = 60.0
+        args.minutes = DEFAULT_MINUTES
     model = RCDiTConfig(image_size=args.image_size, enc_patch=args.enc_patch, enc_dim=args.enc_dim,
                         enc_depth=args.enc_depth, enc_heads=args.enc_heads, enc_pool=args.enc_pool,
                         dit_patch=args.dit_patch, dit_dim=args.dit_dim, dit_depth=args.dit_depth,
@@ -43,7 +47,7 @@ def cmd_rcdit_pretrain(args):
 
 def cmd_zeroshot(args):
     from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
-    from ..evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
+    from ..evaluate.zeroshot import zeroshot  # noqa: PLC0415
     from ..utils import DiffprobeError, read_json  # noqa: PLC0415
 
     out = Path(args.out)
@@ -84,18 +88,19 @@ def add_commands(sub) -> None:
                                               "on the (unlabelled) train images")
     s.add_argument("--data", required=True, help="image folder or manifest CSV (labels are not used)")
     s.add_argument("--out", required=True, help="run folder (checkpoints, rcdit.safetensors, samples.png)")
-    s.add_argument("--image-size", type=int, default=32)
-    s.add_argument("--enc-patch", type=int, default=4, help="encoder ViT patch size (default 4)")
-    s.add_argument("--enc-dim", type=int, default=192, help="encoder width = size of r (default 192)")
-    s.add_argument("--enc-depth", type=int, default=6)
-    s.add_argument("--enc-heads", type=int, default=3)
-    s.add_argument("--enc-pool", choices=("token", "avg"), default="token", help="r from the CLS token or the mean")
-    s.add_argument("--dit-patch", type=int, default=4, help="DiT patch size on pixels (default 4)")
-    s.add_argument("--dit-dim", type=int, default=192)
-    s.add_argument("--dit-depth", type=int, default=6)
-    s.add_argument("--dit-heads", type=int, default=3)
-    s.add_argument("--r-dropout", type=float, default=0.1, help="share of images trained with a null r (default 0.1)")
-    add_training_args(s)
+    option(s, "--image-size", RCDiTConfig, type=int)
+    option(s, "--enc-patch", RCDiTConfig, type=int, help="encoder ViT patch size (default {default})")
+    option(s, "--enc-dim", RCDiTConfig, type=int, help="encoder width = size of r (default {default})")
+    option(s, "--enc-depth", RCDiTConfig, type=int)
+    option(s, "--enc-heads", RCDiTConfig, type=int)
+    option(s, "--enc-pool", RCDiTConfig, choices=POOLS, help="r from the CLS token or the mean")
+    option(s, "--dit-patch", RCDiTConfig, type=int, help="DiT patch size on pixels (default {default})")
+    option(s, "--dit-dim", RCDiTConfig, type=int)
+    option(s, "--dit-depth", RCDiTConfig, type=int)
+    option(s, "--dit-heads", RCDiTConfig, type=int)
+    option(s, "--r-dropout", RCDiTPretrainConfig, type=float,
+           help="share of images trained with a null r (default {default})")
+    add_training_args(s, RCDiTPretrainConfig)
     s.set_defaults(fn=cmd_rcdit_pretrain)
 
     s = sub.add_parser("zeroshot", help="zero-shot classification: prototypes, k-NN, diffusion classifier, "
@@ -107,22 +112,23 @@ def add_commands(sub) -> None:
     s.add_argument("--timestep", type=int, help="timestep of --block (needed for DDPM U-Net blocks)")
     s.add_argument("--results", help="results.json of 'diffprobe probe': use its best (block, timestep), pooling "
                                       "and noise ensemble")
-    s.add_argument("--pooling", default="avg", help="avg | max | avgmax | grid2 | grid4 | grid8 (for --block feature maps)")
-    s.add_argument("--n-noise", type=int, default=1, help="average the features over this many noise draws")
-    s.add_argument("--shots", type=ints, default=(1, 5, 10, 0),
-                   help="references per class (0 = all; default 1,5,10,0)")
-    s.add_argument("--episodes", type=int, default=5, help="seeded draws of the references per k (default 5)")
-    s.add_argument("--knn", type=int, default=20, help="neighbours for k-NN (default 20)")
+    option(s, "--pooling", ZeroShotConfig, help=" | ".join(POOLINGS) + " (for --block feature maps)")
+    option(s, "--n-noise", ZeroShotConfig, type=int, help="average the features over this many noise draws")
+    option(s, "--shots", ZeroShotConfig, type=ints, help="references per class (0 = all; default {default})")
+    option(s, "--episodes", ZeroShotConfig, type=int, help="seeded draws of the references per k (default {default})")
+    option(s, "--knn", ZeroShotConfig, "knn_k", type=int, help="neighbours for k-NN (default {default})")
     s.add_argument("--no-center", action="store_true", help="do not subtract the train mean before L2 normalisation")
     s.add_argument("--positive", help="binary task: fnmatch pattern of the positive classes, e.g. 'copepod_*'")
     s.add_argument("--no-diffusion", action="store_true", help="skip the diffusion classifier")
-    s.add_argument("--dc-schedule", type=_schedule, default=((4, 10), (8, 3), (16, 1)),
-                   help="diffusion-classifier stages SAMPLES:KEEP (default 4:10,8:3,16:1)")
-    s.add_argument("--dc-max-images", type=int, default=500, help="test images for the diffusion classifier "
-                                                                   "(seeded subset; 0 = all; default 500)")
-    s.add_argument("--dc-shots", type=int, default=0, help="references per class for its prototypes (0 = all)")
-    s.add_argument("--dc-batch-size", type=int, default=512, help="denoiser inputs per forward pass")
-    s.add_argument("--batch-size", type=int, default=256, help="images per batch for feature extraction")
-    add_precision_arg(s)
+    dc = DiffusionClassifierConfig
+    option(s, "--dc-schedule", dc, "schedule", type=_schedule,
+           help="diffusion-classifier stages SAMPLES:KEEP (default "
+                + ",".join(f"{n}:{k}" for n, k in default_of(dc, "schedule")) + ")")
+    option(s, "--dc-max-images", dc, "max_images", type=int,
+           help="test images for the diffusion classifier (seeded subset; 0 = all; default {default})")
+    option(s, "--dc-shots", dc, "shots", type=int, help="references per class for its prototypes (0 = all)")
+    option(s, "--dc-batch-size", dc, "batch_size", type=int, help="denoiser inputs per forward pass")
+    option(s, "--batch-size", ExtractConfig, type=int, help="images per batch for feature extraction")
+    add_precision_arg(s, ZeroShotConfig)
     add_split_args(s)
     s.set_defaults(fn=cmd_zeroshot)

@@ -271,7 +271,7 @@ def _plan(n_per_class: int, classes: Sequence[str] | None, long_tail: bool, imba
     return names, class_counts(n_per_class, len(names), long_tail, imbalance)
 
 
-def generate_arrays(*, n_per_class: int = 60, size: int = 64, classes: Sequence[str] | None = None,
+def generate_arrays(*, n_per_class: int = 80, size: int = 64, classes: Sequence[str] | None = None,
                     long_tail: bool = False, imbalance: float = 10.0,
                     seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Generate in memory: (images of varying shape, int64 labels, class names).
@@ -288,7 +288,7 @@ def generate_arrays(*, n_per_class: int = 60, size: int = 64, classes: Sequence[
     return images, np.asarray(labels, dtype=np.int64), names
 
 
-def generate(out_dir: str | Path, *, n_per_class: int = 60, size: int = 64, classes: Sequence[str] | None = None,
+def generate(out_dir: str | Path, *, n_per_class: int = 80, size: int = 64, classes: Sequence[str] | None = None,
              long_tail: bool = False, imbalance: float = 10.0, seed: int = 0, fmt: str = "png") -> Path:
     """Write an NDSB-like folder tree ``out_dir/<class>/<class>_<i:05d>.<fmt>``; return ``out_dir``.
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix
 
+from ..config.evaluate import CalibrateConfig
 from ..data.dataset import load_split_images
 from ..data.manifest import prepare_split
 from ..probe.bundle import ClassifierBundle, _validate
@@ -21,8 +22,9 @@ from .crossdata import select_part
 from .unknown import unknown_thresholds
 
 
-def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = "val", accept: float = 0.95,
-                     split_seed: int = 0, precision: str = "auto", progress: bool = True) -> dict:
+def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = CalibrateConfig.part,
+                     accept: float = CalibrateConfig.accept, split_seed: int = CalibrateConfig.split_seed,
+                     precision: str = "auto", progress: bool = True) -> dict:
     """Fit temperature, unknown thresholds and val confusion on the ``part`` of ``data`` (a split CSV,
     or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json; return the new fields."""
     bundle = ClassifierBundle.load(bundle_dir, precision=precision)

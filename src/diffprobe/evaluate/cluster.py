@@ -9,6 +9,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
+from ..config.evaluate import ClusterConfig
 from ..utils import DiffprobeError, write_json
 
 
@@ -40,7 +41,8 @@ def kmeans_scores(features: np.ndarray, labels: np.ndarray, k: int | None = None
 
 
 def cluster_store(store, out_dir: str | Path, *, block: str | None = None, timestep: int | None = None,
-                  split: str = "test", k: int | None = None, seed: int = 0, results: dict | None = None) -> dict:
+                  split: str = ClusterConfig.split, k: int | None = None, seed: int = ClusterConfig.seed,
+                  results: dict | None = None) -> dict:
     """k-means on one pair of a feature store (by default the probe's best pair, else the first);
     writes ``cluster.json``."""
     if block is None or timestep is None:

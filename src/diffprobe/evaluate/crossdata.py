@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from ..config.evaluate import EvaluateConfig
 from ..data.dataset import load_split_images
 from ..data.manifest import SPLITS, Manifest, open_dataset
 from ..probe.bundle import ClassifierBundle
@@ -121,7 +122,8 @@ def select_part(m: Manifest, part: str, where: str | Path) -> Manifest:
 
 
 def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
-                    class_map: str | Path | None = None, part: str = "all", n_trials: int = 50, seed: int = 0,
+                    class_map: str | Path | None = None, part: str = EvaluateConfig.part,
+                    n_trials: int = EvaluateConfig.n_trials, seed: int = EvaluateConfig.seed,
                     size_scale: float | str | None = None, progress: bool = True) -> dict:
     """Metrics of ``bundle`` on the labelled dataset ``data``; writes metrics.json, confusion.png,
     report.md to ``out_dir`` and returns the metrics. ``size_scale``: the pixel scale of ``data``'s object

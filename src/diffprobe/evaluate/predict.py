@@ -30,6 +30,7 @@ import numpy as np
 from scipy.special import softmax
 from tqdm.auto import tqdm
 
+from ..config.evaluate import PredictConfig
 from ..data.manifest import open_dataset, scan_folder
 from ..probe.bundle import ClassifierBundle
 from ..utils import DiffprobeError
@@ -137,7 +138,8 @@ def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_si
 
 
 def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path], out_csv: str | Path, *,
-                  batch_size: int = 256, progress: bool = True, format: str = "csv",  # noqa: A002
+                  batch_size: int = PredictConfig.batch_size, progress: bool = True,
+                  format: str = PredictConfig.format,  # noqa: A002
                   size_scale: float | str | None = None) -> dict:
     """Classify folders / files / manifests; write ``out_csv``, ``<stem>.abundance.csv`` and, if any
     file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "size_scale",

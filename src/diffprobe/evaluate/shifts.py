@@ -40,6 +40,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from tqdm.auto import tqdm
 
+from ..config.evaluate import SEVERITIES, ShiftConfig
 from ..data.io import ImageReadError, read_image
 from ..data.manifest import prepare_split
 from ..data.preprocess import border_level
@@ -51,7 +52,6 @@ from .crossdata import select_part
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-SEVERITIES = (1, 2, 3, 4, 5)
 # Parameter of each shift at severities 1..5 (see the module docstring).
 LEVELS: dict[str, tuple[float, ...]] = {
     "defocus": (1.0, 1.5, 2.0, 3.0, 4.0),
@@ -154,8 +154,9 @@ def apply_shift(image: np.ndarray, shift: str, severity: int, *, seed: int = 0, 
 
 
 def run_shift_suite(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
-                    shifts: tuple[str, ...] = tuple(SHIFTS), severities: tuple[int, ...] = SEVERITIES,
-                    part: str = "test", seed: int = 0, split_seed: int = 0, progress: bool = True) -> dict:
+                    shifts: tuple[str, ...] = tuple(SHIFTS), severities: tuple[int, ...] = ShiftConfig.severities,
+                    part: str = ShiftConfig.part, seed: int = ShiftConfig.seed,
+                    split_seed: int = ShiftConfig.split_seed, progress: bool = True) -> dict:
     """Accuracy and macro F1 of ``bundle`` on the ``part`` of ``data`` (a split CSV, or a folder split
     as 'diffprobe split --seed split_seed' would) under every shift and severity.
 

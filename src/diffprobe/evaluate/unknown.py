@@ -17,16 +17,13 @@ the model does not know.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from ..probe.calibration import SCORES, known_scores, unknown_thresholds
-from ..utils import DiffprobeError, read_json, write_json
+from ..utils import DiffprobeError
 
-__all__ = ["SCORES", "fit_unknown_threshold", "flag_unknown", "known_scores", "openset_auroc", "shift_warning",
-           "unknown_thresholds"]
+__all__ = ["SCORES", "flag_unknown", "known_scores", "openset_auroc", "shift_warning", "unknown_thresholds"]
 
 # A batch departs from the bundle's validation data when at least this many images show it and either the
 # share flagged unknown is at least SHIFT_UNKNOWN_RATIO times the expected share (and beyond binomial noise,
@@ -34,14 +31,6 @@ __all__ = ["SCORES", "fit_unknown_threshold", "flag_unknown", "known_scores", "o
 SHIFT_MIN_IMAGES = 30
 SHIFT_UNKNOWN_RATIO = 2.0
 SHIFT_CONFIDENCE_DROP = 0.15
-
-def fit_unknown_threshold(bundle_dir: str | Path, val_logits: np.ndarray, accept: float = 0.95) -> dict:
-    """Fit the thresholds on val logits with the bundle's temperature; rewrite bundle.json (atomically)."""
-    path = Path(bundle_dir) / "bundle.json"
-    meta = read_json(path)
-    meta["unknown"] = unknown_thresholds(val_logits, float(meta.get("temperature", 1.0)), accept)
-    write_json(path, meta)
-    return meta["unknown"]
 
 
 def flag_unknown(logits: np.ndarray, meta: dict, score: str | None = None) -> np.ndarray | None:

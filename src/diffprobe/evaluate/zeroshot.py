@@ -28,7 +28,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -41,6 +41,8 @@ from tqdm.auto import tqdm
 from ..backbones.base import Backbone, image_seeds, load_backbone
 from ..backbones.ddpm_unet import DDPMBackbone, make_scheduler
 from ..backbones.rcdit import ENCODER, RCDiTBackbone
+from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig  # noqa: F401 - re-exported
+from ..config.features import ExtractConfig
 from ..data.dataset import ImageArray, to_model_input
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features
@@ -50,68 +52,6 @@ from ..utils import DiffprobeError, stable_seed, write_json
 log = logging.getLogger(__name__)
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class DiffusionClassifierConfig:
-    """schedule: stages of (new (t, eps) samples per candidate, candidates kept after the stage).
-
-    The default scores every class on 4 samples, keeps the 10 best, adds 8 samples, keeps 3,
-    adds 16 and picks the lowest mean error (28 samples for the finalists).
-    max_images: test images classified (a seeded subset; 0 = all), as each costs hundreds of
-    denoiser calls. shots: references per class for the conditioning prototypes (0 = all).
-    """
-
-    schedule: tuple[tuple[int, int], ...] = ((4, 10), (8, 3), (16, 1))
-    t_range: tuple[int, int] = (1, 1000)
-    max_images: int = 500
-    shots: int = 0
-    batch_size: int = 512  # denoiser inputs per forward pass
-
-    def __post_init__(self):
-        object.__setattr__(self, "schedule", tuple((int(n), int(k)) for n, k in self.schedule))
-        if not self.schedule or any(n < 1 or k < 1 for n, k in self.schedule):
-            raise DiffprobeError(f"diffusion-classifier schedule needs stages of (samples >= 1, keep >= 1), "
-                                 f"got {list(self.schedule)}")
-        lo, hi = self.t_range
-        if not 0 <= lo < hi <= 1000:
-            raise DiffprobeError(f"t_range must satisfy 0 <= low < high <= 1000, got {self.t_range}")
-
-    @property
-    def samples(self) -> int:
-        return sum(n for n, _ in self.schedule)
-
-
-@dataclass(frozen=True)
-class ZeroShotConfig:
-    """block/timestep: the representation (default: the backbone's own, e.g. RC-DiT ``encoder`` at t=0);
-    pooling/n_noise: how its features are read (as in ``FeatureSpec``; for a U-Net, those of its probe run).
-
-    shots: references per class for prototypes (0 = all train images). episodes: seeded draws
-    of the references for each k > 0. center: subtract the train mean before L2 normalisation.
-    positive: fnmatch pattern of the positive classes for the binary task (None: no binary task).
-    diffusion: diffusion-classifier settings (None: skip it).
-    """
-
-    block: str | None = None
-    timestep: int | None = None
-    pooling: str = "avg"
-    n_noise: int = 1
-    shots: tuple[int, ...] = (1, 5, 10, 0)
-    episodes: int = 5
-    knn_k: int = 20
-    knn_temperature: float = 0.07
-    center: bool = True
-    positive: str | None = None
-    diffusion: DiffusionClassifierConfig | None = field(default_factory=DiffusionClassifierConfig)
-    seed: int = 0
-    precision: str = "auto"
-
-    def __post_init__(self):
-        if any(k < 0 for k in self.shots) or not self.shots:
-            raise DiffprobeError(f"shots must be non-negative integers (0 = all), got {list(self.shots)}")
-        if self.episodes < 1 or self.knn_k < 1:
-            raise DiffprobeError("episodes and knn_k must be at least 1")
 
 
 # --- (a) prototypes and k-NN ---------------------------------------------------------------------------------
@@ -294,7 +234,8 @@ def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
 
 
 def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Path,
-             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = 256, progress: bool = True) -> dict:
+             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = ExtractConfig.batch_size,
+             progress: bool = True) -> dict:
     """Zero-shot evaluation of ``model`` on ``images`` (references: train part; evaluated: test part).
 
     Writes ``zeroshot.json`` and ``zeroshot.md`` (and the feature stores under ``features/``) to

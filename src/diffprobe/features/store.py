@@ -21,6 +21,7 @@ from accelerate import PartialState
 from tqdm.auto import tqdm
 
 from ..backbones.base import Backbone, load_backbone
+from ..config.features import ExtractConfig
 from ..data.dataset import ImageArray
 from ..utils import DiffprobeError, hash_json, read_json, resolve_precision, write_json
 from .extract import FeatureSpec, view_features
@@ -86,8 +87,8 @@ class FeatureStore:
 
 
 def extract_features(model: str | Path | Backbone, images: ImageArray, spec: FeatureSpec, root: str | Path, *,
-                     batch_size: int = 256, progress: bool = True, device: torch.device | None = None,
-                     flush_every: int = 8) -> FeatureStore:
+                     batch_size: int = ExtractConfig.batch_size, progress: bool = True,
+                     device: torch.device | None = None, flush_every: int = 8) -> FeatureStore:
     """Build (or reuse, or resume) the feature store of ``images`` under ``root``; return it.
 
     ``model``: a backbone directory (any registered kind) or a loaded ``Backbone``.

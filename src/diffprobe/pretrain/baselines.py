@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,102 +50,15 @@ from lightly.transforms import DINOTransform, MAETransform, SimCLRTransform
 from lightly.utils.scheduler import cosine_schedule
 from timm.scheduler import CosineLRScheduler
 
-from ..backbones.baselines import ArchConfig, ResNetConfig, ViTConfig, arch_from_dict, arch_to_dict, save_baseline_dir
+from ..backbones.baselines import ViTConfig, build_arch, save_baseline_dir  # noqa: F401 - ViTConfig re-exported
+from ..config.pretrain import DEFAULT_ARCH, METHODS, BaselineConfig, default_arch  # noqa: F401 - re-exported
 from ..data.dataset import ImageArray, load_split_images, to_model_input
 from ..data.manifest import Manifest
-from ..data.preprocess import Preprocess
 from ..utils import DiffprobeError
 from .ddpm import augment_batch
-from .loop import RunConfig, TrainTask, square_images, train
+from .loop import TrainTask, square_images, train
 
-METHODS = ("supervised", "simclr", "dino", "mae")
-DEFAULT_ARCH = {"supervised": "resnet", "simclr": "resnet", "dino": "resnet", "mae": "vit"}
 TO_MODEL_RANGE = {"mean": [0.5], "std": [0.5]}  # [0, 1] -> [-1, 1], as to_model_input
-
-
-def default_arch(method: str, image_size: int = 32, name: str | None = None) -> ArchConfig:
-    name = name or DEFAULT_ARCH[method]
-    if name == "resnet":
-        return ResNetConfig(image_size=image_size)
-    if name == "vit":
-        return ViTConfig(image_size=image_size)
-    raise DiffprobeError(f"unknown architecture {name!r}; choose resnet or vit")
-
-
-@dataclass
-class BaselineConfig(RunConfig):
-    """Everything that defines a baseline run; saved as ``config.json`` in the run folder.
-
-    Defaults (documented in the README): a half-width ResNet-18 (2.8 M parameters) for
-    supervised, SimCLR and DINO, a 6-block vit_tiny-width ViT with 4 px patches (2.7 M) for MAE;
-    AdamW, linear warm-up over ``warmup_fraction`` of the steps then cosine decay (timm).
-    """
-
-    settings_name = "baseline"
-
-    method: str = "simclr"
-    arch: ArchConfig | None = None  # None: the method's default at 32 px
-    budget_images: int = 200_000  # training images seen (not views)
-    batch_size: int = 128  # global batch, split across processes
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_fraction: float = 0.05
-    clip_grad: float = 3.0
-    checkpoint_every: int = 500  # steps
-    seed: int = 0
-    precision: str = "auto"
-    invert: bool = True
-    flatfield: bool = True  # divide out the illumination field (see data.preprocess)
-    # SimCLR
-    temperature: float = 0.5  # lightly's NTXentLoss default
-    projection_dim: int = 128
-    min_scale: float = 0.25  # smallest crop area of SimCLR views (MAE: 0.2; DINO global views: 0.4)
-    # DINO
-    dino_output_dim: int = 2048
-    dino_local_views: int = 0  # extra local crops of half the image size (0: the two global views only)
-    momentum_start: float = 0.996
-    # MAE
-    mask_ratio: float = 0.75
-    decoder_dim: int = 128
-    decoder_depth: int = 2
-    decoder_heads: int = 4
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise DiffprobeError(f"unknown baseline method {self.method!r}; choose one of {METHODS}")
-        if isinstance(self.arch, dict):
-            self.arch = arch_from_dict(self.arch)
-        if self.arch is None:
-            self.arch = default_arch(self.method)
-        if self.method == "mae" and not isinstance(self.arch, ViTConfig):
-            raise DiffprobeError("MAE needs a ViT backbone; use --arch vit")
-        if self.method == "dino" and isinstance(self.arch, ViTConfig) and self.dino_local_views:
-            self.arch = replace(self.arch, dynamic_img_size=True)  # local crops are smaller than the image
-        self.check_counts("budget_images", "batch_size", "checkpoint_every", "seed", "dino_local_views")
-        if self.batch_size < 2 or self.budget_images < 1:
-            raise DiffprobeError("batch_size must be at least 2 and budget_images at least 1")
-        if not self.lr > 0:
-            raise DiffprobeError(f"lr must be positive, got {self.lr!r}")
-        if not 0 < self.mask_ratio < 1:
-            raise DiffprobeError(f"mask_ratio must be in (0, 1), got {self.mask_ratio!r}")
-
-    @property
-    def steps(self) -> int:
-        return math.ceil(self.budget_images / self.batch_size)
-
-    @property
-    def image_size(self) -> int:
-        return self.arch.image_size
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess(size=self.image_size, invert=self.invert, flatfield=self.flatfield)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["arch"] = arch_to_dict(self.arch)
-        return d
-
 
 # ---- methods: one nn.Module each; ``views`` draws a step's randomness on the CPU, ``forward`` is the loss ----
 
@@ -185,7 +96,7 @@ class Supervised(BaselineMethod):
 
     def __init__(self, cfg: BaselineConfig, n_classes: int):
         super().__init__()
-        self.model = cfg.arch.build(num_classes=n_classes)
+        self.model = build_arch(cfg.arch, num_classes=n_classes)
 
     def views(self, x, y):
         return {"x": augment_batch(to_model_input(x), torch.default_generator), "y": y}
@@ -202,7 +113,7 @@ class Supervised(BaselineMethod):
 class SimCLR(BaselineMethod):
     def __init__(self, cfg: BaselineConfig, n_classes: int = 0):
         super().__init__()
-        self.backbone = cfg.arch.build(num_classes=0)
+        self.backbone = build_arch(cfg.arch, num_classes=0)
         dim = self.backbone.num_features
         self.head = SimCLRProjectionHead(dim, dim, cfg.projection_dim)
         self.criterion = NTXentLoss(temperature=cfg.temperature)
@@ -230,7 +141,7 @@ class DINO(BaselineMethod):
 
     def __init__(self, cfg: BaselineConfig, n_classes: int = 0):
         super().__init__()
-        self.student = cfg.arch.build(num_classes=0)
+        self.student = build_arch(cfg.arch, num_classes=0)
         dim = self.student.num_features
         freeze = max(1, round(cfg.warmup_fraction * cfg.steps))  # last layer frozen during warm-up
         self.student_head = DINOProjectionHead(dim, 512, 64, cfg.dino_output_dim, batch_norm=True,
@@ -276,7 +187,7 @@ class DINO(BaselineMethod):
 class MAE(BaselineMethod):
     def __init__(self, cfg: BaselineConfig, n_classes: int = 0):
         super().__init__()
-        vit = cfg.arch.build(num_classes=0)
+        vit = build_arch(cfg.arch, num_classes=0)
         self.encoder = MaskedVisionTransformerTIMM(vit=vit)
         self.encoder.mask_token.requires_grad_(False)  # MAE drops masked tokens; the encoder's mask token is unused
         self.patch_size = cfg.arch.patch_size

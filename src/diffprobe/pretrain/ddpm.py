@@ -9,7 +9,6 @@ exactly as an uninterrupted run would.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,53 +18,11 @@ from accelerate import Accelerator
 from diffusers import DDIMScheduler
 
 from ..backbones.base import write_backbone_json
-from ..backbones.ddpm_unet import UNetConfig, make_scheduler, unet_image_size
+from ..backbones.ddpm_unet import build_unet, make_scheduler, unet_image_size
+from ..config.pretrain import PretrainConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import ImageArray, to_model_input
-from ..data.preprocess import Preprocess
-from ..utils import DiffprobeError, write_json
-from .loop import RunConfig, TrainTask, square_images, train
-
-
-@dataclass
-class PretrainConfig(RunConfig):
-    """Everything that defines a pretraining run; saved as ``config.json`` in the run folder."""
-
-    settings_name = "pretrain"
-
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    batch_size: int = 64  # global batch, split across processes
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 200
-    ema_decay: float = 0.999
-    steps: int | None = None  # budget in optimizer steps ...
-    minutes: float | None = None  # ... or in wall-clock minutes (whichever ends first)
-    checkpoint_every: int = 500
-    seed: int = 0
-    precision: str = "auto"
-    augment: bool = True  # flips and 90-degree rotations: plankton have no canonical orientation
-    invert: bool = True
-    flatfield: bool = True  # divide out the illumination field (see data.preprocess)
-
-    def __post_init__(self):
-        if isinstance(self.unet, dict):
-            self.unet = UNetConfig(**{**self.unet, "channels": tuple(self.unet["channels"])})
-        self.check_counts("batch_size", "warmup_steps", "checkpoint_every", "seed")
-        if self.batch_size < 1:
-            raise DiffprobeError("batch_size must be at least 1")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise DiffprobeError(f"lr must be a positive number, got {self.lr!r}")
-        if self.steps is None and self.minutes is None:
-            raise DiffprobeError("give a budget: steps or minutes")
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess(size=self.unet.image_size, invert=self.invert, flatfield=self.flatfield)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["unet"] = self.unet.to_dict()
-        return d
+from ..utils import write_json
+from .loop import TrainTask, square_images, train
 
 
 def augment_batch(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -141,7 +98,7 @@ class DDPMTask(TrainTask):
         self.alphas = make_scheduler().alphas_cumprod
 
     def build_model(self):
-        return self.cfg.unet.build()
+        return build_unet(self.cfg.unet)
 
     def lr_schedule(self, optimizer):
         def set_lr(step: int) -> None:

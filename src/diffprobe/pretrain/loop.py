@@ -21,9 +21,8 @@ import csv
 import logging
 import math
 import time
-from dataclasses import fields
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -31,35 +30,11 @@ from accelerate import Accelerator
 from diffusers.training_utils import EMAModel
 from tqdm.auto import tqdm
 
-from ..utils import DiffprobeError, legacy_precision, read_json, resolve_precision, stable_seed, write_json
+from ..config.pretrain import RunConfig  # noqa: F401 - defined without torch, re-exported
+from ..utils import DiffprobeError, read_json, resolve_precision, stable_seed, write_json
 from .checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
-
-
-class RunConfig:
-    """Base of the trainers' config dataclasses: the checks they share, with the config named in errors."""
-
-    settings_name: ClassVar[str]  # "pretrain", "baseline", ...: how errors name these settings
-    # Settings added after runs were saved without them, with the value those runs were trained with.
-    added_later: ClassVar[dict] = {"flatfield": False}
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """Refuse unknown keys: a typo in a hand-written or older config.json must not fall back to a default."""
-        known = {f.name for f in fields(cls)}
-        d = legacy_precision(d)
-        unknown = set(d) - known
-        if unknown:
-            raise DiffprobeError(f"unknown {cls.settings_name} settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{**{k: v for k, v in cls.added_later.items() if k in known}, **d})
-
-    def check_counts(self, *names: str) -> None:
-        """Integer settings must be ints >= 0 (bools and strings from a JSON file are refused)."""
-        for name in names:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise DiffprobeError(f"{self.settings_name} setting {name} must be a non-negative integer, got {v!r}")
 
 
 class TrainTask:

@@ -13,7 +13,6 @@ the denoising loss flows through the conditioning into the encoder.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,59 +22,12 @@ from accelerate import Accelerator
 from diffusers import DDIMScheduler
 
 from ..backbones.ddpm_unet import make_scheduler
-from ..backbones.rcdit import RCDiT, RCDiTConfig, save_rcdit
+from ..backbones.rcdit import RCDiT, save_rcdit
+from ..config.pretrain import RCDiTPretrainConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import ImageArray, to_model_input
-from ..data.preprocess import Preprocess
-from ..utils import DiffprobeError, write_json
+from ..utils import write_json
 from .ddpm import DDPMTask
-from .loop import RunConfig, square_images, train
-
-
-@dataclass
-class RCDiTPretrainConfig(RunConfig):
-    """Everything that defines an RC-DiT run; saved as ``config.json`` in the run folder.
-
-    r_dropout: share of images whose r is replaced by a learned null vector (classifier-free
-    style regulariser; 0 disables it).
-    """
-
-    settings_name = "RC-DiT pretrain"
-
-    model: RCDiTConfig = field(default_factory=RCDiTConfig)
-    batch_size: int = 64
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 200
-    ema_decay: float = 0.999
-    r_dropout: float = 0.1
-    steps: int | None = None
-    minutes: float | None = None
-    checkpoint_every: int = 500
-    seed: int = 0
-    precision: str = "auto"
-    augment: bool = True
-    invert: bool = True
-    flatfield: bool = True  # divide out the illumination field (see data.preprocess)
-
-    def __post_init__(self):
-        if isinstance(self.model, dict):
-            self.model = RCDiTConfig.from_dict(self.model)
-        self.check_counts("batch_size", "warmup_steps", "checkpoint_every", "seed")
-        if self.batch_size < 1:
-            raise DiffprobeError("batch_size must be at least 1")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise DiffprobeError(f"lr must be a positive number, got {self.lr!r}")
-        if not 0 <= self.r_dropout < 1:
-            raise DiffprobeError(f"r_dropout must be in [0, 1), got {self.r_dropout!r}")
-        if self.steps is None and self.minutes is None:
-            raise DiffprobeError("give a budget: steps or minutes")
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess(size=self.model.image_size, invert=self.invert, flatfield=self.flatfield)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "model": self.model.to_dict()}
+from .loop import square_images, train
 
 
 @torch.no_grad()

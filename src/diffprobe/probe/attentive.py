@@ -23,9 +23,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config.probe import AttentiveProbeConfig
 from ..utils import DiffprobeError, autocast, default_device
 
-__all__ = ["AttentiveHead", "AttentiveProbe", "grid_tokens"]
+__all__ = ["AttentiveHead", "AttentiveProbe", "AttentiveProbeConfig", "grid_tokens"]
 
 
 def grid_tokens(x: np.ndarray, grid: int) -> np.ndarray:
@@ -106,9 +107,11 @@ class AttentiveProbe:
     """Fit an ``AttentiveHead`` with AdamW and a one-cycle schedule; the epoch with the lowest validation
     log loss is kept. ``precision`` as everywhere (``utils.resolve_precision``); the loss stays fp32."""
 
-    def __init__(self, *, n_queries: int = 4, n_heads: int = 4, dropout: float = 0.3, epochs: int = 30,
-                 lr: float = 1e-3, weight_decay: float = 0.05, batch_size: int = 256, seed: int = 0,
-                 precision: str = "auto", device: torch.device | None = None):
+    def __init__(self, *, n_queries: int = AttentiveProbeConfig.n_queries, n_heads: int = AttentiveProbeConfig.n_heads,
+                 dropout: float = AttentiveProbeConfig.dropout, epochs: int = AttentiveProbeConfig.epochs,
+                 lr: float = AttentiveProbeConfig.lr, weight_decay: float = AttentiveProbeConfig.weight_decay,
+                 batch_size: int = AttentiveProbeConfig.batch_size, seed: int = AttentiveProbeConfig.seed,
+                 precision: str = AttentiveProbeConfig.precision, device: torch.device | None = None):
         if min(n_queries, n_heads, epochs, batch_size) < 1 or not lr > 0 or not 0 <= dropout < 1:
             raise DiffprobeError("n_queries, n_heads, epochs and batch_size must be positive integers, lr positive "
                                  "and dropout in [0, 1)")

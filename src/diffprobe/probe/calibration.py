@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from scipy.special import logsumexp, softmax
 
+from ..config.evaluate import CalibrateConfig
 from ..utils import DiffprobeError
 
 
@@ -52,7 +53,8 @@ def known_scores(logits: np.ndarray, temperature: float = 1.0) -> dict[str, np.n
     return {"msp": softmax(z, axis=1).max(1), "energy": temperature * logsumexp(z, axis=1)}
 
 
-def unknown_thresholds(val_logits: np.ndarray, temperature: float = 1.0, accept: float = 0.95) -> dict:
+def unknown_thresholds(val_logits: np.ndarray, temperature: float = 1.0,
+                       accept: float = CalibrateConfig.accept) -> dict:
     """Thresholds accepting the share ``accept`` of val images (all of known classes).
 
     Returns the dict stored in bundle.json under "unknown":

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
+from ..config.probe import HEADS, FusionConfig
 from ..data.metadata import METADATA_NAMES
 from ..features.store import FeatureStore
 from ..utils import DiffprobeError, read_json, write_json
@@ -27,8 +28,7 @@ from .metrics import classification_metrics, multiclass_log_loss
 from .mlp import MLPProbe
 from .run import save_store_bundle
 
-DEFAULT_KS = (2, 3, 4, 6, 8)
-HEADS = ("linear", "mlp")
+DEFAULT_KS = FusionConfig.ks
 
 
 def rank_pairs(results: dict) -> list[tuple[str, int]]:
@@ -38,8 +38,9 @@ def rank_pairs(results: dict) -> list[tuple[str, int]]:
 
 
 def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out_dir: str | Path, *,
-               ks: tuple[int, ...] = DEFAULT_KS, probe: GridProbe | None = None, head: str = "linear",
-               metadata: bool = False, mlp: MLPProbe | None = None, bundle: bool = True) -> dict:
+               ks: tuple[int, ...] = FusionConfig.ks, probe: GridProbe | None = None,
+               head: str = FusionConfig.head, metadata: bool = FusionConfig.metadata, mlp: MLPProbe | None = None,
+               bundle: bool = True) -> dict:
     """Fit ``head`` on the concatenated features of the top-k pairs (and the store's object metadata when
     ``metadata``) for every k in ``ks``; choose k on val (accuracy, then log loss).
 

@@ -13,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config.probe import GridProbeConfig
 from ..utils import DiffprobeError, autocast, default_device
+
 
 
 @dataclass
@@ -52,12 +54,13 @@ class GridProbe:
     accuracy that selects each probe stay fp32.
     """
 
-    # Defaults chosen on NDSB val accuracy (121 classes, 17k train images, 63 pairs of three U-Nets): without
-    # whitening Adam needed 80 epochs to reach 52.2% (best pair); whitened, 10-20 epochs reach 55.5-55.7%.
-    def __init__(self, *, epochs: int = 20, lr: float = 3e-2, batch_size: int = 256,
-                 weight_decays: tuple[float, ...] = (1e-5, 1e-4, 1e-3), class_balanced: bool = False,
-                 patience: int = 15, seed: int = 0, precision: str = "auto",
-                 whiten: float | None = 0.1, device: torch.device | None = None):
+    # Defaults: config.probe.GridProbeConfig (chosen on NDSB val accuracy; see there).
+    def __init__(self, *, epochs: int = GridProbeConfig.epochs, lr: float = GridProbeConfig.lr,
+                 batch_size: int = GridProbeConfig.batch_size,
+                 weight_decays: tuple[float, ...] = GridProbeConfig.weight_decays,
+                 class_balanced: bool = GridProbeConfig.class_balanced, patience: int = GridProbeConfig.patience,
+                 seed: int = GridProbeConfig.seed, precision: str = GridProbeConfig.precision,
+                 whiten: float | None = GridProbeConfig.whiten, device: torch.device | None = None):
         self.epochs, self.lr, self.batch_size, self.precision, self.whiten = epochs, lr, batch_size, precision, whiten
         self.weight_decays = tuple(weight_decays)
         self.class_balanced, self.patience, self.seed = class_balanced, patience, seed

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config.probe import MLPProbeConfig
 from ..utils import DiffprobeError, autocast, default_device
+
 
 
 @dataclass
@@ -89,11 +91,15 @@ class MLPProbe:
     of ``ensemble`` times the width, lower variance and better calibrated probabilities.
     """
 
-    # Defaults chosen on NDSB val (121 classes, 17k train images; benchmarks/accuracy_levers.py).
-    def __init__(self, *, hidden: tuple[int, ...] = (1024,), dropout: tuple[float, ...] = (0.5,),
-                 weight_decays: tuple[float, ...] = (0.05,), epochs: int = 40, lr: float = 1e-3,
-                 batch_size: int = 256, label_smoothing: float = 0.0, input_dropout: float = 0.1, seed: int = 0,
-                 ensemble: int = 1, precision: str = "auto", device: torch.device | None = None, progress: bool = False):
+    # Defaults: config.probe.MLPProbeConfig (chosen on NDSB val; benchmarks/accuracy_levers.py).
+    def __init__(self, *, hidden: tuple[int, ...] = MLPProbeConfig.hidden,
+                 dropout: tuple[float, ...] = MLPProbeConfig.dropout,
+                 weight_decays: tuple[float, ...] = MLPProbeConfig.weight_decays, epochs: int = MLPProbeConfig.epochs,
+                 lr: float = MLPProbeConfig.lr, batch_size: int = MLPProbeConfig.batch_size,
+                 label_smoothing: float = MLPProbeConfig.label_smoothing,
+                 input_dropout: float = MLPProbeConfig.input_dropout, seed: int = MLPProbeConfig.seed,
+                 ensemble: int = MLPProbeConfig.ensemble, precision: str = MLPProbeConfig.precision,
+                 device: torch.device | None = None, progress: bool = False):
         if epochs < 1 or batch_size < 1 or ensemble < 1 or not lr > 0:
             raise DiffprobeError("epochs, batch_size and ensemble must be positive integers, lr a positive number")
         self.hidden, self.dropout, self.weight_decays = tuple(hidden), tuple(dropout), tuple(weight_decays)

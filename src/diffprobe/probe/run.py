@@ -16,6 +16,7 @@ from accelerate import PartialState
 from accelerate.utils import gather_object
 from sklearn.metrics import confusion_matrix
 
+from ..config.probe import ProbeRunConfig
 from ..features.store import FeatureStore
 from ..report.plots import confusion_plot, grid_heatmap
 from ..utils import DiffprobeError, write_json
@@ -50,7 +51,7 @@ def pair_chunks(store: FeatureStore, max_gb: float) -> list[list[int]]:
 
 
 def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: GridProbe | None = None,
-              bundle: bool = True, title: str = "", max_gb: float = 4.0) -> dict:
+              bundle: bool = True, title: str = "", max_gb: float = ProbeRunConfig.max_gb) -> dict:
     """Probe every pair of ``store``; write the artifacts to ``out_dir``; return the results dict.
 
     Pairs are read from the memory-mapped store and probed in chunks of at most ``max_gb`` of features, so a

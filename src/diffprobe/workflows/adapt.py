@@ -33,6 +33,7 @@ from ..probe.calibration import fit_temperature, unknown_thresholds
 from ..probe.linear import LinearHead
 from ..probe.metrics import classification_metrics
 from ..utils import DiffprobeError, atomic_dir, write_json
+from .config import AdaptConfig
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +103,8 @@ def fit_adapted_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[Li
 
 
 def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manifest, out: str | Path, *,
-                 class_map: str | Path | None = None, polarity: str = "auto", crop: bool | None = None,
-                 seed: int = 0, progress: bool = True) -> dict:
+                 class_map: str | Path | None = None, polarity: str = AdaptConfig.polarity,
+                 crop: bool | None = None, seed: int = AdaptConfig.seed, progress: bool = True) -> dict:
     """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
     to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary. ``polarity`` and
     ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``)."""

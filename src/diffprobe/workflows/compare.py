@@ -49,20 +49,20 @@ from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics
 from ..probe.run import run_probe
 from ..utils import DiffprobeError, hash_json, read_json, write_json
+from .config import METHODS, SETTINGS, CompareConfig
 from .pipeline import run_pretrain, split
 
 log = logging.getLogger(__name__)
 
-METHODS = ("ddpm",) + BASELINE_METHODS
-SETTINGS = ("natural", "balanced")
-DEFAULT_BUDGET = 200_000
-DEFAULT_SHOTS = (20, 100)
+DEFAULT_BUDGET = CompareConfig.budget_images
+DEFAULT_SHOTS = CompareConfig.shots
 METRICS = {"accuracy": "top-1", "macro_f1": "macro F1", "balanced_accuracy": "bal. acc", "f1_head": "F1 head",
            "f1_medium": "F1 medium", "f1_tail": "F1 tail", "nmi": "NMI", "ari": "ARI"}
 MethodConfig = PretrainConfig | BaselineConfig
 
 
-def default_configs(methods=METHODS, *, budget_images: int = DEFAULT_BUDGET, image_size: int = 32, seed: int = 0,
+def default_configs(methods=METHODS, *, budget_images: int = DEFAULT_BUDGET,
+                    image_size: int = CompareConfig.image_size, seed: int = CompareConfig.seed,
                     dino_arch: str | None = None, invert: bool = True) -> dict[str, MethodConfig]:
     """Each method's default config for a budget of ``budget_images`` training images seen.
 
@@ -127,11 +127,13 @@ def _end_to_end(run_dir: Path, images: ImageArray, groups: dict[str, list[int]])
     return {**classification_metrics(y, pred), **group_f1(np.asarray(per_class), groups)}
 
 
-def compare(data: str | Path, out: str | Path, *, methods=METHODS, settings=SETTINGS,
-            budget_images: int = DEFAULT_BUDGET, seed: int = 0, image_size: int = 32, per_class: int = 80,
-            val: float = 0.15, test: float = 0.15, configs: dict[str, MethodConfig] | None = None,
-            dino_arch: str | None = None, timesteps: tuple[int, ...] | None = None,
-            probe: GridProbe | None = None, shots: tuple[int, int] = DEFAULT_SHOTS, precision: str = "auto",
+def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods, settings=CompareConfig.settings,
+            budget_images: int = DEFAULT_BUDGET, seed: int = CompareConfig.seed,
+            image_size: int = CompareConfig.image_size, per_class: int = CompareConfig.per_class,
+            val: float = CompareConfig.val, test: float = CompareConfig.test,
+            configs: dict[str, MethodConfig] | None = None, dino_arch: str | None = None,
+            timesteps: tuple[int, ...] | None = None, probe: GridProbe | None = None,
+            shots: tuple[int, int] = DEFAULT_SHOTS, precision: str = CompareConfig.precision,
             progress: bool = True) -> dict:
     """Run the comparison of ``methods`` in ``settings`` on ``data``; write and return ``compare.json``'s dict.
 

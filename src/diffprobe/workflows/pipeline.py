@@ -24,13 +24,17 @@ from ..features.store import FeatureStore, extract_features
 from ..pretrain.ddpm import PretrainConfig, pretrain
 from ..probe.linear import GridProbe
 from ..probe.run import run_probe
+from ..config.data import SplitConfig
+from ..config.features import ExtractConfig
 from ..utils import read_json, resolve_precision, write_json
+from .config import DemoConfig
 
 log = logging.getLogger(__name__)
 
 
-def split(data: str | Path, out: str | Path, *, setting: str = "natural", per_class: int = 80, val: float = 0.15,
-          test: float = 0.15, seed: int = 0) -> Manifest:
+def split(data: str | Path, out: str | Path, *, setting: str = SplitConfig.setting,
+          per_class: int = SplitConfig.per_class, val: float = SplitConfig.val, test: float = SplitConfig.test,
+          seed: int = SplitConfig.seed) -> Manifest:
     """Make (or keep) a stratified split of ``data`` and save it as ``out`` (CSV)."""
     m = prepare_split(data, setting=setting, per_class=per_class, val=val, test=test, seed=seed)
     m.save(out)
@@ -46,7 +50,7 @@ def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, 
 
 
 def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,
-                 batch_size: int = 256, progress: bool = True) -> FeatureStore:
+                 batch_size: int = ExtractConfig.batch_size, progress: bool = True) -> FeatureStore:
     arr = load_split_images(manifest, model_preprocess(model_dir), report_dir=out_root, progress=progress)
     return extract_features(model_dir, arr, spec, out_root, batch_size=batch_size, progress=progress)
 
@@ -56,9 +60,10 @@ def run_cluster(store: str | Path | FeatureStore, out: str | Path, **kw) -> dict
     return cluster_store(store, out, **kw)
 
 
-def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = 32, steps: int = 700,
-         channels: tuple[int, ...] = (32, 64, 64), timesteps: tuple[int, ...] = (1, 10, 50, 100, 200, 400),
-         n_per_class: int = 80, seed: int = 0, precision: str = "auto", progress: bool = True,
+def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = DemoConfig.image_size,
+         steps: int = DemoConfig.steps, channels: tuple[int, ...] = DemoConfig.channels,
+         timesteps: tuple[int, ...] = DemoConfig.timesteps, n_per_class: int = DemoConfig.n_per_class,
+         seed: int = DemoConfig.seed, precision: str = DemoConfig.precision, progress: bool = True,
          resume: bool = True) -> dict:
     """The whole pipeline on synthetic plankton (or a real folder ``data``): split, pretrain, features,
     probe, cluster. Writes results.json, report.md, heatmap.png, ... to ``out``; returns the results."""

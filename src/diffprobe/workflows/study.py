@@ -23,13 +23,21 @@ import math
 import shutil
 import time
 import tomllib
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from ..config import default_of
+from ..config.backbones import RCDiTConfig, UNetConfig
+from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
+from ..config.features import ExtractConfig, FeatureSpec
+from ..config.pretrain import PretrainConfig, RCDiTPretrainConfig
+from ..config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
 from ..utils import PRECISIONS, DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
+from .config import CompareConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +49,127 @@ REQUIRES = {"split": (), "pretrain": ("split",), "features": ("split", "pretrain
 # ... and those it uses when they ran (zero-shot evaluates whichever models exist).
 OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe")}
 
-# Every setting a config may hold, with its default (the type of the default is the type required).
-SECTIONS: dict[str, dict[str, Any]] = {
-    "pretrain": {"channels": [64, 128, 128], "steps": 8000, "batch_size": 64, "lr": 2e-4, "warmup_steps": 200,
-                 "checkpoint_every": 250, "space_to_depth": 1},
-    "features": {"timesteps": [1, 10, 25, 50, 100, 200, 400], "pooling": "avg", "blocks": [], "views": 1,
-                 "batch_size": 256},
-    "probe": {"seeds": [0, 1, 2], "epochs": 20},
-    "fusion": {"ks": [2, 3, 4, 6, 8], "head": "linear", "metadata": False, "ensemble": 1},
-    "shift": {"severities": [1, 2, 3, 4, 5]},
-    "compare": {"methods": ["ddpm", "supervised", "simclr", "dino", "mae"], "settings": ["natural", "balanced"],
-                "budget_images": 64000, "per_class": 80, "dino_arch": "vit", "probe_epochs": 20,
-                "timesteps": [], "ddpm_channels": [], "resnet_widths": [], "resnet_depths": [], "vit_dim": 0,
-                "vit_depth": 0, "vit_heads": 0, "patch_size": 0},
-    "rcdit": {"steps": 1000, "batch_size": 64, "enc_dim": 192, "enc_depth": 6, "enc_heads": 3, "enc_patch": 4,
-              "dit_dim": 192, "dit_depth": 6, "dit_heads": 3, "dit_patch": 4},
-    "zeroshot": {"positive": "", "shots": [1, 5, 10, 0], "episodes": 5, "dc_max_images": 500,
-                 "diffusion_classifier": True},
-}
-TOP = {"name": "study", "data": "", "work": "", "results": "", "seed": 0, "image_size": 32, "precision": "auto",
-       "stages": list(STAGES)}
+# Every setting a config may hold, as one dataclass per section: its fields are the keys, their annotations the
+# types required and their defaults the study's. Defaults come from the settings of the stage that runs them
+# (``diffprobe.config``) except where the study chooses its own, said at the field.
+
+
+@dataclass(frozen=True)
+class TopSettings:
+    """The top level of a study config: its name, where the data, the runs and the report are, the shared seed,
+    image size and precision, and the stages to run."""
+
+    name: str = "study"
+    data: str = ""
+    work: str = ""
+    results: str = ""
+    seed: int = 0
+    image_size: int = UNetConfig.image_size
+    precision: str = PretrainConfig.precision
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
+
+
+@dataclass(frozen=True)
+class PretrainSection:
+    """[pretrain]: the DDPM U-Net (``UNetConfig``) and its training (``PretrainConfig``)."""
+
+    channels: list[int] = field(default_factory=lambda: list(UNetConfig.channels))
+    steps: int = 8000  # the study's budget: in steps, so the same config gives the same run on any machine
+    batch_size: int = PretrainConfig.batch_size
+    lr: float = PretrainConfig.lr
+    warmup_steps: int = PretrainConfig.warmup_steps
+    checkpoint_every: int = 250  # the study checkpoints twice as often as 'diffprobe pretrain'
+    space_to_depth: int = UNetConfig.space_to_depth
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    """[features]: which features are read (``FeatureSpec``) and in what batches (``ExtractConfig``)."""
+
+    timesteps: list[int] = field(default_factory=lambda: list(FeatureSpec.timesteps))
+    pooling: str = FeatureSpec.pooling
+    blocks: list[str] = field(default_factory=lambda: list(FeatureSpec.blocks))
+    views: int = FeatureSpec.views
+    batch_size: int = ExtractConfig.batch_size
+
+
+@dataclass(frozen=True)
+class ProbeSection:
+    """[probe]: the grid is probed once per seed (mean and std reported), with ``GridProbeConfig``'s epochs."""
+
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    epochs: int = GridProbeConfig.epochs
+
+
+@dataclass(frozen=True)
+class FusionSection:
+    """[fusion]: ``FusionConfig`` and the MLP head's ensemble (``MLPProbeConfig``)."""
+
+    ks: list[int] = field(default_factory=lambda: list(FusionConfig.ks))
+    head: str = FusionConfig.head
+    metadata: bool = FusionConfig.metadata
+    ensemble: int = MLPProbeConfig.ensemble
+
+
+@dataclass(frozen=True)
+class ShiftSection:
+    """[shift]: the severities of the robustness suite (``ShiftConfig``)."""
+
+    severities: list[int] = field(default_factory=lambda: list(ShiftConfig.severities))
+
+
+@dataclass(frozen=True)
+class CompareSection:
+    """[compare]: ``CompareConfig``, the probes' epochs, and the architectures (empty or 0: the method's own)."""
+
+    methods: list[str] = field(default_factory=lambda: list(CompareConfig.methods))
+    settings: list[str] = field(default_factory=lambda: list(CompareConfig.settings))
+    budget_images: int = 64000  # the study's budget (the command's is the baselines' own, 200,000)
+    per_class: int = CompareConfig.per_class
+    dino_arch: str = "vit"  # the study's: the same ViT as the RC-DiT encoder, for the zero-shot comparison
+    probe_epochs: int = GridProbeConfig.epochs
+    timesteps: list[int] = field(default_factory=list)  # empty: [features] timesteps
+    ddpm_channels: list[int] = field(default_factory=list)
+    resnet_widths: list[int] = field(default_factory=list)
+    resnet_depths: list[int] = field(default_factory=list)
+    vit_dim: int = 0
+    vit_depth: int = 0
+    vit_heads: int = 0
+    patch_size: int = 0
+
+
+@dataclass(frozen=True)
+class RCDiTSection:
+    """[rcdit]: the RC-DiT's architecture (``RCDiTConfig``) and its training (``RCDiTPretrainConfig``)."""
+
+    steps: int = 1000  # the study's budget, in steps
+    batch_size: int = RCDiTPretrainConfig.batch_size
+    enc_dim: int = RCDiTConfig.enc_dim
+    enc_depth: int = RCDiTConfig.enc_depth
+    enc_heads: int = RCDiTConfig.enc_heads
+    enc_patch: int = RCDiTConfig.enc_patch
+    dit_dim: int = RCDiTConfig.dit_dim
+    dit_depth: int = RCDiTConfig.dit_depth
+    dit_heads: int = RCDiTConfig.dit_heads
+    dit_patch: int = RCDiTConfig.dit_patch
+
+
+@dataclass(frozen=True)
+class ZeroShotSection:
+    """[zeroshot]: ``ZeroShotConfig`` (``positive`` empty: no binary task) and the diffusion classifier's
+    test images (``DiffusionClassifierConfig``), run on the RC-DiT when ``diffusion_classifier``."""
+
+    positive: str = ""
+    shots: list[int] = field(default_factory=lambda: list(ZeroShotConfig.shots))
+    episodes: int = ZeroShotConfig.episodes
+    dc_max_images: int = DiffusionClassifierConfig.max_images
+    diffusion_classifier: bool = True
+
+
+SECTIONS: dict[str, type] = {"pretrain": PretrainSection, "features": FeaturesSection, "probe": ProbeSection,
+                             "fusion": FusionSection, "shift": ShiftSection, "compare": CompareSection,
+                             "rcdit": RCDiTSection, "zeroshot": ZeroShotSection}
+TOP = TopSettings
 
 
 @dataclass
@@ -91,13 +200,25 @@ class StudyConfig:
 TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
 
 
-def _check(where: str, given: dict, defaults: dict, path: Path) -> dict:
+def _kind(annotation) -> type:
+    """The TOML type a field's annotation asks for: ``list[int]`` -> list, ``int`` -> int, ..."""
+    kind = typing.get_origin(annotation) or annotation
+    if kind not in TYPE_NAMES:
+        raise TypeError(f"study settings hold {', '.join(t.__name__ for t in TYPE_NAMES)}, not {annotation!r}")
+    return kind
+
+
+def _check(where: str, given: dict, settings: type, path: Path) -> dict:
+    """``given`` checked against the dataclass ``settings`` (its fields the known keys, their annotations the
+    types), completed with its defaults; every error names the file and the key."""
+    types = typing.get_type_hints(settings)
+    defaults = {f.name: default_of(settings, f.name) for f in fields(settings)}
     unknown = set(given) - set(defaults)
     if unknown:
         raise DiffprobeError(f"{path}: unknown setting(s) {sorted(unknown)} in {where}; known: {sorted(defaults)}")
     out = dict(defaults)
     for k, v in given.items():
-        want = type(defaults[k])
+        want = _kind(types[k])
         ok = isinstance(v, want) and not (isinstance(v, bool) and want is not bool)
         if want is float and isinstance(v, int) and not isinstance(v, bool):
             v, ok = float(v), True
@@ -127,11 +248,11 @@ def load_config(path: str | Path) -> StudyConfig:
     if bad:
         raise DiffprobeError(f"{path}: unknown stage(s) {bad}; stages are {list(STAGES)}")
     sections = {}
-    for name, defaults in SECTIONS.items():
+    for name, settings in SECTIONS.items():
         given = raw.get(name, {})
         if not isinstance(given, dict):
             raise DiffprobeError(f"{path}: [{name}] must be a table of settings")
-        sections[name] = _check(f"[{name}]", given, defaults, path)
+        sections[name] = _check(f"[{name}]", given, settings, path)
     if sections["probe"]["seeds"] == []:
         raise DiffprobeError(f"{path}: [probe] seeds must name at least one seed")
     return StudyConfig(source=path, name=top["name"], data=top["data"], work=Path(top["work"]),
@@ -151,9 +272,7 @@ def _split(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _pretrain(cfg: StudyConfig, done: dict) -> dict:
-    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from .pipeline import run_pretrain  # noqa: PLC0415
-    from ..pretrain.ddpm import PretrainConfig  # noqa: PLC0415
 
     s = cfg.sections["pretrain"]
     unet = UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"]), space_to_depth=s["space_to_depth"])
@@ -166,7 +285,6 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _features(cfg: StudyConfig, done: dict) -> dict:
-    from ..features.extract import FeatureSpec  # noqa: PLC0415
     from .pipeline import run_features  # noqa: PLC0415
 
     s = cfg.sections["features"]
@@ -232,7 +350,6 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
     from dataclasses import replace  # noqa: PLC0415
 
     from ..backbones.baselines import ResNetConfig  # noqa: PLC0415
-    from ..backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from .compare import compare, default_configs  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
 
@@ -260,9 +377,8 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _rcdit(cfg: StudyConfig, done: dict) -> dict:
-    from ..backbones.rcdit import RCDiTConfig  # noqa: PLC0415
     from ..data.dataset import load_split_images  # noqa: PLC0415
-    from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit  # noqa: PLC0415
+    from ..pretrain.rcdit import pretrain_rcdit  # noqa: PLC0415
 
     s = dict(cfg.sections["rcdit"])
     steps, batch = s.pop("steps"), s.pop("batch_size")
@@ -278,7 +394,7 @@ def _same_split(a: str | Path, b: str | Path) -> bool:
 
 
 def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
-    from ..evaluate.zeroshot import DiffusionClassifierConfig, ZeroShotConfig, zeroshot  # noqa: PLC0415
+    from ..evaluate.zeroshot import zeroshot  # noqa: PLC0415
     from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
 
     s = cfg.sections["zeroshot"]

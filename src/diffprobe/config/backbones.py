@@ -1,0 +1,145 @@
+"""The architectures of the backbones (DDPM U-Net, RC-DiT, the baselines' ResNet and ViT): plain dataclasses
+with their defaults and checks. The models are built by the modules of ``diffprobe.backbones``
+(``build_unet``, ``RCDiT``, ``build_arch``), which re-export these."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from ..base import DiffprobeError
+
+# How a feature map (B, C, H, W) is pooled into a vector (``backbones.base.pool``); gridN keeps an N x N
+# average grid: the spatial tokens an attentive probe reads (``probe.attentive``).
+POOLINGS = ("avg", "max", "avgmax", "grid2", "grid4", "grid8")
+# Where the RC-DiT's r comes from: the encoder's CLS token or the mean of its patch tokens.
+POOLS = ("token", "avg")
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Architecture of the denoiser; defaults chosen by accuracy per CPU-hour on NDSB (see README).
+
+    space_to_depth: 1, or f > 1 to fold f x f pixels into channels (``SpaceToDepthUNet2DModel``): the
+    U-Net then runs on an (image_size / f) grid, at about the cost of an image that size.
+    """
+
+    image_size: int = 32
+    channels: tuple[int, ...] = (64, 128, 128)
+    layers_per_block: int = 1
+    attention: bool = False  # self-attention in the lowest-resolution blocks
+    space_to_depth: int = 1
+
+    def __post_init__(self):
+        f = self.space_to_depth
+        if not isinstance(f, int) or f < 1 or self.image_size % f:
+            raise DiffprobeError(f"space_to_depth must be a positive integer dividing the image size "
+                                 f"{self.image_size}, got {f!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        if self.space_to_depth == 1:  # as every model saved before the option existed: their files stay the same
+            del d["space_to_depth"]
+        return d
+
+
+@dataclass(frozen=True)
+class RCDiTConfig:
+    """Architecture of encoder and denoiser. Defaults, for 32 px on a CPU budget: a ViT-Tiny-wide encoder
+    (192 wide, 6 deep, 4 px patches; 2.7M parameters) and a DiT as wide and deep on 4 px patches (4.2M).
+
+    enc_pool: ``token`` (CLS token) or ``avg`` (mean of the patch tokens) gives r.
+    """
+
+    image_size: int = 32
+    enc_patch: int = 4
+    enc_dim: int = 192
+    enc_depth: int = 6
+    enc_heads: int = 3
+    enc_pool: str = "token"
+    dit_patch: int = 4
+    dit_dim: int = 192
+    dit_depth: int = 6
+    dit_heads: int = 3
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self):
+        for name in ("image_size", "enc_patch", "enc_dim", "enc_depth", "enc_heads", "dit_patch", "dit_dim",
+                     "dit_depth", "dit_heads"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise DiffprobeError(f"RC-DiT setting {name} must be a positive integer, got {v!r}")
+        for patch in ("enc_patch", "dit_patch"):
+            if self.image_size % getattr(self, patch):
+                raise DiffprobeError(f"{patch}={getattr(self, patch)} must divide the image size {self.image_size}")
+        for dim, heads in (("enc_dim", "enc_heads"), ("dit_dim", "dit_heads")):
+            if getattr(self, dim) % getattr(self, heads):
+                raise DiffprobeError(f"{dim}={getattr(self, dim)} must be a multiple of {heads}={getattr(self, heads)}")
+        if self.enc_pool not in POOLS:
+            raise DiffprobeError(f"enc_pool must be one of {POOLS}, got {self.enc_pool!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RCDiTConfig":
+        known = {f.name for f in fields(cls)}
+        if set(d) - known:
+            raise DiffprobeError(f"unknown RC-DiT settings {sorted(set(d) - known)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ResNetConfig:
+    """A timm ResNet with BasicBlocks for small images: 3x3 stride-1 stem, no max-pool.
+
+    widths: channels of layer1..layer4 (resnet18: 64, 128, 256, 512); the stem has timm's 64.
+    depths: BasicBlocks per stage (resnet18: 2, 2, 2, 2).
+    """
+
+    image_size: int = 32
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    depths: tuple[int, ...] = (2, 2, 2, 2)
+    name: str = "resnet"
+
+    def block_names(self) -> list[str]:
+        return [f"layer{i}" for i in range(1, 5)]
+
+
+@dataclass(frozen=True)
+class ViTConfig:
+    """A timm VisionTransformer for small 1-channel images (vit_tiny widths, patch 4 at 32 px).
+
+    dynamic_img_size lets the same model take smaller crops (DINO's local views).
+    """
+
+    image_size: int = 32
+    patch_size: int = 4
+    embed_dim: int = 192
+    depth: int = 6
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    dynamic_img_size: bool = False
+    name: str = "vit"
+
+    def block_names(self) -> list[str]:
+        return [f"block{i}" for i in range(self.depth)] + ["cls"]
+
+
+ArchConfig = ResNetConfig | ViTConfig
+
+
+def arch_to_dict(arch: ArchConfig) -> dict:
+    d = asdict(arch)
+    for k, v in d.items():
+        if isinstance(v, tuple):
+            d[k] = list(v)
+    return d
+
+
+def arch_from_dict(d: dict) -> ArchConfig:
+    d = dict(d)
+    cls = {"resnet": ResNetConfig, "vit": ViTConfig}.get(d.get("name"))
+    if cls is None:
+        raise DiffprobeError(f"unknown baseline architecture {d.get('name')!r}; known: resnet, vit")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
