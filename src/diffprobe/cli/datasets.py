@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..config.data import VerifyConfig
+from .args import option
+
 
 def cmd_data_list(args) -> None:
     from ..data.registry import DATASETS  # noqa: PLC0415 - loads the data layer only when run
@@ -104,7 +107,7 @@ def add_commands(sub) -> None:
                                           "missing, changed and extra images; fails unless every image of the "
                                           "shipped model's split is present and identical")
     v.add_argument("folder", help="the folder of class folders, e.g. $DIFFPROBE_DATA/ndsb/images")
-    v.add_argument("--dataset", default="ndsb", help="whose packaged checksum list to check against (default: ndsb)")
+    option(v, "--dataset", VerifyConfig, help="whose packaged checksum list to check against (default: {default})")
     v.add_argument("--checksums", help="check against this checksum list instead (made by 'data checksums')")
     v.add_argument("--report", help="write every mismatch to this CSV (path, status, expected_sha256, found_sha256)")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -28,3 +28,10 @@ class SynthConfig:
     size: int = 64
     long_tail: bool = False
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """``diffprobe data verify``: whose packaged per-image checksum list a folder is checked against."""
+
+    dataset: str = "ndsb"
