@@ -79,8 +79,8 @@ def main():
 
     meta = store.metadata
 
-    def attentive(tokens: np.ndarray, groups: int = 1, extra: np.ndarray | None = None):
-        probe = AttentiveProbe(epochs=a.epochs)
+    def attentive(tokens: np.ndarray, groups: int = 1, extra: np.ndarray | None = None, **settings):
+        probe = AttentiveProbe(epochs=a.epochs, **settings)
         part = {s: None if extra is None else extra[parts[s]] for s in parts}
         head = probe.fit(tokens[parts["train"]], y[parts["train"]], tokens[parts["val"]], y[parts["val"]], n_classes,
                          groups=groups, extra_train=part["train"], extra_val=part["val"])
@@ -104,6 +104,8 @@ def main():
         name = f"{b} t={t}"
         rows.append({"readout": f"{name}: linear on the global average (paper)",
                      **row(f"{b}_t{t}_linear_avg", lambda: linear(averages[-1]))})
+        rows.append({"readout": f"{name}: MLP head on the global average (is the gain spatial or non-linear?)",
+                     **row(f"{b}_t{t}_mlp_avg", lambda: mlp(averages[-1]))})
         rows.append({"readout": f"{name}: attentive, 4x4 grid (16 tokens)",
                      **row(f"{b}_t{t}_attentive_grid4", lambda: attentive(grids[-1]))})
         if len(averages) <= a.grid8_pairs:
@@ -115,6 +117,10 @@ def main():
                  **row("all_mlp_avg_meta", lambda: mlp(np.concatenate(averages + [meta], 1)))})
     rows.append({"readout": f"{n} pairs + sizes: one attentive probe over their 4x4 grids ({16 * n} tokens)",
                  **row("all_attentive_grid4_meta", lambda: attentive(np.concatenate(grids, 1), n, meta))})
+    rows.append({"readout": f"{n} pairs + sizes: attentive reads (8 queries) and the averages into the MLP head's "
+                 "hidden layer (1024)",
+                 **row("all_attentive_mlp_grid4_meta",
+                       lambda: attentive(np.concatenate(grids, 1), n, meta, n_queries=8, hidden=1024, dropout=0.5))})
 
     table = ["# Attentive probe on spatial tokens against global-average readouts (1 view)", "",
              f"Store: {store.spec.to_dict()} ({len(y)} images; val chooses each probe's epoch or weight decay; "

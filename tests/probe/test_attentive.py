@@ -69,3 +69,19 @@ def test_attentive_probe_reads_groups_and_extra_values():
         head.logits(x[200:])
     with pytest.raises(DiffprobeError, match="equal groups"):
         AttentiveProbe(epochs=1, n_heads=2).fit(x[:200], y[:200], x[200:], y[200:], groups=3)
+
+
+def test_attentive_probe_with_a_hidden_layer_round_trips():
+    xtr, ytr = positional_classes(64, 0)
+    xva, yva = positional_classes(32, 1)
+    probe = AttentiveProbe(epochs=2, n_heads=2, hidden=8, precision="fp32")
+    head = probe.fit(xtr, ytr, xva, yva)
+    assert head.config["hidden"] == 8 and len(probe.history_) == 2
+    best = min(probe.history_, key=lambda h: h["val_log_loss"])
+    logits = head.logits(xva)
+    assert logits.shape == (32, 2)
+    # the stored weights are the best epoch's: the head reproduces its validation loss
+    loss = -np.mean(logits[np.arange(32), yva] - np.log(np.exp(logits).sum(1)))
+    assert abs(loss - best["val_log_loss"]) < 1e-4
+    with pytest.raises(DiffprobeError, match="hidden"):
+        AttentiveProbe(hidden=-1)

@@ -57,6 +57,7 @@ class AttentiveProbeConfig:
     weight_decay: float = 0.05
     batch_size: int = 256
     seed: int = 0
+    hidden: int = 0  # > 0: a GELU layer of this width before the classes
     precision: str = "auto"
 
 

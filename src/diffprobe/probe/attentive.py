@@ -40,7 +40,7 @@ def grid_tokens(x: np.ndarray, grid: int) -> np.ndarray:
 
 class _AttentiveNet(torch.nn.Module):
     def __init__(self, n_tokens: int, channels: int, n_classes: int, n_queries: int, n_heads: int, dropout: float,
-                 groups: int = 1, n_extra: int = 0):
+                 groups: int = 1, n_extra: int = 0, hidden: int = 0):
         super().__init__()
         self.groups = groups
         self.position = torch.nn.Parameter(torch.randn(n_tokens, channels) * 0.02)
@@ -50,7 +50,10 @@ class _AttentiveNet(torch.nn.Module):
         width = (n_queries + groups) * channels
         self.out_norm = torch.nn.LayerNorm(width)
         self.dropout = torch.nn.Dropout(dropout)
-        self.classifier = torch.nn.Linear(width + n_extra, n_classes)
+        # hidden > 0: one GELU layer before the classes, as the MLP head (probe.mlp) has on pooled features
+        self.classifier = (torch.nn.Sequential(torch.nn.Linear(width + n_extra, hidden), torch.nn.GELU(),
+                                               torch.nn.Dropout(dropout), torch.nn.Linear(hidden, n_classes))
+                           if hidden else torch.nn.Linear(width + n_extra, n_classes))
 
     def forward(self, z: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         tokens = self.norm(z + self.position)
@@ -79,7 +82,7 @@ class AttentiveHead:
     def _net(self) -> _AttentiveNet:
         c = self.config
         net = _AttentiveNet(c["n_tokens"], c["channels"], c["n_classes"], c["n_queries"], c["n_heads"], 0.0,
-                            c.get("groups", 1), c.get("n_extra", 0))
+                            c.get("groups", 1), c.get("n_extra", 0), c.get("hidden", 0))
         net.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.state.items()})
         return net.eval()
 
@@ -111,13 +114,14 @@ class AttentiveProbe:
                  dropout: float = AttentiveProbeConfig.dropout, epochs: int = AttentiveProbeConfig.epochs,
                  lr: float = AttentiveProbeConfig.lr, weight_decay: float = AttentiveProbeConfig.weight_decay,
                  batch_size: int = AttentiveProbeConfig.batch_size, seed: int = AttentiveProbeConfig.seed,
-                 precision: str = AttentiveProbeConfig.precision, device: torch.device | None = None):
-        if min(n_queries, n_heads, epochs, batch_size) < 1 or not lr > 0 or not 0 <= dropout < 1:
-            raise DiffprobeError("n_queries, n_heads, epochs and batch_size must be positive integers, lr positive "
-                                 "and dropout in [0, 1)")
+                 hidden: int = AttentiveProbeConfig.hidden, precision: str = AttentiveProbeConfig.precision,
+                 device: torch.device | None = None):
+        if min(n_queries, n_heads, epochs, batch_size) < 1 or hidden < 0 or not lr > 0 or not 0 <= dropout < 1:
+            raise DiffprobeError("n_queries, n_heads, epochs and batch_size must be positive integers, hidden >= 0, "
+                                 "lr positive and dropout in [0, 1)")
         self.n_queries, self.n_heads, self.dropout, self.epochs = n_queries, n_heads, dropout, epochs
         self.lr, self.weight_decay, self.batch_size, self.seed = lr, weight_decay, batch_size, seed
-        self.precision, self.device = precision, device or default_device()
+        self.hidden, self.precision, self.device = hidden, precision, device or default_device()
         self.history_: list[dict] = []
 
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
@@ -155,7 +159,7 @@ class AttentiveProbe:
         torch.manual_seed(self.seed)
         g = torch.Generator().manual_seed(self.seed)
         net = _AttentiveNet(n_tokens, channels, n_classes, self.n_queries, self.n_heads, self.dropout, groups,
-                            n_extra).to(dev)
+                            n_extra, self.hidden).to(dev)
         opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         n = len(xtr)
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.epochs * -(-n // self.batch_size),
@@ -184,6 +188,7 @@ class AttentiveProbe:
                 best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
         best = min(self.history_, key=lambda h: h["val_log_loss"])
         config = {"n_tokens": n_tokens, "channels": channels, "n_classes": n_classes, "n_queries": self.n_queries,
-                  "n_heads": self.n_heads, "groups": groups, "n_extra": n_extra, "dropout": self.dropout,
+                  "n_heads": self.n_heads, "groups": groups, "n_extra": n_extra, "hidden": self.hidden,
+                  "dropout": self.dropout,
                   "weight_decay": self.weight_decay, **best}
         return AttentiveHead(mean, std, best_state, config, extra_mean, extra_std)
