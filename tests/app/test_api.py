@@ -214,6 +214,25 @@ def test_export_writes_ecotaxa_tsv_that_reads_back_and_csv(client, project, tmp_
     assert {row["status"] for row in lines} == {"predicted", "validated", "dubious"}
 
 
+def test_the_bundle_button_writes_a_bundle_into_the_project_folder(client, project, project_dir):
+    r = client.post("/api/export/bundle")
+    assert r.status_code == 400 and "at least 2 classes with 5 or more validated images" in r.json()["detail"]
+    assert client.post("/api/export/bundle", json={"min_per_class": 1}).status_code == 422
+    by_class: dict[str, list[int]] = {}
+    for o in project.store.all_objects():
+        by_class.setdefault(Path(o["path"]).parts[0], []).append(o["id"])
+    for c in sorted(by_class)[:2]:
+        client.post("/api/decisions", json={"ids": by_class[c][:5], "action": "move", "label": c})
+    client.post("/api/decisions", json={"ids": by_class[sorted(by_class)[2]][:4], "action": "move", "label": "blob",
+                                        "new_class": True})
+    r = client.post("/api/export/bundle", json={"min_per_class": 4})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["path"] == str(project_dir.resolve() / "bundle") and (Path(out["path"]) / "bundle.json").is_file()
+    assert out["classes"] == sorted(by_class)[:2] + ["blob"] and out["n_images"] == 14 and out["left_out"] == {}
+    assert 0 <= out["cross_validated_accuracy"] <= 1
+
+
 def test_a_token_guards_every_request(project):
     from fastapi.testclient import TestClient
 

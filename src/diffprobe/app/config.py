@@ -1,12 +1,13 @@
-"""The web app's settings, as plain dataclasses without torch: serving a project (``server.serve``) and making
-one (``project.init_project``). The functions take these as their parameters' defaults; the command line reads
-them from here."""
+"""The web app's settings, as plain dataclasses without torch: serving a project (``server.serve``), making
+one (``project.init_project``) and a classifier bundle from its validated labels (``export.export_bundle``).
+The functions take these as their parameters' defaults; the command line reads them from here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..config.features import ExtractConfig
+from ..workflows.config import AdaptConfig
 
 
 @dataclass(frozen=True)
@@ -24,3 +25,14 @@ class InitConfig:
     chunk: int = 2048
     batch_size: int = ExtractConfig.batch_size
     precision: str = "auto"
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """A new classifier bundle from a project's validated labels. ``min_per_class``: the validated images a class
+    needs to be in it (fewer: left out, and named); at 5 the head's choice of regularisation, its temperature and
+    its unknown thresholds rest on 5-fold cross-validated predictions (``workflows.adapt`` takes as many folds
+    as the smallest class allows, up to 5). ``seed``: of those folds, as few-shot adaptation's."""
+
+    min_per_class: int = 5
+    seed: int = AdaptConfig.seed

@@ -3,7 +3,8 @@
 Safe by default: ``serve`` binds 127.0.0.1; any other interface needs a token (sent as ``Authorization: Bearer``,
 or once as ``?token=`` in the address, which sets a cookie). Requests naming another host are refused (no DNS
 rebinding onto a local server). Images are served by object id from the store, never by a path from the request,
-so only the project's own images can be read. Errors are 4xx with a message that says what to change.
+so only the project's own images can be read; the one thing it writes besides the store and its own files is a
+new bundle, always into the project's ``bundle/`` folder. Errors are 4xx with a message that says what to change.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from ..data.io import ImageReadError, read_image
 from ..utils import DiffprobeError, read_json, write_json
 from . import dashboard, export, learn
-from .config import ServeConfig
+from .config import BundleConfig, ServeConfig
 from .project import LAST_RETRAIN_FILE, Project
 from .store import ACTIONS, SORTS, STATUSES
 
@@ -55,6 +56,10 @@ class ClusterRequest(BaseModel):
 
 class GrowRequest(BaseModel):
     n: int = Field(20, ge=1, le=MAX_PAGE)
+
+
+class BundleRequest(BaseModel):
+    min_per_class: int = Field(BundleConfig.min_per_class, ge=2, le=100_000)
 
 
 class NameRequest(BaseModel):
@@ -279,6 +284,18 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
     def export_csv():
         return PlainTextResponse(export.labels_csv(project), media_type="text/csv",
                                  headers=_attachment(f"{project.name}_labels.csv"))
+
+    @app.post("/api/export/bundle")
+    def export_bundle(request: BundleRequest | None = None):
+        """A classifier bundle fitted on the validated labels, written to the project's own ``bundle/`` folder
+        (no path is taken from the request); the answer names it."""
+        with heavy:
+            r = export.export_bundle(project, min_per_class=(request or BundleRequest()).min_per_class)
+        return {"path": r["path"], "classes": list(r["per_class"]), "per_class": r["per_class"],
+                "left_out": r["left_out"], "min_per_class": r["min_per_class"], "n_images": r["n_images"],
+                "temperature": round(r["temperature"], 4),
+                "cross_validated_accuracy": round(r["cross_validated"]["accuracy"], 4), "time": r["time"],
+                "seconds": r["seconds"]}
 
     return app
 

@@ -1,11 +1,12 @@
 """The validation web app: ``app init`` (a project of images and a bundle's frozen features) and ``app --project``
-(serve it), ``app export`` (its labels as EcoTaxa TSV and CSV without the browser)."""
+(serve it), ``app export`` (its labels as EcoTaxa TSV and CSV without the browser; with ``--bundle`` also a
+classifier bundle fitted on the validated labels)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..app.config import InitConfig, ServeConfig
+from ..app.config import BundleConfig, InitConfig, ServeConfig
 from .args import add_precision_arg, option
 
 
@@ -21,18 +22,25 @@ def cmd_app(args):
               f"{r['feature_dim']}-D{skipped}")
         print(f"serve it with: diffprobe app --project {args.dir}")
     elif args.app_command == "export":
-        from ..app.export import ecotaxa_tsv, labels_csv  # noqa: PLC0415
+        from ..app.export import ecotaxa_tsv, export_bundle, labels_csv  # noqa: PLC0415
         from ..app.project import Project  # noqa: PLC0415
 
         project = Project.open(args.dir)
         try:
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)
+            if args.bundle:  # first: it is what can be refused (too few validated images), before anything is written
+                b = export_bundle(project, out / f"{project.name}_bundle", min_per_class=args.min_per_class)
             (out / f"{project.name}_ecotaxa.tsv").write_text(ecotaxa_tsv(project))
             (out / f"{project.name}_labels.csv").write_text(labels_csv(project))
         finally:
             project.close()
         print(f"wrote {out / f'{project.name}_ecotaxa.tsv'} and {out / f'{project.name}_labels.csv'}")
+        if args.bundle:
+            left = "; left out (under {}): {}".format(args.min_per_class, ", ".join(
+                f"{c} ({n})" for c, n in b["left_out"].items())) if b["left_out"] else ""
+            print(f"wrote the bundle {b['path']}: {len(b['per_class'])} classes from {b['n_images']} validated images, "
+                  f"cross-validated accuracy {b['cross_validated']['accuracy']:.2%}{left}")
     else:
         if not args.project:
             raise SystemExit("diffprobe app: pass --project DIR to serve a project, or make one first with "
@@ -66,7 +74,16 @@ def add_commands(sub) -> None:
     add_precision_arg(i, InitConfig)
     i.set_defaults(fn=cmd_app)
 
-    e = app_sub.add_parser("export", help="write a project's current labels: EcoTaxa TSV and CSV")
+    e = app_sub.add_parser("export", help="write a project's current labels: EcoTaxa TSV and CSV (and, with "
+                                          "--bundle, a classifier bundle fitted on the validated labels)")
     e.add_argument("dir", help="project folder")
-    e.add_argument("--out", required=True, help="folder for DIRNAME_ecotaxa.tsv and DIRNAME_labels.csv")
+    e.add_argument("--out", required=True, help="folder for DIRNAME_ecotaxa.tsv and DIRNAME_labels.csv "
+                                                "(and DIRNAME_bundle/)")
+    e.add_argument("--bundle", action="store_true",
+                   help="also write OUT/DIRNAME_bundle/: the project's bundle with a new head fitted on the "
+                        "validated images' cached features, as 'diffprobe adapt' fits one (classes added in the "
+                        "app included)")
+    option(e, "--min-per-class", BundleConfig, type=int,
+           help="with --bundle: validated images a class needs to be in the bundle (default {default}; classes "
+                "with fewer are left out and named)")
     e.set_defaults(fn=cmd_app)

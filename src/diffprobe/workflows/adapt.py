@@ -9,6 +9,10 @@ labelled images themselves). Temperature and unknown thresholds are fitted on th
 predictions, so no labelled image is spent twice. The result is a new bundle: same backbone, new
 classes (the data's own, or the groups of a class map), new head.
 
+``adapt_bundle`` is two steps: ``adaptation_features`` (read the images, compute their features) and
+``bundle_from_features`` (fit and write the bundle). The validation app (``app.export.export_bundle``) calls the
+second on its cached features, so a bundle from validated labels is fitted, calibrated and written the same way.
+
 Shapes: features (N, D); labels integer 0..C-1.
 """
 
@@ -27,6 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from ..data.dataset import default_cache_dir, load_images
 from ..data.manifest import Manifest, open_dataset
 from ..data.metadata import METADATA_NAMES
+from ..data.preprocess import Preprocess
 from ..evaluate.crossdata import read_class_map
 from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import fit_temperature, unknown_thresholds
@@ -102,29 +107,32 @@ def fit_adapted_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[Li
     return head, np.asarray(cv_logits, np.float32), float(search.best_params_["logisticregression__C"])
 
 
-def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manifest, out: str | Path, *,
-                 class_map: str | Path | None = None, polarity: str = AdaptConfig.polarity,
-                 crop: bool | None = None, seed: int = AdaptConfig.seed, progress: bool = True) -> dict:
-    """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
-    to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary. ``polarity`` and
-    ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``)."""
-    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
-    x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, crop=crop,
-                                                      progress=progress)
-    pre = adaptation_preprocess(bundle, polarity, crop)
+def bundle_from_features(bundle: ClassifierBundle, x: np.ndarray, y: np.ndarray, classes: list[str],
+                         out: str | Path, *, origin: dict, preprocess: Preprocess | None = None,
+                         seed: int = AdaptConfig.seed, evaluated_on: str = "the adaptation images",
+                         extra: dict | None = None) -> dict:
+    """Fit a new head on ``bundle``'s head inputs ``x`` (N, D) with targets ``y`` (N,) indexing ``classes`` (any
+    names, new ones too) and write the new bundle to ``out`` (atomically), with ``adapt.json`` beside
+    ``bundle.json``; no image is read. The head is ``fit_adapted_head``'s; temperature and unknown thresholds
+    are fitted on its cross-validated predictions, which are also the metrics ``bundle.json`` reports
+    (``evaluated_on`` names the images). ``preprocess``: the new bundle's (None: the bundle's, which must be
+    what ``x`` was computed with). The summary (returned, in ``adapt.json`` and under ``adapted`` in
+    ``bundle.json``) is ``source_bundle``, then ``origin`` (where the labels came from), the fit, then
+    ``extra``."""
+    pre = bundle.preprocess if preprocess is None else preprocess
     head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
     temperature = fit_temperature(cv_logits, y)
     cv = classification_metrics(y, cv_logits.argmax(1))
-    summary = {"source_bundle": str(bundle.path), "data": str(data), "class_map": str(class_map) if class_map else None,
-               "n_images": len(y), "per_class": dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())),
-               "C": c, "temperature": temperature, "cross_validated": cv, "n_unreadable": n_unreadable}
+    summary = {"source_bundle": str(bundle.path), **origin, "n_images": len(y),
+               "per_class": dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())),
+               "C": c, "temperature": temperature, "cross_validated": cv, **(extra or {})}
     meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown",
                                                                "metadata_medians")}
     if bundle.uses_metadata:  # the new instrument's own sizes are now the reference of its pixel scale
         meta["metadata_medians"] = np.median(x[:, -len(METADATA_NAMES):], 0).tolist()
     meta.update(classes=classes, preprocess=pre.to_dict(), temperature=temperature,
                 metrics={"test_accuracy": cv["accuracy"], "test_macro_f1": cv["macro_f1"],
-                         "evaluated_on": "cross-validated predictions on the adaptation images"},
+                         "evaluated_on": f"cross-validated predictions on {evaluated_on}"},
                 train_class_counts=np.bincount(y, minlength=len(classes)).tolist(),
                 unknown=unknown_thresholds(cv_logits, temperature), adapted=summary)
     with atomic_dir(out) as tmp:
@@ -132,3 +140,18 @@ def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manif
         write_json(Path(tmp) / "adapt.json", summary)
     log.info("adapted bundle -> %s", out)
     return summary
+
+
+def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manifest, out: str | Path, *,
+                 class_map: str | Path | None = None, polarity: str = AdaptConfig.polarity,
+                 crop: bool | None = None, seed: int = AdaptConfig.seed, progress: bool = True) -> dict:
+    """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
+    to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary. ``polarity`` and
+    ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``). The features are
+    computed here (``adaptation_features``); the fit and the writing are ``bundle_from_features``'s."""
+    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, crop=crop,
+                                                      progress=progress)
+    return bundle_from_features(bundle, x, y, classes, out, preprocess=adaptation_preprocess(bundle, polarity, crop),
+                                origin={"data": str(data), "class_map": str(class_map) if class_map else None},
+                                seed=seed, extra={"n_unreadable": n_unreadable})

@@ -357,6 +357,15 @@ async function retrain() {
   await Promise.all([loadProject(), loadChanges(), loadPage()]);
 }
 
+async function exportBundle() {
+  say("writing the bundle…");
+  const r = await api("POST", "/api/export/bundle");
+  const left = Object.entries(r.left_out).map(([c, n]) => `${c} (${n})`).join(", ");
+  say(`bundle of ${r.classes.length} classes from ${r.n_images} validated images (cross-validated accuracy ` +
+      `${Math.round(r.cross_validated_accuracy * 100)}%) written to ${r.path}` +
+      (left ? `; left out (under ${r.min_per_class} validated): ${left}` : ""));
+}
+
 async function makeClusters() {
   say("clustering…");
   const r = await api("POST", "/api/clusters", {
@@ -454,6 +463,7 @@ $("dubious").onclick = () => decide("dubious");
 $("move").onclick = moveSelection;
 $("undo").onclick = undo;
 $("retrain").onclick = retrain;
+$("export-bundle").onclick = exportBundle;
 $("make-clusters").onclick = makeClusters;
 $("cluster-method").onchange = () => {
   const hdbscan = $("cluster-method").value === "hdbscan";  // HDBSCAN finds its own number of clusters
