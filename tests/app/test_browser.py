@@ -1,7 +1,7 @@
 """The app in a real headless browser (Debian's chromium + chromium-driver, driven by Selenium): keyboard
 validation, range selection, moving with the type-ahead, undo, naming a cluster, reload, and a killed server,
 with nothing acknowledged lost; the dashboard, the next-to-look-at view, a retrain's changes, splitting and
-growing a cluster. Skipped, saying why, where no chromium is installed (``.ci/run`` installs it).
+growing a cluster, the Bundle button's refusal. Skipped, saying why, where no chromium is installed (``.ci/run`` installs it).
 
 ``DIFFPROBE_SCREENSHOTS=docs/img pytest tests/app/test_browser.py`` also saves the documentation's screenshots."""
 
@@ -168,7 +168,7 @@ def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decisi
         project.close()
 
 
-def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(server, browser):
+def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(server, browser, project_dir):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -277,6 +277,11 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     wait.until(lambda _d: _alert(browser))
     browser.switch_to.alert.accept()
     wait.until(lambda _d: grid() and all("status-validated" in c for c in grid().values()))
+
+    # A bundle needs 2 classes of 5 validated images (here only 'blob' has them): refused, saying so.
+    find("#export-bundle").click()
+    wait.until(lambda _d: "5 or more validated images" in find("#message").text)
+    assert find("#message").get_attribute("class") == "error" and not (project_dir / "bundle").exists()
 
 
 @pytest.mark.skipif(not os.environ.get("DIFFPROBE_SCREENSHOTS"), reason="makes the docs' dashboard screenshot only "
