@@ -1,7 +1,8 @@
 """The app in a real headless browser (Debian's chromium + chromium-driver, driven by Selenium): keyboard
 validation, range selection, moving with the type-ahead, undo, naming a cluster, reload, and a killed server,
 with nothing acknowledged lost; the dashboard, the next-to-look-at view, a retrain's changes, splitting and
-growing a cluster, the Bundle button's refusal. Skipped, saying why, where no chromium is installed (``.ci/run`` installs it).
+growing a cluster, the Bundle button's refusal. Skipped, saying why, where no chromium is installed (``.ci/run``
+installs it).
 
 ``DIFFPROBE_SCREENSHOTS=docs/img pytest tests/app/test_browser.py`` also saves the documentation's screenshots."""
 
