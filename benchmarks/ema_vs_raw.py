@@ -74,7 +74,8 @@ def main() -> None:
                      "seconds": round(time.time() - t0)})
     summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
     table = ["# EMA against raw weights at the probe (linear grid, 1 view)", "",
-             f"Run: {summary.get('steps', '?')} steps; pairs {list(spec.blocks)} x t in {list(spec.timesteps)}; val "
+             f"Run: {summary.get('step', '?')} pretraining steps ({summary.get('images_seen', '?')} images); pairs "
+             f"{list(spec.blocks)} x t in {list(spec.timesteps)}; val "
              "picks the best pair of each model, test is read for it.", "",
              "| weights | best pair (val) | val acc | test acc | test macro F1 | mean val acc over pairs |",
              "|---|---|---|---|---|---|"]
