@@ -140,7 +140,42 @@ class ClassifierBundle:
                                  f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
         return cls(path, meta, head, backbone, precision)
 
-    from_pretrained = load  # the diffusers / Hugging Face spelling
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, device: torch.device | None = None, precision: str = "auto",
+                        *, revision: str | None = None, local_files_only: bool = False, token: str | bool | None = None,
+                        cache_dir: str | Path | None = None) -> "ClassifierBundle":
+        """``load`` (the diffusers / Hugging Face spelling), from a local folder or a Hugging Face Hub repo.
+
+        A ``name_or_path`` that is an existing folder, or a ``Path``, is loaded as a folder. Otherwise a string
+        that is a valid Hub repo id (``"org/name"``) is resolved with ``huggingface_hub.snapshot_download``
+        (``revision``: a branch, tag or commit; ``token``; ``cache_dir``, default the Hub cache) into the
+        local cache and loaded from there. ``local_files_only=True`` (or ``HF_HUB_OFFLINE=1``) uses only what
+        is cached. Pickled checkpoints in the repo (``.bin``, ``.pt``, ``.ckpt``, ...) are not downloaded;
+        weights are read from safetensors only, as for a folder. A repo id that cannot be resolved raises a
+        ``DiffprobeError`` naming both the missing folder and the Hub's reason.
+        """
+        if isinstance(name_or_path, Path) or Path(name_or_path).exists() or not _is_repo_id(name_or_path):
+            return cls.load(name_or_path, device, precision)
+        folder = _snapshot(str(name_or_path), revision=revision, local_files_only=local_files_only, token=token,
+                           cache_dir=cache_dir)
+        return cls.load(folder, device, precision)
+
+    def push_to_hub(self, repo_id: str, *, token: str | bool | None = None, private: bool | None = None,
+                    commit_message: str = "Upload diffprobe classifier bundle", revision: str | None = None):
+        """Upload this bundle, as ``save_pretrained`` writes it (``bundle.json``, ``probe.safetensors``,
+        ``backbone/``), to the Hugging Face Hub model repo ``repo_id``, created if missing (``private`` only
+        applies then). ``token``: a Hub token (default: the logged-in one). Returns the Hub's ``CommitInfo``
+        (its ``commit_url`` names the commit). ``from_pretrained(repo_id)`` loads it back."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=token)
+        with tempfile.TemporaryDirectory(prefix="diffprobe-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "bundle")
+            api.create_repo(repo_id, token=token, private=private, exist_ok=True)
+            return api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                                     token=token, revision=revision)
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write this bundle, as it is in memory, to a new folder that ``from_pretrained`` loads back with
@@ -282,6 +317,39 @@ class ClassifierBundle:
         if not imgs:
             return np.zeros((0, s, s), np.uint8), np.zeros((0, len(METADATA_NAMES)), np.float32), ok, skipped
         return np.stack(imgs), np.stack(metas), ok, skipped
+
+
+# Pickle-based checkpoint formats: never fetched from the Hub (bundles hold safetensors only).
+_PICKLED = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.joblib", "*.npy", "*.npz"]
+
+
+def _is_repo_id(name: str | Path) -> bool:
+    """Whether a string can name a Hugging Face Hub repo (``name`` or ``org/name``)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    name = str(name)
+    if name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1:
+        return False
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
+def _snapshot(repo_id: str, **kw) -> Path:
+    """The local folder of a Hub repo's snapshot (downloaded if allowed and needed), or a DiffprobeError
+    naming both places looked in."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, ignore_patterns=_PICKLED, **kw))
+    except Exception as e:  # noqa: BLE001 - offline, not found, gated, bad revision: all reported the same way
+        reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        raise DiffprobeError(f"{repo_id}: no folder {repo_id!r} here, and the Hugging Face Hub could not provide "
+                             f"it ({reason}); pass an existing bundle folder or a Hub repo id that holds a "
+                             f"bundle") from None
 
 
 def _stored_dtype(weights: Path) -> torch.dtype:
