@@ -10,6 +10,7 @@ from diffprobe.features.extract import FeatureSpec
 from diffprobe.features.store import FORMAT_VERSION, FeatureStore, pair_name
 from diffprobe.probe import GridProbe, run_probe
 from diffprobe.probe.fusion import fuse_pairs
+from diffprobe.probe.mlp import MLPProbe
 from diffprobe.utils import DiffprobeError
 
 
@@ -66,3 +67,15 @@ def test_fuse_command(xor, tmp_path):
     assert main(["fuse", "--features", str(store.path), "--results", str(tmp_path / "probe" / "results.json"),
                  "--out", str(tmp_path / "cli"), "--ks", "2"]) == 0
     assert json.loads((tmp_path / "cli" / "fusion.json").read_text())["best"]["k"] == 2
+
+
+def test_refit_on_train_and_val_is_reported_beside_the_train_only_head(xor, tmp_path):
+    store, results = xor
+    r = fuse_pairs(store, results, tmp_path / "fuse", ks=(2,), head="mlp", refit=True,
+                   mlp=MLPProbe(hidden=(32,), dropout=(0.1,), input_dropout=0.0, epochs=40, lr=1e-2))
+    f = r["refit"]
+    assert f["parts"] == ["train", "val"] and f["images"] == 450 and f["epoch"] == r["best"]["mlp"]["epoch"]
+    assert f["test_accuracy"] > 0.9 and np.isfinite(f["test_log_loss"])
+    assert "Refit on train + val" in (tmp_path / "fuse" / "fusion.md").read_text()
+    with pytest.raises(DiffprobeError, match="MLP head"):
+        fuse_pairs(store, results, tmp_path / "lin", ks=(2,), refit=True)

@@ -95,6 +95,23 @@ def test_an_ensemble_of_mlp_heads_is_one_head_averaging_their_logits():
         MLPProbe(ensemble=0)
 
 
+def test_refit_follows_the_chosen_schedule_on_more_data():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1200, 6)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)
+    probe = MLPProbe(hidden=(32,), dropout=(0.1,), epochs=30, lr=1e-2, input_dropout=0.0)
+    head = probe.fit(x[:600], y[:600], x[600:900], y[600:900])
+    # Refit on the same data is the same run stopped at the same epoch: identical weights.
+    again = probe.refit(x[:600], y[:600], head)
+    np.testing.assert_allclose(again.w1, head.w1, atol=1e-6)
+    assert again.config["epoch"] == head.config["epoch"] and again.config["refit_images"] == 600
+    more = probe.refit(x[:900], y[:900], head)
+    assert more.config["refit_images"] == 900 and not np.allclose(more.w1, head.w1)
+    assert (more.logits(x[900:]).argmax(1) == y[900:]).mean() > 0.8
+    with pytest.raises(DiffprobeError, match="outside"):
+        MLPProbe(epochs=3).refit(x, y, dataclasses.replace(head, config={**head.config, "epoch": 5}))
+
+
 @pytest.fixture(scope="module")
 def mlp_bundle(tiny_store, tiny_probe, tmp_path_factory):
     out = tmp_path_factory.mktemp("fuse-mlp")

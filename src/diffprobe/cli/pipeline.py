@@ -99,12 +99,16 @@ def cmd_fuse(args):
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
 
     r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,
-                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),
+                   refit=args.refit, probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),
                    mlp=MLPProbe(seed=args.seed, ensemble=args.ensemble, precision=args.precision))
     b, s = r["best"], r["best_single_pair"]
     print(f"{args.head} head on the top {b['k']} pairs{' + object metadata' if args.metadata else ''} (k chosen on "
           f"val): test top-1 {b['test_accuracy']:.2%}, macro F1 {b['test_macro_f1']:.3f}, log loss "
           f"{b['test_log_loss']:.3f}; best single pair {s['test_accuracy']:.2%}, {s['test_macro_f1']:.3f}")
+    if "refit" in r:
+        f = r["refit"]
+        print(f"refit on train + val ({f['images']} images, epoch {f['epoch']}; the bundled head): test top-1 "
+              f"{f['test_accuracy']:.2%}, macro F1 {f['test_macro_f1']:.3f}, log loss {f['test_log_loss']:.3f}")
     print(f"wrote {args.out}/fusion.json, fusion.md" + (", bundle/" if "bundle" in r else ""))
 
 
@@ -234,6 +238,9 @@ def add_commands(sub) -> None:
                    help="append the objects' size and shape measurements (stored with the features) to the input")
     option(s, "--ensemble", MLPProbeConfig, type=int,
            help="MLP head only: average this many heads from consecutive seeds into one (default {default})")
+    s.add_argument("--refit", action="store_true",
+                   help="MLP head only: once val has chosen k, the settings and the epoch, train the chosen head "
+                        "again on train + val and bundle that one")
     s.add_argument("--class-balanced", action="store_true", help="inverse-frequency class weights (long tail)")
     option(s, "--seed", GridProbeConfig, type=int)
     add_precision_arg(s, GridProbeConfig)

@@ -63,12 +63,13 @@ class AttentiveProbeConfig:
 
 @dataclass(frozen=True)
 class FusionConfig:
-    """``fuse_pairs``: the numbers of top pairs tried (k chosen on val), the head, and whether the objects'
-    size metadata is appended to the input."""
+    """``fuse_pairs``: the numbers of top pairs tried (k chosen on val), the head, whether the objects'
+    size metadata is appended to the input, and whether the chosen MLP head is refit on train + val."""
 
     ks: tuple[int, ...] = (2, 3, 4, 6, 8)
     head: str = "linear"
     metadata: bool = False
+    refit: bool = False
 
 
 @dataclass(frozen=True)

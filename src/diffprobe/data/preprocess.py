@@ -18,6 +18,8 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ..base import DiffprobeError
+
 
 @dataclass(frozen=True)
 class Preprocess:
@@ -197,3 +199,12 @@ def model_input(image: np.ndarray, settings: Preprocess) -> np.ndarray:
     if settings.invert:
         out = 1.0 - out
     return np.round(out * 255.0).astype(np.uint8)
+
+
+def dihedral(images: np.ndarray, view: int) -> np.ndarray:
+    """View ``view`` (0..7) of (B, S, S) images: 0 identity, 1 left-right mirror, 2 half turn, 3 up-down
+    mirror (half turn, then mirrored), 4 and 5 quarter turns, 6 and 7 the diagonal mirrors."""
+    if not 0 <= view < 8:
+        raise DiffprobeError(f"view must be between 0 and 7, got {view}")
+    turned = np.rot90(images, k=(0, 0, 2, 2, 1, 3, 1, 3)[view], axes=(1, 2))
+    return np.ascontiguousarray(turned[:, :, ::-1] if view in (1, 3, 6, 7) else turned)

@@ -12,18 +12,10 @@ import numpy as np
 
 from ..backbones.base import POOLINGS, Backbone, pool
 from ..config.features import VIEWS, FeatureSpec
+from ..data.preprocess import dihedral
 from ..utils import DiffprobeError
 
 __all__ = ["POOLINGS", "VIEWS", "FeatureSpec", "dihedral", "pool", "undo_dihedral_grid", "view_features"]
-
-
-def dihedral(images: np.ndarray, view: int) -> np.ndarray:
-    """View ``view`` (0..7) of (B, S, S) images: 0 identity, 1 left-right mirror, 2 half turn, 3 up-down
-    mirror (half turn, then mirrored), 4 and 5 quarter turns, 6 and 7 the diagonal mirrors."""
-    if not 0 <= view < 8:
-        raise DiffprobeError(f"view must be between 0 and 7, got {view}")
-    turned = np.rot90(images, k=(0, 0, 2, 2, 1, 3, 1, 3)[view], axes=(1, 2))
-    return np.ascontiguousarray(turned[:, :, ::-1] if view in (1, 3, 6, 7) else turned)
 
 
 def undo_dihedral_grid(features: np.ndarray, view: int, grid: int) -> np.ndarray:

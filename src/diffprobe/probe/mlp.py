@@ -139,7 +139,28 @@ class MLPProbe:
                                                            cfg["dropout"], cfg["weight_decay"], seed)[3], config=cfg))
         return MLPHead.average(heads)
 
-    def _fit_one(self, xtr, ytr, xva, yva, n_classes, hidden, dropout, wd, seed):
+    def refit(self, x: np.ndarray, y: np.ndarray, head: MLPHead, n_classes: int | None = None) -> MLPHead:
+        """``head``'s settings (chosen on val by ``fit``) trained again on more labelled data, x (N, D), y (N,),
+        typically train + val: no data is left to stop on, so each run follows the same schedule and stops at
+        the epoch val chose. ``ensemble`` heads from seeds ``seed, seed + 1, ...``, averaged."""
+        cfg = head.config
+        if "epoch" not in cfg:
+            raise DiffprobeError("refit needs a head fitted by MLPProbe.fit (its config names the chosen epoch)")
+        if not 1 <= cfg["epoch"] <= self.epochs:
+            raise DiffprobeError(f"the head stopped at epoch {cfg['epoch']}, outside this probe's {self.epochs} epochs")
+        n_classes = int(n_classes or head.n_classes)
+        x = np.asarray(x, np.float32)
+        mean, std = x.mean(0), x.std(0) + 1e-6
+        xt = torch.from_numpy((x - mean) / std).to(self.device)
+        yt = torch.as_tensor(y, device=self.device)
+        config = {**cfg, "refit_images": len(y)}
+        return MLPHead.average([
+            MLPHead(mean, std, *self._fit_one(xt, yt, None, None, n_classes, cfg["hidden"], cfg["dropout"],
+                                              cfg["weight_decay"], seed, stop_epoch=cfg["epoch"])[3], config=config)
+            for seed in range(self.seed, self.seed + self.ensemble)])
+
+    def _fit_one(self, xtr, ytr, xva, yva, n_classes, hidden, dropout, wd, seed, stop_epoch=None):
+        """One run of the schedule: the epoch with the lowest val log loss, or (no val) epoch ``stop_epoch``."""
         g = torch.Generator().manual_seed(seed)
         d = xtr.shape[1]
         torch.manual_seed(seed)
@@ -162,6 +183,11 @@ class MLPProbe:
                 loss.backward()
                 opt.step()
                 sched.step()
+            if xva is None:
+                if epoch + 1 == stop_epoch:
+                    best_epoch, best_state = stop_epoch, [t.detach().cpu().clone() for t in net.parameters()]
+                    break
+                continue
             net.eval()
             with torch.no_grad():
                 lv = net(xva).float()

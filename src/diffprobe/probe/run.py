@@ -143,17 +143,20 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
 
 
 def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[str, int]], val_logits: np.ndarray,
-                      temperature: float, metrics: dict, metadata: list[str] = ()) -> Path:
-    """A bundle of ``head`` fitted on ``store``'s ``pairs`` (and object ``metadata``): the store's model and
-    preprocessing, the val logits' temperature, confusion and unknown thresholds, the train class counts."""
+                      temperature: float, metrics: dict, metadata: list[str] = (),
+                      train_parts: tuple[str, ...] = ("train",)) -> Path:
+    """A bundle of ``head`` fitted on ``store``'s ``pairs`` (and object ``metadata``) of ``train_parts``: the
+    store's model and preprocessing, the val logits' temperature, confusion and unknown thresholds, the class
+    counts of the images the head learned from."""
     masks = _parts(store)
-    y_train, y_val, n_classes = store.labels[masks["train"]], store.labels[masks["val"]], len(store.classes)
+    fitted_on = np.isin(store.splits, train_parts)
+    y_train, y_val, n_classes = store.labels[fitted_on], store.labels[masks["val"]], len(store.classes)
     return ClassifierBundle.save(path, model_dir=store.meta["model_dir"], head=head, meta={
         "classes": store.classes, "pairs": [[b, int(t)] for b, t in pairs], "metadata": list(metadata),
         "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
         "feature_spec": store.spec.to_dict(), "temperature": temperature, "metrics": metrics,
         "train_class_counts": np.bincount(y_train, minlength=n_classes).tolist(),
-        **({"metadata_medians": np.median(store.metadata[masks["train"]], 0).tolist()} if metadata else {}),
+        **({"metadata_medians": np.median(store.metadata[fitted_on], 0).tolist()} if metadata else {}),
         # For adjusted counting (ACC) and unknown rejection at prediction time.
         "val_confusion": confusion_matrix(y_val, val_logits.argmax(1), labels=range(n_classes)).tolist(),
         "unknown": unknown_thresholds(val_logits, temperature)})

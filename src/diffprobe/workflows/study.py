@@ -108,6 +108,7 @@ class FusionSection:
     ks: list[int] = field(default_factory=lambda: list(FusionConfig.ks))
     head: str = FusionConfig.head
     metadata: bool = FusionConfig.metadata
+    refit: bool = FusionConfig.refit
     ensemble: int = MLPProbeConfig.ensemble
 
 
@@ -327,10 +328,10 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
 
     s = cfg.sections["fusion"]
     r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion", ks=tuple(s["ks"]),
-                   head=s["head"], metadata=s["metadata"],
+                   head=s["head"], metadata=s["metadata"], refit=s["refit"],
                    probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed, precision=cfg.precision),
                    mlp=MLPProbe(seed=cfg.seed, ensemble=s["ensemble"], precision=cfg.precision))
-    return {"best": r["best"], "best_single_pair": r["best_single_pair"],
+    return {"best": r["best"], "best_single_pair": r["best_single_pair"], **({"refit": r["refit"]} if "refit" in r else {}),
             "candidates": [{k: c[k] for k in ("k", "val_accuracy", "test_accuracy", "test_macro_f1")}
                            for c in r["candidates"]]}
 
