@@ -4,6 +4,7 @@ answers at 25,000 and 250,000 objects.
 
     python benchmarks/annotation.py --features runs/ndsb-test.npz --name ndsb
     python benchmarks/annotation.py --timing --sizes 25000 250000
+    python benchmarks/annotation.py --features runs/ndsb-test.npz --name ndsb --strategies active_learning --merge
 
 The features file is a ``.npz`` with ``features`` (N, D) float, ``labels`` (N,) int and optionally ``probs``
 (N, C) of a model (a bundle's predictions; C = the number of label values) and ``classes`` (C names). Without
@@ -37,6 +38,7 @@ next images and the retrain are the app's own functions (``diffprobe.app.learn``
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -377,12 +379,15 @@ def main() -> None:
     ap.add_argument("--retrain-every", type=int, default=RETRAIN_EVERY, help="active learning: pages per retrain")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other strategies' results of an earlier run of the same file (same images, "
+                         "model and settings) and replace only those run now")
     ap.add_argument("--timing", action="store_true", help="measure the server's response times instead")
     ap.add_argument("--sizes", type=int, nargs="+", default=[25_000, 250_000], help="--timing: objects")
     ap.add_argument("--dim", type=int, default=512, help="--timing: feature size")
     ap.add_argument("--classes", type=int, default=121, help="--timing: classes")
     a = ap.parse_args()
-    from _common import write  # noqa: PLC0415 - the simulation functions import without the benchmark helpers
+    from _common import RESULTS, write  # noqa: PLC0415 - the simulation functions import without the benchmark helpers
 
     if a.timing:
         rows = [timing(n, dim=a.dim, n_classes=a.classes) for n in a.sizes]
@@ -397,7 +402,22 @@ def main() -> None:
     result = simulate(features, labels, probs, classes, retrain_every=a.retrain_every,
                       strategies=tuple(a.strategies), seed=a.seed)
     name = a.name or Path(a.features).stem
-    write(f"annotation_{name}", {"features": str(a.features), **result}, annotation_table(result, Path(a.features).name))
+    payload = {"features": str(a.features), **result}
+    if a.merge:
+        payload = merged(RESULTS / f"annotation_{name}.json", payload)
+    write(f"annotation_{name}", payload, annotation_table(payload, Path(payload["features"]).name))
+
+
+def merged(path: Path, new: dict) -> dict:
+    """``new``'s strategies added to (or replacing theirs in) the earlier results at ``path``, in STRATEGIES order;
+    refused unless both are of the same images, model and settings."""
+    old = json.loads(path.read_text())
+    same = ("n", "n_classes", "model", "model_accuracy", "targets", "page", "cluster_size", "grow", "retrain_every")
+    differ = [k for k in same if old.get(k) != new.get(k)]
+    if differ:
+        raise SystemExit(f"{path}: not the same run ({', '.join(differ)} differ); run every strategy instead")
+    strategies = {**old["strategies"], **new["strategies"]}
+    return {**old, "strategies": {k: strategies[k] for k in STRATEGIES if k in strategies}}
 
 
 if __name__ == "__main__":

@@ -95,3 +95,21 @@ def test_the_timing_project_opens_in_the_app(annotation, tmp_path):
             assert len(client.get("/api/objects", params={"label": "class_000", "per_page": 10}).json()["objects"]) == 10
     finally:
         project.close()
+
+
+def test_merge_adds_one_strategy_to_an_earlier_run_and_refuses_another_run(annotation, tmp_path):
+    import json
+
+    features, labels = blobs(per_class=20)
+    earlier = annotation.simulate(features, labels, strategies=("one_at_a_time", "cluster_grow"))
+    path = tmp_path / "annotation_x.json"
+    path.write_text(json.dumps({"features": "x.npz", **earlier}))
+    now = annotation.simulate(features, labels, strategies=("one_at_a_time",), seed=0)
+    now["strategies"]["one_at_a_time"]["seconds"] = -1.0  # marks the new result
+    out = annotation.merged(path, {"features": "y.npz", **now})
+    assert list(out["strategies"]) == ["one_at_a_time", "cluster_grow"]  # STRATEGIES order, the other kept
+    assert out["strategies"]["one_at_a_time"]["seconds"] == -1.0
+    assert out["strategies"]["cluster_grow"] == earlier["strategies"]["cluster_grow"]
+    assert out["features"] == "x.npz"
+    with pytest.raises(SystemExit, match="retrain_every"):
+        annotation.merged(path, {**now, "retrain_every": 7})

@@ -34,3 +34,32 @@ def test_adapt_cli_reports_cross_validated_scores(field_run, tmp_path, capsys):
     # The adapted bundle reads new images the way its head was fitted: cropped to the organism.
     assert ClassifierBundle.load(tmp_path / "a").preprocess.crop is True
     assert ClassifierBundle.load(field_run["bundle"]).preprocess.crop is False
+
+
+def test_fit_adapted_head_is_the_grid_search_fast_and_deterministic():
+    """The fast fit (held-out logits kept, C path warm-started, fits in the rows' span) chooses the C a grid search
+    with cross_val_predict chooses and gives about its logits; twice the same result; binary gives 2 logits."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from diffprobe.workflows.adapt import CS, fit_adapted_head
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(4), 15)
+    x = (rng.normal(0, 0.4, (4, 150))[y] + rng.normal(0, 1, (len(y), 150))).astype(np.float32)  # 60 rows, 150-D
+    head, cv_logits, c = fit_adapted_head(x, y, seed=3)
+    folds = StratifiedKFold(5, shuffle=True, random_state=3)
+    search = GridSearchCV(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
+                          {"logisticregression__C": list(CS)}, cv=folds, scoring="neg_log_loss").fit(x, y)
+    assert c == search.best_params_["logisticregression__C"]
+    reference = cross_val_predict(search.best_estimator_, x, y, cv=folds, method="decision_function")
+    assert (cv_logits.argmax(1) == reference.argmax(1)).mean() >= 0.95
+    assert np.abs(cv_logits - reference).max() < 0.1 * np.abs(reference).max()
+    full = search.best_estimator_.decision_function(x)
+    assert np.abs(head.logits(x) - full).max() < 0.1 * np.abs(full).max()
+    again = fit_adapted_head(x, y, seed=3)
+    np.testing.assert_array_equal(again[1], cv_logits)
+    binary = fit_adapted_head(x[y < 2], y[y < 2])
+    assert binary[0].logits(x[:3]).shape == (3, 2) and binary[1].shape == (30, 2)
