@@ -26,3 +26,47 @@ def test_wheel_holds_every_module_and_runs_the_cli(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "pretrain" in out.stdout and "predict" in out.stdout
+
+
+def _requirements():
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
+
+
+def _exact(lines):
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    reqs = [Requirement(line.split("#", 1)[0]) for line in lines if line.split("#", 1)[0].strip()]
+    return {canonicalize_name(r.name): str(r.specifier).removeprefix("==") for r in reqs}
+
+
+def test_lowest_constraints_are_the_lower_bounds_of_pyproject():
+    """.ci/lowest_constraints.py: every dependency and test extra at its '>=' bound; torch, torchvision pinned."""
+    from packaging.utils import canonicalize_name
+
+    out = subprocess.run([sys.executable, str(ROOT / ".ci" / "lowest_constraints.py")], capture_output=True,
+                         text=True, check=True).stdout
+    lowest = _exact(out.splitlines())
+    pins = _exact((ROOT / "constraints.txt").read_text().splitlines())
+    reqs = _requirements()
+    assert set(lowest) == {canonicalize_name(r.name) for r in reqs}
+    for req in reqs:
+        name = canonicalize_name(req.name)
+        want = pins[name] if name in ("torch", "torchvision") else next(
+            s.version for s in req.specifier if s.operator == ">=")
+        assert lowest[name] == want, (name, lowest[name], want)
+
+
+def test_constraints_pins_lie_inside_pyproject_ranges():
+    from packaging.utils import canonicalize_name
+
+    pins = _exact((ROOT / "constraints.txt").read_text().splitlines())
+    for req in _requirements():
+        pin = pins.get(canonicalize_name(req.name))
+        assert pin is not None, f"{req.name}: not pinned in constraints.txt"
+        assert req.specifier.contains(pin, prereleases=True), f"constraints.txt's {req.name}=={pin} is outside {req}"
