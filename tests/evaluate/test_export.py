@@ -33,6 +33,7 @@ def test_export_writes_a_small_model_that_reproduces_its_test_metrics(field_run,
     assert not json.loads((out / "split.json").read_text())["root"].startswith("/")
     card = json.loads((out / "test_metrics.json").read_text())
     assert json.loads((out / "test_report" / "metrics.json").read_text())["accuracy"] == card["accuracy"]
+    assert (out / "test_report" / "report.md").read_text().startswith(f"# Evaluation of {out} on {out}/split.csv")
     assert card["n_images"] == int((split.split_mask("test")).sum())
     again = evaluate_bundle(out, out / "split.csv", tmp_path / "eval", part="test", progress=False)
     assert again["accuracy"] == card["accuracy"]

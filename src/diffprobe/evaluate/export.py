@@ -79,6 +79,9 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
             sidecar["root"] = portable_data_path(sidecar["root"]) or os.path.relpath(sidecar["root"], out.resolve())
             write_json(tmp / "split.json", sidecar)
             r = evaluate_bundle(tmp, tmp / "split.csv", tmp / "test_report", part="test", progress=progress)
+            for name in ("report.md", "metrics.json"):  # they name the folder the model will live in, not the draft
+                report = tmp / "test_report" / name
+                report.write_text(report.read_text().replace(str(tmp), str(out)))
             c = r["calibration"]
             metrics = {"command": f"diffprobe evaluate --model {out} --data {out}/split.csv --part test --out OUT",
                        "part": "test", "n_images": r["n_images"], "accuracy": r["accuracy"],
