@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from diffprobe.backbones.base import load_backbone
@@ -17,6 +18,7 @@ from diffprobe.probe import GridProbe
 from diffprobe.probe.bundle import ClassifierBundle
 from diffprobe.probe.fusion import fuse_pairs
 from diffprobe.probe.mlp import MLPProbe
+from diffprobe.probe.training import fit_head
 from diffprobe.utils import DiffprobeError
 
 
@@ -110,6 +112,9 @@ def test_refit_follows_the_chosen_schedule_on_more_data():
     assert (more.logits(x[900:]).argmax(1) == y[900:]).mean() > 0.8
     with pytest.raises(DiffprobeError, match="outside"):
         MLPProbe(epochs=3).refit(x, y, dataclasses.replace(head, config={**head.config, "epoch": 5}))
+    with pytest.raises(DiffprobeError, match="stop epoch"):  # the shared trainer: no val, no epoch to stop at
+        fit_head(lambda: torch.nn.Linear(6, 2), (torch.zeros(4, 6),), torch.zeros(4, dtype=torch.long), None, None,
+                 epochs=3, lr=1e-3, weight_decay=0.0, batch_size=2, seed=0, precision="fp32")
 
 
 @pytest.fixture(scope="module")

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config.probe import AttentiveProbeConfig
-from ..utils import DiffprobeError, autocast, default_device
+from ..utils import DiffprobeError, default_device
+from .training import fit_head
 
 __all__ = ["AttentiveHead", "AttentiveProbe", "AttentiveProbeConfig", "grid_tokens"]
 
@@ -156,36 +156,12 @@ class AttentiveProbe:
             extra_mean, extra_std = extra_train.mean(0), extra_train.std(0) + 1e-6
             etr = torch.from_numpy((extra_train - extra_mean) / extra_std).to(dev)
             eva = torch.from_numpy((np.asarray(extra_val, np.float32) - extra_mean) / extra_std).to(dev)
-        torch.manual_seed(self.seed)
-        g = torch.Generator().manual_seed(self.seed)
-        net = _AttentiveNet(n_tokens, channels, n_classes, self.n_queries, self.n_heads, self.dropout, groups,
-                            n_extra, self.hidden).to(dev)
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        n = len(xtr)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=self.epochs * -(-n // self.batch_size),
-                                                    pct_start=0.1)
-        best_loss, best_state, self.history_ = float("inf"), None, []
-        for epoch in range(self.epochs):
-            net.train()
-            perm = torch.randperm(n, generator=g).to(dev)
-            for s in range(0, n, self.batch_size):
-                b = perm[s:s + self.batch_size]
-                with autocast(dev, self.precision):
-                    logits = net(xtr[b], None if etr is None else etr[b])
-                loss = F.cross_entropy(logits.float(), ytr[b])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            net.eval()
-            with torch.no_grad():
-                lv = torch.cat([net(xva[s:s + 2048], None if eva is None else eva[s:s + 2048]).float()
-                                for s in range(0, len(xva), 2048)])
-                vloss, vacc = float(F.cross_entropy(lv, yva)), float((lv.argmax(1) == yva).float().mean())
-            self.history_.append({"epoch": epoch + 1, "val_log_loss": vloss, "val_accuracy": vacc})
-            if vloss < best_loss:
-                best_loss = vloss
-                best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+        state, self.history_ = fit_head(
+            lambda: _AttentiveNet(n_tokens, channels, n_classes, self.n_queries, self.n_heads, self.dropout, groups,
+                                  n_extra, self.hidden), (xtr, etr), ytr, (xva, eva), yva, epochs=self.epochs,
+            lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size, seed=self.seed,
+            precision=self.precision)
+        best_state = {k: v.numpy().copy() for k, v in state.items()}
         best = min(self.history_, key=lambda h: h["val_log_loss"])
         config = {"n_tokens": n_tokens, "channels": channels, "n_classes": n_classes, "n_queries": self.n_queries,
                   "n_heads": self.n_heads, "groups": groups, "n_extra": n_extra, "hidden": self.hidden,

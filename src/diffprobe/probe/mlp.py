@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 
 from ..config.probe import MLPProbeConfig
-from ..utils import DiffprobeError, autocast, default_device
+from ..utils import DiffprobeError, default_device
+from .training import fit_head
 
 
 
@@ -161,40 +162,18 @@ class MLPProbe:
 
     def _fit_one(self, xtr, ytr, xva, yva, n_classes, hidden, dropout, wd, seed, stop_epoch=None):
         """One run of the schedule: the epoch with the lowest val log loss, or (no val) epoch ``stop_epoch``."""
-        g = torch.Generator().manual_seed(seed)
         d = xtr.shape[1]
-        torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Dropout(self.input_dropout), torch.nn.Linear(d, hidden), torch.nn.GELU(),
-                                  torch.nn.Dropout(dropout), torch.nn.Linear(hidden, n_classes)).to(xtr.device)
-        opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=wd)
-        n = len(xtr)
-        steps = self.epochs * -(-n // self.batch_size)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=self.lr, total_steps=steps, pct_start=0.1)
-        best_loss, best_acc, best_epoch, best_state = float("inf"), 0.0, 0, None
-        for epoch in range(self.epochs):
-            net.train()
-            perm = torch.randperm(n, generator=g).to(xtr.device)
-            for s in range(0, n, self.batch_size):
-                b = perm[s:s + self.batch_size]
-                with autocast(xtr.device, self.precision):
-                    logits = net(xtr[b])
-                loss = F.cross_entropy(logits.float(), ytr[b], label_smoothing=self.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-            if xva is None:
-                if epoch + 1 == stop_epoch:
-                    best_epoch, best_state = stop_epoch, [t.detach().cpu().clone() for t in net.parameters()]
-                    break
-                continue
-            net.eval()
-            with torch.no_grad():
-                lv = net(xva).float()
-                vloss = float(F.cross_entropy(lv, yva))
-                vacc = float((lv.argmax(1) == yva).float().mean())
-            if vloss < best_loss:
-                best_loss, best_acc, best_epoch = vloss, vacc, epoch + 1
-                best_state = [t.detach().cpu().clone() for t in net.parameters()]
-        w1, b1, w2, b2 = best_state
-        return best_loss, best_acc, best_epoch, (w1.T.numpy().copy(), b1.numpy(), w2.T.numpy().copy(), b2.numpy())
+
+        def build():
+            return torch.nn.Sequential(torch.nn.Dropout(self.input_dropout), torch.nn.Linear(d, hidden),
+                                       torch.nn.GELU(), torch.nn.Dropout(dropout), torch.nn.Linear(hidden, n_classes))
+        val = None if xva is None else (xva,)
+        state, history = fit_head(build, (xtr,), ytr, val, yva, epochs=self.epochs, lr=self.lr, weight_decay=wd,
+                                  batch_size=self.batch_size, seed=seed, precision=self.precision,
+                                  label_smoothing=self.label_smoothing, stop_epoch=stop_epoch,
+                                  val_batch=max(1, len(xtr) if yva is None else len(yva)))
+        best = min(history, key=lambda h: h["val_log_loss"]) if history else \
+            {"val_log_loss": float("nan"), "val_accuracy": float("nan"), "epoch": stop_epoch}
+        w1, b1, w2, b2 = (state[k] for k in ("1.weight", "1.bias", "4.weight", "4.bias"))
+        return best["val_log_loss"], best["val_accuracy"], best["epoch"], (w1.T.numpy().copy(), b1.numpy(),
+                                                                            w2.T.numpy().copy(), b2.numpy())
