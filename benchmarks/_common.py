@@ -74,3 +74,19 @@ def write(name: str, payload: dict, table: list[str]) -> Path:
     print("\n".join(table))
     print(f"\nwrote {RESULTS / name}.json and .md")
     return RESULTS / f"{name}.json"
+
+
+def head_inputs(store, results_path: str, k: int, parts=("train", "val", "test")):
+    """The fused head's inputs of a probed store: the top-k pairs (ranked by the probe's val accuracy) and the
+    object metadata, concatenated per part. Returns (pairs, {part: (N, D) float32}, {part: (N,) labels})."""
+    import numpy as np  # noqa: PLC0415
+
+    from diffprobe.probe.fusion import rank_pairs  # noqa: PLC0415
+    from diffprobe.utils import read_json  # noqa: PLC0415
+
+    m = {s: store.splits == s for s in parts}
+    pairs = [p for p in rank_pairs(read_json(results_path)) if p in set(store.pairs)][:k]
+    x = {s: np.concatenate([np.asarray(store.get(b, t)[m[s]], np.float32) for b, t in pairs]
+                           + [store.metadata[m[s]]], axis=1) for s in m}
+    return pairs, x, {s: store.labels[m[s]] for s in m}
+

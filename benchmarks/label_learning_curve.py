@@ -19,12 +19,10 @@ from scipy.special import softmax
 from sklearn.metrics import log_loss
 from sklearn.model_selection import train_test_split
 
-from _common import machine, write
+from _common import head_inputs, machine, write
 from diffprobe.features import FeatureStore
 from diffprobe.probe.calibration import fit_temperature
-from diffprobe.probe.fusion import rank_pairs
 from diffprobe.probe.mlp import MLPProbe
-from diffprobe.utils import read_json
 
 
 def subsample(y: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -48,11 +46,7 @@ def main():
     a = ap.parse_args()
 
     store = FeatureStore(a.store)
-    m = {s: store.splits == s for s in ("train", "val")}
-    pairs = [p for p in rank_pairs(read_json(a.results)) if p in set(store.pairs)][: a.k]
-    x = {s: np.concatenate([np.asarray(store.get(b, t)[m[s]], np.float32) for b, t in pairs]
-                           + [store.metadata[m[s]]], axis=1) for s in m}
-    y = {s: store.labels[m[s]] for s in m}
+    pairs, x, y = head_inputs(store, a.results, a.k, parts=("train", "val"))
     n_classes = len(store.classes)
     rows = []
     for fraction in [float(f) for f in a.fractions.split(",")]:
@@ -75,8 +69,8 @@ def main():
     # (train x (1 + val/train) images) is expected to add.
     lo, hi = fractions[-2], fractions[-1]
     per_doubling = (mean[hi]["val_accuracy"] - mean[lo]["val_accuracy"]) / np.log2(hi / lo)
-    n_val = int(m["val"].sum())
-    expected = per_doubling * np.log2(1 + n_val / int(m["train"].sum()))
+    n_val = len(y["val"])
+    expected = per_doubling * np.log2(1 + n_val / len(y["train"]))
     r = {"store": store.path.name, "k": a.k, "machine": machine(), "rows": rows, "mean": mean,
          "val_accuracy_per_doubling": per_doubling, "expected_gain_of_train_plus_val": expected}
     md = ["# The MLP head against the number of labelled images (val only)", "",

@@ -19,12 +19,10 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.metrics import f1_score, log_loss
 
-from _common import write
+from _common import head_inputs, write
 from diffprobe.features import FeatureStore
 from diffprobe.probe.calibration import fit_temperature
-from diffprobe.probe.fusion import rank_pairs
 from diffprobe.probe.mlp import MLPProbe
-from diffprobe.utils import read_json
 
 
 def floats(s: str) -> list[float]:
@@ -46,11 +44,7 @@ def main():
     a = ap.parse_args()
 
     store = FeatureStore(a.store)
-    m = {s: store.splits == s for s in ("train", "val", "test")}
-    pairs = [p for p in rank_pairs(read_json(a.results)) if p in set(store.pairs)][: a.k]
-    x = {s: np.concatenate([np.asarray(store.get(b, t)[m[s]], np.float32) for b, t in pairs]
-                           + [store.metadata[m[s]]], axis=1) for s in m}
-    y = {s: store.labels[m[s]] for s in m}
+    pairs, x, y = head_inputs(store, a.results, a.k)
     n_classes = len(store.classes)
     rows, heads = [], []
     grid = itertools.product([int(h) for h in floats(a.hidden)], floats(a.dropout), floats(a.input_dropout),

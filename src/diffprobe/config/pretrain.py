@@ -225,3 +225,38 @@ class BaselineConfig(RunConfig):
 
 # The budget a pretraining command gives a run that names neither steps nor minutes.
 DEFAULT_MINUTES = 60.0
+
+
+@dataclass
+class FinetuneConfig(RunConfig):
+    """A fine-tuning run (``pretrain.finetune``): the pretrained U-Net folder, what the head reads (blocks at one
+    timestep, average and max pooled, plus the object metadata), the head, the optimiser and the budget."""
+
+    settings_name = "fine-tune"
+    added_later: ClassVar[dict] = {}
+
+    model_dir: str = ""
+    blocks: tuple[str, ...] = ("down0", "down1", "down2", "mid", "up0", "up1")
+    timestep: int = 1
+    hidden: int = 1024
+    dropout: float = 0.5
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    steps: int = 2000
+    checkpoint_every: int = 250
+    seed: int = 0
+    precision: str = "auto"
+
+    def __post_init__(self):
+        self.blocks = tuple(self.blocks)
+        self.check_counts("batch_size", "warmup_steps", "checkpoint_every", "seed", "steps", "timestep")
+        if not self.model_dir:
+            raise DiffprobeError("fine-tuning needs model_dir: the pretraining run to start from")
+        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0 or not self.timestep < 1000:
+            raise DiffprobeError("fine-tuning needs steps and batch_size >= 1, lr > 0 and a timestep in [0, 1000)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+

@@ -13,7 +13,6 @@ Shapes: images uint8 (N, S, S); metadata float32 (N, M); labels int (N,).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,43 +21,14 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 
 from ..backbones.ddpm_unet import BlockTaps, load_unet, make_scheduler
+from ..config.pretrain import FinetuneConfig
 from ..data.dataset import to_model_input
 from ..data.preprocess import dihedral
 from ..utils import DiffprobeError, autocast, read_json, write_json
 from .loop import TrainTask, train
 
 WEIGHTS = "finetuned.safetensors"
-
-
-@dataclass
-class FinetuneConfig:
-    """A fine-tuning run: the pretrained U-Net folder, what the head reads, the optimiser and the budget."""
-
-    model_dir: str
-    blocks: tuple[str, ...] = ("down0", "down1", "down2", "mid", "up0", "up1")
-    timestep: int = 1
-    hidden: int = 1024
-    dropout: float = 0.5
-    batch_size: int = 64
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    steps: int = 2000
-    checkpoint_every: int = 250
-    seed: int = 0
-    precision: str = "auto"
-
-    def __post_init__(self):
-        self.blocks = tuple(self.blocks)
-        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0 or not 0 <= self.timestep < 1000:
-            raise DiffprobeError("fine-tuning needs steps and batch_size >= 1, lr > 0 and a timestep in [0, 1000)")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FinetuneConfig":
-        return cls(**d)
+ALPHAS_CUMPROD = make_scheduler().alphas_cumprod
 
 
 class FinetunedUNet(torch.nn.Module):
@@ -88,9 +58,10 @@ class FinetunedUNet(torch.nn.Module):
         return self.head(z)
 
 
-def _noisy(images: torch.Tensor, timestep: int, noise: torch.Tensor) -> torch.Tensor:
-    a = make_scheduler().alphas_cumprod[timestep].item()
-    return a**0.5 * to_model_input(images) + (1 - a) ** 0.5 * noise
+def _noisy(x: torch.Tensor, timestep: int, noise: torch.Tensor) -> torch.Tensor:
+    """x (B, 1, S, S) in [-1, 1] noised to ``timestep`` (the DDPM schedule the U-Net was trained with)."""
+    a = ALPHAS_CUMPROD[timestep].item()
+    return a**0.5 * x + (1 - a) ** 0.5 * noise
 
 
 class FinetuneTask(TrainTask):
@@ -130,6 +101,7 @@ class FinetuneTask(TrainTask):
         x = torch.stack([torch.from_numpy(dihedral(self.x[i : i + 1].numpy(), int(v))[0])
                          for i, v in zip(idx.tolist(), views)])
         noise = torch.randn((len(idx), 1, *x.shape[1:]), generator=gen)
+        x = to_model_input(x)
         return {"noisy": _noisy(x, self.cfg.timestep, noise), "meta": self.meta[idx], "y": self.y[idx]}
 
     def loss(self, model, batch):
@@ -173,7 +145,7 @@ def finetuned_logits(model: FinetunedUNet, images: np.ndarray, meta: np.ndarray,
         total = 0
         for v in range(views):
             noise = torch.randn((len(x), 1, *x.shape[1:]), generator=gen)
-            noisy = _noisy(torch.from_numpy(dihedral(x, v)), model.timestep, noise)
+            noisy = _noisy(to_model_input(dihedral(x, v)), model.timestep, noise)
             with autocast(device, precision):
                 total = total + model(noisy.to(device), m.to(device)).float()
         out.append((total / views).cpu().numpy())
