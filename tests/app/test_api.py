@@ -311,3 +311,23 @@ def test_the_cli_makes_and_exports_a_project(app_bundle, tmp_path, capsys):
     assert (tmp_path / "e" / "p_ecotaxa.tsv").is_file() and (tmp_path / "e" / "p_labels.csv").is_file()
     with pytest.raises(SystemExit, match="--project"):
         main(["app"])
+
+
+@pytest.mark.parametrize("bulk_rows", [1, 10**9])  # indexes rebuilt once / kept and updated row by row
+def test_new_predictions_are_stored_alike_whether_or_not_the_indexes_are_rebuilt(tmp_path, monkeypatch, bulk_rows):
+    from sqlalchemy import inspect
+
+    from diffprobe.app import store as store_module
+    monkeypatch.setattr(store_module, "BULK_UPDATE_ROWS", bulk_rows)
+    store = store_module.Store(f"sqlite:///{tmp_path / 'p.db'}")
+    store.add_classes(["a", "b"], "model")
+    store.add_objects([{"id": i, "object_id": f"o{i}", "path": f"{i}.png", "sample": "s", "width": 9, "height": 9,
+                        "predicted_label": "a", "probability": 0.5} for i in range(6)])
+    changed = store.set_predictions(list(range(6)), ["a", "b", "b", "a", "b", "a"], [0.9, 0.8, 0.7, 0.6, 0.95, 0.1],
+                                    user="u", classes=["a", "b"], n_validated=0)
+    assert changed == [(1, "a", "b"), (2, "a", "b"), (4, "a", "b")]
+    total, rows = store.page("b")
+    assert total == 3 and [r["id"] for r in rows] == [4, 1, 2]  # most confident first
+    indexes = {ix["name"] for ix in inspect(store.engine).get_indexes("objects")}
+    assert {"ix_objects_label_probability", "ix_objects_status_probability"} <= indexes
+    store.close()
