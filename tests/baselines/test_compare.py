@@ -112,3 +112,48 @@ def test_baseline_cli_trains_a_backbone_the_features_command_reads(long_tail_dir
                  "--timesteps", "0"]) == 0
     assert main(["features", "--model", str(out), "--data", str(out / "split.csv"), "--out", str(tmp_path / "g"),
                  "--timesteps", "0,10"]) == 2
+
+
+def test_label_subsets_hold_the_asked_count_of_every_class_and_all_of_a_smaller_one():
+    from diffprobe.probe.label_curve import per_class_subset
+
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    rows = np.arange(18)  # the last two images (class 2) are not in the train part
+    pick = per_class_subset(labels, rows, 5, np.random.default_rng(0))
+    assert np.bincount(labels[pick]).tolist() == [5, 3, 5] and set(pick) <= set(rows)
+    assert np.array_equal(pick, per_class_subset(labels, rows, 5, np.random.default_rng(0)))
+    assert not np.array_equal(pick, per_class_subset(labels, rows, 5, np.random.default_rng(1)))
+
+
+def test_compare_curves_runs_each_budget_once_and_probes_with_few_labels(long_tail_dir, tiny_configs, tmp_path):
+    configs = {m: tiny_configs[m] for m in ("ddpm", "supervised")}
+    kw = dict(budgets=(BUDGET, BUDGET // 2), label_shots=(1, 5, None), draws=2, methods=("ddpm", "supervised"),
+              settings=("natural",), configs=configs, image_size=16, timesteps=(10,),
+              probe=GridProbe(epochs=15, seed=0), shots=(10, 25), progress=False)
+    r = cmp.compare_curves(long_tail_dir, tmp_path / "curves", **kw)
+
+    assert r["budgets"] == [BUDGET // 2, BUDGET]
+    assert sorted((x["budget_images"], x["method"], x["eval"]) for x in r["rows"]) == sorted(
+        (b, m, e) for b in r["budgets"] for m, e in (("ddpm", "linear probe"), ("supervised", "linear probe"),
+                                                     ("supervised", "end to end")))
+    for x in r["rows"]:
+        assert x["images_seen"] >= x["budget_images"] and x["cpu_hours"] > 0
+    n_classes = read_json(tmp_path / "curves" / f"budget-{BUDGET}" / "compare.json")["splits"]["natural"]["n_classes"]
+    for method in ("ddpm", "supervised"):
+        curve = [x for x in r["label_curves"] if x["method"] == method]
+        assert [x["shots"] for x in curve] == [1, 5, None]
+        assert curve[0]["n_train"] == n_classes and len(curve[0]["draws"]) == 2 and len(curve[2]["draws"]) == 1
+        assert curve[0]["n_train"] < curve[1]["n_train"] < curve[2]["n_train"]
+        assert all(0 <= x["accuracy_mean"] <= 1 and x["accuracy_std"] >= 0 for x in curve)
+        best = next(x for x in r["rows"] if x["method"] == method and x["budget_images"] == BUDGET
+                    and x["eval"] == "linear probe")
+        assert (curve[0]["block"], curve[0]["timestep"]) == (best["block"], best["timestep"])
+        # All labels: the same probe on the same features as the comparison's own row.
+        assert curve[2]["accuracy_mean"] == pytest.approx(best["accuracy"])
+    md = (tmp_path / "curves" / "curves.md").read_text()
+    assert "| ddpm | linear probe | " in md and "| supervised | end to end |" in md
+    for name in ("compute", "labels"):
+        assert (tmp_path / "curves" / f"curves_{name}.png").stat().st_size > 10_000
+
+    again = cmp.compare_curves(long_tail_dir, tmp_path / "curves", **kw)  # every run cached: nothing trained
+    assert all(v["trained"] == [] for v in again["runs"].values()) and again["label_curves"] == r["label_curves"]

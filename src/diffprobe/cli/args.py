@@ -52,6 +52,14 @@ def floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def counts_or_all(text: str) -> tuple[int | None, ...]:
+    """``1,5,all`` -> (1, 5, None)."""
+    try:
+        return tuple(None if x.strip() == "all" else int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers or 'all', got {text!r}") from None
+
+
 def strs(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 

@@ -9,7 +9,8 @@ from ..config.backbones import ResNetConfig, UNetConfig, ViTConfig
 from ..config.pretrain import DEFAULT_ARCH, BaselineConfig
 from ..config.pretrain import METHODS as BASELINE_METHODS
 from ..workflows.config import CompareConfig
-from .args import add_precision_arg, add_preprocess_args, add_split_args, ints, manifest_for, option, shown, strs
+from .args import (add_precision_arg, add_preprocess_args, add_split_args, counts_or_all, ints, manifest_for, option,
+                   shown, strs)
 
 
 def _arch_args(s) -> None:
@@ -54,7 +55,7 @@ def cmd_compare(args):
     from dataclasses import replace  # noqa: PLC0415
 
     from ..probe.linear import GridProbe  # noqa: PLC0415
-    from ..workflows.compare import compare, default_configs  # noqa: PLC0415
+    from ..workflows.compare import compare, compare_curves, default_configs  # noqa: PLC0415
 
     configs = default_configs(args.methods, budget_images=args.budget_images, image_size=args.image_size,
                               seed=args.seed, dino_arch=args.dino_arch)
@@ -64,11 +65,18 @@ def cmd_compare(args):
             configs[m] = replace(cfg, unet=UNetConfig(image_size=args.image_size, channels=args.ddpm_channels))
         elif m != "ddpm":
             configs[m] = replace(cfg, arch=_arch(args, m, args.dino_arch if m == "dino" else None))
-    r = compare(args.data, args.out, methods=args.methods, settings=args.settings, budget_images=args.budget_images,
-                seed=args.seed, image_size=args.image_size, per_class=args.per_class, val=args.val, test=args.test,
-                configs=configs, timesteps=args.timesteps, shots=args.shots, precision=args.precision,
-                probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision,
-                                **({"epochs": args.probe_epochs} if args.probe_epochs else {})))
+    common = dict(methods=args.methods, settings=args.settings, seed=args.seed, image_size=args.image_size,
+                  per_class=args.per_class, val=args.val, test=args.test, configs=configs, timesteps=args.timesteps,
+                  shots=args.shots, precision=args.precision,
+                  probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision,
+                                  **({"epochs": args.probe_epochs} if args.probe_epochs else {})))
+    if args.budgets:
+        c = compare_curves(args.data, args.out, budgets=args.budgets, label_shots=args.label_shots, draws=args.draws,
+                           **common)
+        print(f"\n{len(c['budgets'])} budgets, {len(c['rows'])} rows, {len(c['label_curves'])} label-curve points; "
+              f"wrote {args.out}/curves.json, curves.md, curves_compute.png, curves_labels.png")
+        return
+    r = compare(args.data, args.out, budget_images=args.budget_images, **common)
     print(f"\n{'setting':>9} {'method':>11} {'eval':>12} {'top-1':>7} {'macro F1':>9} {'bal. acc':>9} "
           f"{'F1 tail':>8} {'NMI':>6}")
     for row in r["rows"]:
@@ -107,6 +115,13 @@ def add_commands(sub) -> None:
     option(s, "--settings", CompareConfig, type=strs, help="default {default}")
     option(s, "--budget-images", CompareConfig, type=int,
            help="training images seen by every method (default {default})")
+    s.add_argument("--budgets", type=ints,
+                   help="several budgets (e.g. 12800,64000,256000): the comparison at each, as curves against "
+                        "pretraining CPU-hours, plus label-efficiency curves at the largest (replaces --budget-images)")
+    option(s, "--label-shots", CompareConfig, type=counts_or_all,
+           help="with --budgets: labelled images per class for the label curves (default "
+                + ",".join("all" if k is None else str(k) for k in CompareConfig.label_shots) + ")")
+    option(s, "--draws", CompareConfig, type=int, help="with --budgets: random draws per label count (default {default})")
     option(s, "--seed", CompareConfig, type=int, help="split, training and probe seed (default {default})")
     option(s, "--image-size", CompareConfig, type=int)
     option(s, "--per-class", CompareConfig, type=int,

@@ -31,9 +31,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.metrics import f1_score
 
 from ..backbones.baselines import BaselineBackbone
@@ -45,6 +47,8 @@ from ..features.store import extract_features, images_hash
 from ..pretrain.baselines import METHODS as BASELINE_METHODS
 from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
 from ..pretrain.ddpm import PretrainConfig
+from ..features.store import FeatureStore
+from ..probe.label_curve import label_curve
 from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics
 from ..probe.run import run_probe
@@ -87,6 +91,15 @@ def default_configs(methods=METHODS, *, budget_images: int = DEFAULT_BUDGET,
 
 def images_seen(cfg: MethodConfig) -> int:
     return cfg.steps * cfg.batch_size
+
+
+def at_budget(method: str, cfg: MethodConfig, budget_images: int) -> MethodConfig:
+    """``cfg`` set to see ``budget_images`` training images (the DDPM's warm-up 5% of its steps, as
+    ``default_configs``)."""
+    if method != "ddpm":
+        return replace(cfg, budget_images=budget_images)
+    steps = math.ceil(budget_images / cfg.batch_size)
+    return replace(cfg, steps=steps, warmup_steps=max(1, round(BaselineConfig.warmup_fraction * steps)))
 
 
 def shot_groups(train_counts: np.ndarray, shots: tuple[int, int] = DEFAULT_SHOTS) -> dict[str, list[int]]:
@@ -287,3 +300,112 @@ def compare_plot(rows: list[dict], path: str | Path, *, settings=SETTINGS) -> Pa
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def compare_curves(data: str | Path, out: str | Path, *, budgets: tuple[int, ...],
+                   label_shots: tuple[int | None, ...] = CompareConfig.label_shots,
+                   draws: int = CompareConfig.draws, methods=CompareConfig.methods,
+                   settings=CompareConfig.settings, configs: dict[str, MethodConfig] | None = None,
+                   probe: GridProbe | None = None, progress: bool = True, **kwargs) -> dict:
+    """The comparison as curves: ``compare`` at every budget of ``budgets`` (training images seen), each in
+    ``out/budget-<images>`` (trained runs cached there, so the grid can be built one budget at a time and
+    resumed), then, at the largest budget, each method's best pair probed with ``label_shots`` labelled images
+    per class (``probe.label_curve``, ``draws`` random draws; None: all). ``configs``: each method's config,
+    rescaled to each budget (``at_budget``; default ``default_configs``). ``kwargs`` go to ``compare``.
+
+    Writes ``curves.json``, ``curves.md``, ``curves_compute.png`` (test top-1 against pretraining CPU-hours)
+    and ``curves_labels.png`` (against labelled images per class) to ``out``; returns the dict.
+    """
+    budgets = tuple(sorted(set(budgets)))
+    if not budgets or min(budgets) < 1:
+        raise DiffprobeError(f"budgets must be positive numbers of training images seen, got {budgets}")
+    out = Path(out)
+    probe = probe or GridProbe(seed=kwargs.get("seed", CompareConfig.seed))
+    templates = {**default_configs(methods, image_size=kwargs.get("image_size", CompareConfig.image_size),
+                                   seed=kwargs.get("seed", CompareConfig.seed)), **(configs or {})}
+    threads = torch.get_num_threads()
+    rows, runs = [], {}
+    for b in budgets:
+        r = compare(data, out / f"budget-{b}", methods=methods, settings=settings, budget_images=b, probe=probe,
+                    configs={m: at_budget(m, c, b) for m, c in templates.items() if m in methods},
+                    progress=progress, **kwargs)
+        runs[b] = {"trained": r["trained"], "reused": r["reused"]}
+        # CPU-hours of pretraining: wall time x the threads torch used (on a GPU, read them as GPU-hours / threads).
+        rows += [{**row, "budget_images": b, "cpu_hours": row["train_seconds"] * threads / 3600} for row in r["rows"]]
+    labels = []
+    for row in (x for x in rows if x["budget_images"] == budgets[-1] and x["eval"] == "linear probe"):
+        store = FeatureStore(read_json(Path(row["probe_dir"]) / "results.json")["feature_store"])
+        curve = label_curve(store, row["block"], row["timestep"], shots=tuple(label_shots), draws=draws, probe=probe,
+                            seed=kwargs.get("seed", CompareConfig.seed))
+        labels += [{"setting": row["setting"], "method": row["method"], "block": row["block"],
+                    "timestep": row["timestep"], "n_classes": len(store.classes), **point} for point in curve]
+    result = {"budgets": list(budgets), "label_shots": list(label_shots), "draws": draws, "threads": threads,
+              "methods": list(methods), "settings": list(settings), "rows": rows, "label_curves": labels,
+              "runs": runs}
+    write_json(out / "curves.json", result)
+    curves_plots(result, out)
+    (out / "curves.md").write_text(render_curves_markdown(result))
+    return result
+
+
+def render_curves_markdown(r: dict) -> str:
+    lines = ["# The comparison as curves", "",
+             f"Test top-1 of each method's linear probe (best (block, timestep) chosen on val) at each pretraining "
+             f"budget, and the supervised network's own head (end to end); CPU-hours are pretraining wall time x "
+             f"{r['threads']} threads. Then, at {r['budgets'][-1]:,} images, the same probe trained on a few "
+             f"labelled images per class ({r['draws']} random draws, mean +- std; the full val part still stops "
+             f"training).", ""]
+    for setting in r["settings"]:
+        mine = [x for x in r["rows"] if x["setting"] == setting]
+        lines += [f"## {setting}: accuracy against pretraining compute", "",
+                  "| method | eval | " + " | ".join(f"{b:,} images" for b in r["budgets"]) + " |",
+                  "|---|---|" + "---|" * len(r["budgets"])]
+        for method, ev in dict.fromkeys((x["method"], x["eval"]) for x in mine):
+            cells = []
+            for b in r["budgets"]:
+                x = next(x for x in mine if x["budget_images"] == b and (x["method"], x["eval"]) == (method, ev))
+                cells.append(f"{_fmt(x['accuracy'], True)} ({x['cpu_hours']:.2f} CPU-h)")
+            lines.append(f"| {method} | {ev} | " + " | ".join(cells) + " |")
+        curve = [x for x in r["label_curves"] if x["setting"] == setting]
+        lines += ["", f"## {setting}: accuracy against labelled images per class", "",
+                  "| method | " + " | ".join("all" if k is None else f"{k}" for k in r["label_shots"]) + " |",
+                  "|---|" + "---|" * len(r["label_shots"])]
+        for method in dict.fromkeys(x["method"] for x in curve):
+            lines.append(f"| {method} | " + " | ".join(
+                f"{x['accuracy_mean']:.1%} +- {x['accuracy_std']:.1%}" for x in curve if x["method"] == method) + " |")
+        lines.append("")
+    lines += ["![compute](curves_compute.png)", "", "![labels](curves_labels.png)", ""]
+    return "\n".join(lines)
+
+
+def curves_plots(r: dict, out: Path) -> None:
+    """curves_compute.png and curves_labels.png: one panel per setting, one line per method (and eval)."""
+    import matplotlib  # noqa: PLC0415 - plotting only here
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    n = len(r["settings"])
+    for name, points, xlabel in (("compute", r["rows"], "pretraining CPU-hours"),
+                                 ("labels", r["label_curves"], "labelled training images per class")):
+        fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+        for ax, setting in zip(axes[0], r["settings"]):
+            mine = [x for x in points if x["setting"] == setting]
+            for key in dict.fromkeys((x["method"], x.get("eval", "linear probe")) for x in mine):
+                line = [x for x in mine if (x["method"], x.get("eval", "linear probe")) == key]
+                if name == "compute":
+                    xs, ys, err = [x["cpu_hours"] for x in line], [x["accuracy"] for x in line], None
+                else:  # "all" sits at the mean number of train images per class
+                    xs = [x["shots"] if x["shots"] is not None else x["n_train"] / x["n_classes"] for x in line]
+                    ys, err = [x["accuracy_mean"] for x in line], [x["accuracy_std"] for x in line]
+                label = key[0] + (" (end to end)" if key[1] == "end to end" else "")
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls="--" if key[1] == "end to end" else "-",
+                            label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("test top-1")
+            ax.set_title(f"{setting} setting", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"curves_{name}.png", dpi=110)
+        plt.close(fig)

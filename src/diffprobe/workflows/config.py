@@ -19,7 +19,8 @@ METHODS = ("ddpm",) + BASELINE_METHODS
 class CompareConfig:
     """Every method (``methods``) in every setting (``settings``), each trained on ``budget_images`` training
     images (the baselines' own default budget), probed alike; ``shots``: the tail / head thresholds in training
-    images per class."""
+    images per class. As curves (``compare.compare_curves``): ``label_shots`` labelled images per class (None:
+    all) for the label-efficiency probe, ``draws`` random draws of them."""
 
     methods: tuple[str, ...] = METHODS
     settings: tuple[str, ...] = SETTINGS
@@ -31,6 +32,8 @@ class CompareConfig:
     test: float = SplitConfig.test
     shots: tuple[int, int] = (20, 100)
     precision: str = "auto"
+    label_shots: tuple[int | None, ...] = (1, 5, 10, 50, None)
+    draws: int = 3
 
 
 @dataclass(frozen=True)
