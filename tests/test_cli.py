@@ -38,6 +38,20 @@ def test_stage_commands_chain_through_files(tiny_run, synth_split, tmp_path, cap
     assert {(g["block"], g["timestep"]) for g in grid} == {("mid", 10), ("mid", 100), ("up0", 10), ("up0", 100)}
 
 
+def test_features_crop_overrides_the_models_preprocessing_and_the_bundle_keeps_it(tiny_run, synth_split, tmp_path):
+    from diffprobe.probe.bundle import ClassifierBundle
+
+    args = ["features", "--model", str(tiny_run), "--data", str(synth_split), "--timesteps", "10", "--blocks", "mid"]
+    assert main([*args, "--out", str(tmp_path / "kept")]) == 0
+    assert main([*args, "--out", str(tmp_path / "cropped"), "--crop"]) == 0
+    (kept,), (cropped,) = ((tmp_path / d).glob("features-*") for d in ("kept", "cropped"))
+    metas = [json.loads((s / "meta.json").read_text()) for s in (kept, cropped)]
+    assert "crop" not in metas[0]["preprocess"] and metas[1]["preprocess"]["crop"] is True
+    assert kept.name != cropped.name  # other images, another store
+    assert main(["probe", "--features", str(cropped), "--out", str(tmp_path / "p"), "--epochs", "5"]) == 0
+    assert ClassifierBundle.load(tmp_path / "p" / "bundle").preprocess.crop
+
+
 def test_user_errors_are_one_line_messages_not_tracebacks(tmp_path, capsys):
     assert main(["probe", "--features", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

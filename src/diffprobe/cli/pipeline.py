@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..config.backbones import POOLINGS, UNetConfig
@@ -71,7 +72,7 @@ def cmd_features(args):
     spec = FeatureSpec(timesteps=args.timesteps, blocks=args.blocks, pooling=args.pooling, n_noise=args.n_noise,
                        views=args.views, seed=args.seed, precision=args.precision)
     manifest = manifest_for(args, out)
-    store = run_features(args.model, manifest, out, spec, batch_size=args.batch_size)
+    store = run_features(args.model, manifest, out, spec, batch_size=args.batch_size, crop=args.crop)
     print(f"{len(store)} images x {len(store.pairs)} (block, timestep) pairs -> {store.path}")
 
 
@@ -206,6 +207,9 @@ def add_commands(sub) -> None:
     option(s, "--views", FeatureSpec, type=int, choices=VIEWS,
            help="average over this many flips / quarter turns of each image (test-time augmentation)")
     option(s, "--batch-size", ExtractConfig, type=int)
+    option(s, "--crop", ExtractConfig, action=argparse.BooleanOptionalAction,
+           help="cut each image to its organism plus a margin before the model reads it (--no-crop: keep the "
+                "frame); default: as the model was pretrained; the bundle made from these features keeps it")
     add_precision_arg(s, FeatureSpec)
     add_split_args(s)
     s.set_defaults(fn=cmd_features)

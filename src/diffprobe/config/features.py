@@ -64,6 +64,9 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class ExtractConfig:
     """Images per forward pass when features are computed (``extract_features``, and the commands that read
-    features: ``features``, ``zeroshot``, ``predict``, ``app init``)."""
+    features: ``features``, ``zeroshot``, ``predict``, ``app init``); ``crop``: the features stage cuts each image
+    to its organism (``data.preprocess``) whatever the model was pretrained on (None: as the model's
+    ``preprocess.json``), and the feature store, hence the bundle, records it."""
 
     batch_size: int = 256
+    crop: bool | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..backbones.ddpm_unet import UNetConfig
@@ -50,8 +51,13 @@ def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, 
 
 
 def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,
-                 batch_size: int = ExtractConfig.batch_size, progress: bool = True) -> FeatureStore:
-    arr = load_split_images(manifest, model_preprocess(model_dir), report_dir=out_root, progress=progress)
+                 batch_size: int = ExtractConfig.batch_size, crop: bool | None = ExtractConfig.crop,
+                 progress: bool = True) -> FeatureStore:
+    """Features of every image of ``manifest`` read as the model was trained to read them (``crop``: cut to the
+    organism or not, whatever the model's own setting; None keeps it)."""
+    pre = model_preprocess(model_dir)
+    pre = pre if crop is None else replace(pre, crop=crop)
+    arr = load_split_images(manifest, pre, report_dir=out_root, progress=progress)
     return extract_features(model_dir, arr, spec, out_root, batch_size=batch_size, progress=progress)
 
 

@@ -91,6 +91,7 @@ class FeaturesSection:
     blocks: list[str] = field(default_factory=lambda: list(FeatureSpec.blocks))
     views: int = FeatureSpec.views
     batch_size: int = ExtractConfig.batch_size
+    crop: bool = False  # true: features of the images cut to their organism (false: as the model was pretrained)
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ def _features(cfg: StudyConfig, done: dict) -> dict:
     spec = FeatureSpec(timesteps=tuple(s["timesteps"]), blocks=tuple(s["blocks"]), pooling=s["pooling"],
                        views=s["views"], seed=cfg.seed, precision=cfg.precision)
     store = run_features(done["pretrain"]["run"], done["split"]["manifest"], cfg.work / "features", spec,
-                         batch_size=s["batch_size"])
+                         batch_size=s["batch_size"], crop=s["crop"] or None)
     return {"store": str(store.path), "n_images": len(store), "pairs": len(store.pairs)}
 
 
