@@ -16,6 +16,7 @@ import argparse
 import tempfile
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import matplotlib
 
@@ -132,7 +133,7 @@ def main():
                 f"{r[key][str(k)]['macro_f1_mean']:.3f} +- {r[key][str(k)]['macro_f1_std']:.3f}" for k in shots) + " |")
         table.append(f"| {model} | frame kept, polarity as trained (bright-field inversion) | "
                      f"{z['fixed']['macro_f1']:.3f} |" + " |" * len(shots))
-    write(a.name, {"machine": machine(), "class_map": a.class_map, "shots": shots, "draws": a.draws,
+    write(a.name, {"machine": machine(), "class_map": Path(a.class_map).name, "shots": shots, "draws": a.draws,
                    "results": results}, table)
 
 
