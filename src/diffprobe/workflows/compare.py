@@ -320,9 +320,10 @@ def compare_curves(data: str | Path, out: str | Path, *, budgets: tuple[int, ...
     if not budgets or min(budgets) < 1:
         raise DiffprobeError(f"budgets must be positive numbers of training images seen, got {budgets}")
     out = Path(out)
-    probe = probe or GridProbe(seed=kwargs.get("seed", CompareConfig.seed))
+    seed = kwargs.get("seed", CompareConfig.seed)
+    probe = probe or GridProbe(seed=seed)
     templates = {**default_configs(methods, image_size=kwargs.get("image_size", CompareConfig.image_size),
-                                   seed=kwargs.get("seed", CompareConfig.seed)), **(configs or {})}
+                                   seed=seed), **(configs or {})}
     threads = torch.get_num_threads()
     rows, runs = [], {}
     for b in budgets:
@@ -336,7 +337,7 @@ def compare_curves(data: str | Path, out: str | Path, *, budgets: tuple[int, ...
     for row in (x for x in rows if x["budget_images"] == budgets[-1] and x["eval"] == "linear probe"):
         store = FeatureStore(read_json(Path(row["probe_dir"]) / "results.json")["feature_store"])
         curve = label_curve(store, row["block"], row["timestep"], shots=tuple(label_shots), draws=draws, probe=probe,
-                            seed=kwargs.get("seed", CompareConfig.seed))
+                            seed=seed)
         labels += [{"setting": row["setting"], "method": row["method"], "block": row["block"],
                     "timestep": row["timestep"], "n_classes": len(store.classes), **point} for point in curve]
     result = {"budgets": list(budgets), "label_shots": list(label_shots), "draws": draws, "threads": threads,
