@@ -1,7 +1,7 @@
 """Cross-instrument transfer: a bundle trained on SOURCE data, evaluated on a TARGET dataset of another
 instrument through a class map, without target labels (zero-shot) and after few-shot adaptation
-(``workflows.adapt``: logistic regression on the frozen features) with 1, 5, 10, 20, 50 labelled images
-per group, over several random draws (mean +- std of macro F1 on the target images not drawn).
+(``workflows.adapt``: logistic regression on the frozen features, on the bundle's hidden layer, and the
+choice between them that ``adapt`` makes by default) with 1, 5, 10, 20, 50 labelled images per group, over several random draws (mean +- std of macro F1 on the target images not drawn).
 
 Zero-shot is reported with the bundle's own preprocessing and with ``polarity=auto`` (each image's
 background decides whether it is inverted, so a dark-field target meets a bright-field model halfway).
@@ -32,7 +32,8 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from diffprobe.evaluate.crossdata import evaluate_bundle  # noqa: E402
 from diffprobe.probe.bundle import ClassifierBundle  # noqa: E402
 from diffprobe.probe.metrics import classification_metrics  # noqa: E402
-from diffprobe.workflows.adapt import adaptation_features, fit_adapted_head  # noqa: E402
+from diffprobe.probe.mlp import MLPHead  # noqa: E402
+from diffprobe.workflows.adapt import adaptation_features, fit_readout  # noqa: E402
 
 
 def draw(y: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -47,11 +48,20 @@ def draw(y: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
 # (name, polarity, crop) of the zero-shot readings: as trained, each image's background deciding the
 # polarity, and that plus the crop to the organism (``data.preprocess``).
 ZERO_SHOT = (("fixed", "fixed", False), ("auto", "auto", False), ("auto_crop", "auto", True))
+READOUTS = ("features", "hidden", "auto")  # what the adapted head reads (workflows.adapt.fit_readout)
+# (result key, line style, label) of each few-shot curve
+CURVES = (("few_shot", "-", "frame kept, features"), ("few_shot_hidden", "-", "frame kept, hidden layer"),
+          ("few_shot_auto", "-", "frame kept, auto (adapt's default)"),
+          ("few_shot_crop", ":", "cropped, features"), ("few_shot_crop_hidden", ":", "cropped, hidden layer"),
+          ("few_shot_crop_auto", ":", "cropped, auto (adapt's default)"))
 
 
-def few_shot(x: np.ndarray, y: np.ndarray, shots: list[int], draws: int) -> dict:
+def few_shot(x: np.ndarray, y: np.ndarray, shots: list[int], draws: int, *, source=None,
+             readout: str = "features") -> dict:
     """Macro F1 / accuracy (mean, std over ``draws``) of the adapted head at each number of shots per group,
-    tested on the images not drawn."""
+    tested on the images not drawn. ``readout`` and ``source`` (the bundle's head) as in
+    ``workflows.adapt.fit_readout``; with one shot per group (no cross-validation, so no choice: ``auto`` is
+    not reported there) a fixed-C regression on the readout's inputs."""
     out = {}
     for k in shots:
         f1s, accs, secs = [], [], []
@@ -60,15 +70,20 @@ def few_shot(x: np.ndarray, y: np.ndarray, shots: list[int], draws: int) -> dict
             te = np.setdiff1d(np.arange(len(y)), tr)
             t0 = time.time()
             if min(np.bincount(y[tr])) < 2:  # one shot per class: no cross-validation, fixed C
-                clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(x[tr], y[tr])
-                pred = clf.predict(x[te])
+                if readout == "auto":
+                    break
+                z = source.hidden(x) if readout == "hidden" else x
+                clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000)).fit(z[tr], y[tr])
+                pred = clf.predict(z[te])
             else:
-                head = fit_adapted_head(x[tr], y[tr], seed=d)[0]
+                head = fit_readout(source, x[tr], y[tr], readout=readout, seed=d)[0]
                 pred = head.logits(x[te]).argmax(1)
             secs.append(time.time() - t0)
             met = classification_metrics(y[te], pred)
             f1s.append(met["macro_f1"])
             accs.append(met["accuracy"])
+        if not f1s:
+            continue
         out[str(k)] = {"macro_f1_mean": float(np.mean(f1s)), "macro_f1_std": float(np.std(f1s)),
                        "accuracy_mean": float(np.mean(accs)), "fit_seconds_mean": float(np.mean(secs)), "draws": draws}
     return out
@@ -101,14 +116,18 @@ def main():
             x, y, groups, _ = adaptation_features(bundle, a.target, a.class_map, crop=crop, progress=False)
             r[f"{key}_feature_seconds"] = time.time() - t0
             r["groups"], r["n_images"] = groups, len(y)
-            r[key] = few_shot(x, y, shots, a.draws)
-            for k in shots:
-                print(model, key, k, "shots:", r[key][str(k)], flush=True)
+            for readout in READOUTS if isinstance(bundle.head, MLPHead) else ("features",):
+                name = key if readout == "features" else f"{key}_{readout}"
+                r[name] = few_shot(x, y, shots, a.draws, source=bundle.head, readout=readout)
+                for k, v in r[name].items():
+                    print(model, name, k, "shots:", v, flush=True)
         results[model] = r
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for model, r in results.items():
-        for key, style, label in (("few_shot", "-", "frame kept"), ("few_shot_crop", ":", "cropped to organism")):
+        for key, style, label in CURVES:
+            if key not in r:
+                continue
             ks = [int(k) for k in r[key]]
             mean = np.array([r[key][str(k)]["macro_f1_mean"] for k in ks])
             std = np.array([r[key][str(k)]["macro_f1_std"] for k in ks])
@@ -127,10 +146,11 @@ def main():
              "|---" * (3 + len(shots)) + "|"]
     for model, r in results.items():
         z = r["zero_shot"]
-        for key, crop, zname in (("few_shot", "frame kept", "auto"), ("few_shot_crop", "cropped to organism",
-                                                                      "auto_crop")):
-            table.append(f"| {model} | {crop} | {z[zname]['macro_f1']:.3f} | " + " | ".join(
-                f"{r[key][str(k)]['macro_f1_mean']:.3f} +- {r[key][str(k)]['macro_f1_std']:.3f}" for k in shots) + " |")
+        for key, label in ((k, lab) for k, _, lab in CURVES if k in r):
+            zname = "auto_crop" if "crop" in key else "auto"
+            table.append(f"| {model} | {label} | {z[zname]['macro_f1']:.3f} | " + " | ".join(
+                f"{r[key][str(k)]['macro_f1_mean']:.3f} +- {r[key][str(k)]['macro_f1_std']:.3f}"
+                if str(k) in r[key] else "" for k in shots) + " |")
         table.append(f"| {model} | frame kept, polarity as trained (bright-field inversion) | "
                      f"{z['fixed']['macro_f1']:.3f} |" + " |" * len(shots))
     write(a.name, {"machine": machine(), "class_map": Path(a.class_map).name, "shots": shots, "draws": a.draws,

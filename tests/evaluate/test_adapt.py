@@ -63,3 +63,41 @@ def test_fit_adapted_head_is_the_grid_search_fast_and_deterministic():
     np.testing.assert_array_equal(again[1], cv_logits)
     binary = fit_adapted_head(x[y < 2], y[y < 2])
     assert binary[0].logits(x[:3]).shape == (3, 2) and binary[1].shape == (30, 2)
+
+
+def test_hidden_readout_keeps_the_source_hidden_layer_under_a_new_output(field_run, tmp_path):
+    """readout='hidden': a logistic regression on the source MLP head's hidden activations, folded into one MLP
+    head that reads the same features; 'auto' keeps the readout with the lower cross-validated log loss; a
+    linear source head has no hidden layer to read."""
+    import pytest
+    from scipy.special import log_softmax
+
+    from diffprobe.probe.mlp import MLPHead
+    from diffprobe.utils import DiffprobeError
+    from diffprobe.workflows.adapt import adaptation_features, bundle_from_features, fit_adapted_head, fit_readout
+
+    linear = ClassifierBundle.load(field_run["bundle"])
+    x, y, classes, _ = adaptation_features(linear, scan_folder(field_run["data"]), progress=False)
+    rng = np.random.default_rng(0)
+    d, h, c = x.shape[1], 32, len(linear.classes)
+    mlp = MLPHead(x.mean(0), x.std(0) + 1e-3, rng.normal(0, d ** -0.5, (d, h)).astype(np.float32),
+                  np.zeros(h, np.float32), rng.normal(0, 1, (h, c)).astype(np.float32), np.zeros(c, np.float32))
+    ClassifierBundle.save(tmp_path / "mlp", model_dir=linear.path / "backbone", head=mlp, meta=dict(linear.meta))
+    source = ClassifierBundle.load(tmp_path / "mlp")
+
+    r = bundle_from_features(source, x, y, classes, tmp_path / "adapted", origin={}, readout="hidden")
+    adapted = ClassifierBundle.load(tmp_path / "adapted")
+    assert r["readout"] == "hidden" and isinstance(adapted.head, MLPHead)
+    np.testing.assert_array_equal(adapted.head.w1, mlp.w1)
+    output = fit_adapted_head(mlp.hidden(x), y, seed=0)[0]
+    np.testing.assert_allclose(adapted.head.logits(x), output.logits(mlp.hidden(x)), rtol=1e-4, atol=1e-3)
+
+    def cv_loss(readout):
+        cv_logits = fit_readout(mlp, x, y, readout=readout)[1]
+        return -log_softmax(cv_logits, axis=1)[np.arange(len(y)), y].mean()
+
+    used = fit_readout(mlp, x, y, readout="auto")[3]
+    assert cv_loss(used) == min(cv_loss("hidden"), cv_loss("features"))
+    assert fit_readout(linear.head, x, y, readout="auto")[3] == "features"
+    with pytest.raises(DiffprobeError, match="MLP head"):
+        fit_readout(linear.head, x, y, readout="hidden")

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from ..config.evaluate import CalibrateConfig, EvaluateConfig, PredictConfig, ShiftConfig
-from ..workflows.config import AdaptConfig
+from ..workflows.config import READOUTS, AdaptConfig
 from .args import add_precision_arg, option
 
 
@@ -74,9 +74,10 @@ def cmd_adapt(args):
     from ..workflows.adapt import adapt_bundle  # noqa: PLC0415
 
     r = adapt_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, polarity=args.polarity,
-                     crop=args.crop, seed=args.seed)
+                     crop=args.crop, readout=args.readout, seed=args.seed)
     cv = r["cross_validated"]
-    print(f"adapted to {len(r['per_class'])} classes from {r['n_images']} labelled images (C={r['C']}); "
+    print(f"adapted to {len(r['per_class'])} classes from {r['n_images']} labelled images (reading the "
+          f"{r['readout']}, C={r['C']}); "
           f"cross-validated accuracy {cv['accuracy']:.2%}, macro F1 {cv['macro_f1']:.3f}")
     print(f"wrote the new bundle to {args.out} (adapt.json beside bundle.json)")
 
@@ -188,6 +189,10 @@ def add_commands(sub) -> None:
     s.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
                    help="cut each image down to the organism plus a margin (--no-crop: keep the frame); default: "
                         "as the bundle. Pays where the new instrument frames its objects loosely")
+    option(s, "--readout", AdaptConfig, choices=READOUTS,
+           help="what the new output layer reads: hidden (the bundle's MLP hidden layer, trained on its own "
+                "labels), features (the frozen features), or auto (default: both fitted, the lower "
+                "cross-validated log loss kept)")
     option(s, "--seed", AdaptConfig, type=int, help="seed of the cross-validation folds")
     add_precision_arg(s)
     s.set_defaults(fn=cmd_adapt)

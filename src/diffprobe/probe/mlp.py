@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from ..config.probe import MLPProbeConfig
 from ..utils import DiffprobeError, default_device
+from .linear import LinearHead
 from .training import fit_head
 
 
@@ -44,6 +45,24 @@ class MLPHead:
 
     def logits(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
         """(N, D) features -> (N, C) logits (fp32, whatever precision the features came in)."""
+        return self._forward(x, batch_size, output=True)
+
+    def hidden(self, x: np.ndarray, batch_size: int = 8192) -> np.ndarray:
+        """(N, D) features -> (N, H) hidden activations: what the output layer reads, a representation
+        shaped by the training labels (few-shot adaptation can fit a new output layer on it)."""
+        return self._forward(x, batch_size, output=False)
+
+    def with_output(self, out: LinearHead) -> "MLPHead":
+        """This head's hidden layer under a new output layer: ``out`` is a linear head fitted on ``hidden()``'s
+        activations (its standardisation folded into the weights), so logits = out.logits(self.hidden(x))."""
+        if out.weight.shape[0] != self.w1.shape[1]:
+            raise DiffprobeError(f"the new output layer reads {out.weight.shape[0]} inputs; this head has "
+                                 f"{self.w1.shape[1]} hidden units")
+        w2 = (out.weight / out.std[:, None]).astype(np.float32)
+        b2 = (out.bias - (out.mean / out.std) @ out.weight).astype(np.float32)
+        return MLPHead(self.mean, self.std, self.w1, self.b1, w2, b2, config={**self.config, "output": "refitted"})
+
+    def _forward(self, x: np.ndarray, batch_size: int, *, output: bool) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
             raise DiffprobeError(f"the head reads (N, {self.mean.shape[0]}) features, got {x.shape}")
@@ -53,8 +72,10 @@ class MLPHead:
         with torch.no_grad():
             for s in range(0, len(x), batch_size):
                 z = (torch.from_numpy(x[s:s + batch_size]) - t["mean"]) / t["std"]
-                out.append((F.gelu(z @ t["w1"] + t["b1"]) @ t["w2"] + t["b2"]).numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.n_classes), np.float32)
+                h = F.gelu(z @ t["w1"] + t["b1"])
+                out.append((h @ t["w2"] + t["b2"] if output else h).numpy())
+        width = self.n_classes if output else self.w1.shape[1]
+        return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(np.ascontiguousarray(getattr(self, k), dtype=np.float32))

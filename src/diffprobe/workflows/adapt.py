@@ -9,6 +9,12 @@ labelled images themselves). Temperature and unknown thresholds are fitted on th
 predictions, so no labelled image is spent twice. The result is a new bundle: same backbone, new
 classes (the data's own, or the groups of a class map), new head.
 
+What the regression reads (``readout``): the bundle's features, or, when the bundle's head is an MLP, its hidden
+layer (``MLPHead.hidden``), trained on the source labels; the new head is then that hidden layer under a new output
+layer. Measured on a dark-field instrument (13 groups, 5 draws): the hidden layer gains 0.04-0.07 macro F1 at
+every number of labels from 1 to 50 per group and fits 3x faster (docs/adaptation.md). ``auto`` fits both on
+the same folds and keeps the lower cross-validated log loss, so the labelled images decide, as they choose C.
+
 ``adapt_bundle`` is two steps: ``adaptation_features`` (read the images, compute their features) and
 ``bundle_from_features`` (fit and write the bundle). The validation app (``app.export.export_bundle``) calls the
 second on its cached features, so a bundle from validated labels is fitted, calibrated and written the same way.
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
+from scipy.special import log_softmax
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
@@ -38,8 +45,9 @@ from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import fit_temperature, unknown_thresholds
 from ..probe.linear import LinearHead
 from ..probe.metrics import classification_metrics
+from ..probe.mlp import MLPHead
 from ..utils import DiffprobeError, atomic_dir, write_json
-from .config import AdaptConfig
+from .config import READOUTS, AdaptConfig
 
 log = logging.getLogger(__name__)
 
@@ -189,25 +197,49 @@ def fit_adapted_head(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> tuple[Li
     return head, cv_logits[best].astype(np.float32), float(CS[best])
 
 
+def fit_readout(source: LinearHead | MLPHead, x: np.ndarray, y: np.ndarray, *, readout: str = AdaptConfig.readout,
+                seed: int = AdaptConfig.seed) -> tuple[LinearHead | MLPHead, np.ndarray, float, str]:
+    """``fit_adapted_head`` on what ``readout`` names (``READOUTS``) of the source bundle's head inputs ``x``
+    (N, D): the features themselves, or the hidden activations of ``source`` when it is an MLP head (the new
+    head is then ``source``'s hidden layer under the fitted output layer, so it still reads ``x``). ``auto``:
+    the hidden layer and the features are both fitted on the same folds, and the lower cross-validated log
+    loss wins (the features alone for a linear source head). Returns the head, its (N, C) cross-validated
+    logits, C and the readout used."""
+    if readout not in READOUTS:
+        raise DiffprobeError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    has_hidden = isinstance(source, MLPHead)
+    if readout == "hidden" and not has_hidden:
+        raise DiffprobeError("readout 'hidden' needs a bundle with an MLP head; this one's head is linear "
+                             "(use 'features' or 'auto')")
+    fits = {}
+    if readout in ("auto", "hidden") and has_hidden:
+        out, cv_logits, c = fit_adapted_head(source.hidden(x), y, seed=seed)
+        fits["hidden"] = (source.with_output(out), cv_logits, c)
+    if readout in ("auto", "features"):
+        fits["features"] = fit_adapted_head(x, y, seed=seed)
+    used = min(fits, key=lambda k: -log_softmax(fits[k][1], axis=1)[np.arange(len(y)), y].mean())
+    return (*fits[used], used)
+
+
 def bundle_from_features(bundle: ClassifierBundle, x: np.ndarray, y: np.ndarray, classes: list[str],
                          out: str | Path, *, origin: dict, preprocess: Preprocess | None = None,
-                         seed: int = AdaptConfig.seed, evaluated_on: str = "the adaptation images",
-                         extra: dict | None = None) -> dict:
+                         readout: str = AdaptConfig.readout, seed: int = AdaptConfig.seed,
+                         evaluated_on: str = "the adaptation images", extra: dict | None = None) -> dict:
     """Fit a new head on ``bundle``'s head inputs ``x`` (N, D) with targets ``y`` (N,) indexing ``classes`` (any
     names, new ones too) and write the new bundle to ``out`` (atomically), with ``adapt.json`` beside
-    ``bundle.json``; no image is read. The head is ``fit_adapted_head``'s; temperature and unknown thresholds
+    ``bundle.json``; no image is read. The head is ``fit_readout``'s (``readout``); temperature and unknown thresholds
     are fitted on its cross-validated predictions, which are also the metrics ``bundle.json`` reports
     (``evaluated_on`` names the images). ``preprocess``: the new bundle's (None: the bundle's, which must be
     what ``x`` was computed with). The summary (returned, in ``adapt.json`` and under ``adapted`` in
     ``bundle.json``) is ``source_bundle``, then ``origin`` (where the labels came from), the fit, then
     ``extra``."""
     pre = bundle.preprocess if preprocess is None else preprocess
-    head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
+    head, cv_logits, c, used = fit_readout(bundle.head, x, y, readout=readout, seed=seed)
     temperature = fit_temperature(cv_logits, y)
     cv = classification_metrics(y, cv_logits.argmax(1))
     summary = {"source_bundle": str(bundle.path), **origin, "n_images": len(y),
                "per_class": dict(zip(classes, np.bincount(y, minlength=len(classes)).tolist())),
-               "C": c, "temperature": temperature, "cross_validated": cv, **(extra or {})}
+               "readout": used, "C": c, "temperature": temperature, "cross_validated": cv, **(extra or {})}
     meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown",
                                                                "metadata_medians")}
     if bundle.uses_metadata:  # the new instrument's own sizes are now the reference of its pixel scale
@@ -226,14 +258,16 @@ def bundle_from_features(bundle: ClassifierBundle, x: np.ndarray, y: np.ndarray,
 
 def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manifest, out: str | Path, *,
                  class_map: str | Path | None = None, polarity: str = AdaptConfig.polarity,
-                 crop: bool | None = None, seed: int = AdaptConfig.seed, progress: bool = True) -> dict:
+                 crop: bool | None = None, readout: str = AdaptConfig.readout, seed: int = AdaptConfig.seed,
+                 progress: bool = True) -> dict:
     """Fit a new head for the labelled images ``data`` on ``bundle``'s frozen features; write the new bundle
     to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary. ``polarity`` and
-    ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``). The features are
+    ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``); ``readout`` what the
+    new output layer reads (``fit_readout``). The features are
     computed here (``adaptation_features``); the fit and the writing are ``bundle_from_features``'s."""
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
     x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, crop=crop,
                                                       progress=progress)
     return bundle_from_features(bundle, x, y, classes, out, preprocess=adaptation_preprocess(bundle, polarity, crop),
                                 origin={"data": str(data), "class_map": str(class_map) if class_map else None},
-                                seed=seed, extra={"n_unreadable": n_unreadable})
+                                readout=readout, seed=seed, extra={"n_unreadable": n_unreadable})

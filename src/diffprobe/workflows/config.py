@@ -53,7 +53,13 @@ class DemoConfig:
 @dataclass(frozen=True)
 class AdaptConfig:
     """Few-shot adaptation: the preprocessing polarity (auto: each image's background decides whether it is
-    inverted) and the seed of the cross-validation folds."""
+    inverted), what the new output layer reads (``READOUTS``; auto: the bundle's hidden layer or
+    its features, whichever the labelled images' cross-validated log loss prefers) and the seed of the
+    cross-validation folds."""
 
     polarity: str = "auto"
+    readout: str = "auto"
     seed: int = 0
+
+
+READOUTS = ("auto", "hidden", "features")  # AdaptConfig.readout's choices
