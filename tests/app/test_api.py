@@ -164,6 +164,7 @@ def test_retrain_learns_from_validated_labels_and_reports_what_changed(client, p
     assert r.status_code == 200, r.text
     out = r.json()
     assert out["n_validated"] == 12 and out["classes"] == classes and out["left_out"] == [lonely]
+    assert out["readout"] == "features"  # the project's bundle has a linear head: no hidden layer to read
     after = project.store.all_objects()
     predicted = [o for o in after if o["status"] == "predicted"]
     assert out["n_changed"] == sum(before[o["id"]] != o["label"] for o in predicted)

@@ -1,7 +1,7 @@
 """Learning from the decisions, on the cached features only (no image is read again, no backbone runs).
 
-``retrain``: a new head (the logistic regression of ``workflows.adapt``) on every validated label, then every
-object re-predicted; objects still ``predicted`` follow the new head. ``cluster``: k-means (or HDBSCAN) on the
+``retrain``: a new head (the logistic regression of ``workflows.adapt``, on the project bundle's hidden layer or its
+features, as ``adapt`` chooses) on every validated label, then every object re-predicted; objects still ``predicted`` follow the new head. ``cluster``: k-means (or HDBSCAN) on the
 uncertain objects, each cluster ordered by distance to its centre, so a person can name a whole group at once;
 ``split_cluster`` and ``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
 objects whose label would teach the head most (uncertain) without showing ten of the same (diverse).
@@ -17,6 +17,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.special import softmax
@@ -25,9 +26,13 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
+from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import fit_temperature
+from ..probe.linear import LinearHead
+from ..probe.mlp import MLPHead
 from ..utils import DiffprobeError, write_json
-from ..workflows.adapt import fit_adapted_head
+from ..workflows.adapt import fit_readout
+from ..workflows.config import AdaptConfig
 from .project import EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, save_uncertainty, uncertainty, uncertainty_of
 
 CHUNK = 8192  # objects re-predicted at a time, so a 100,000-object project never holds all logits twice
@@ -70,13 +75,16 @@ class Fit:
     c: float
     temperature: float
     cross_validated_accuracy: float
+    readout: str             # what the head read: "hidden" (the source head's hidden layer) or "features"
 
 
 def fit_and_predict(features: np.ndarray, ids: np.ndarray, labels: list[str], class_order: list[str], *,
-                    seed: int = 0) -> Fit:
+                    source: LinearHead | MLPHead | None = None, readout: str = AdaptConfig.readout,
+                    seed: int = AdaptConfig.seed) -> Fit:
     """Fit the head on the objects ``ids`` labelled ``labels``; predict all of ``features``. Classes with fewer
     than 2 examples are left out. The objects fitted on get their cross-validated prediction (from a model that
-    did not see them), so precision measured on them stays honest after a retrain."""
+    did not see them), so precision measured on them stays honest after a retrain. ``source`` (the head of the
+    bundle that made ``features``, or None) and ``readout``: as ``workflows.adapt.fit_readout``."""
     counts = Counter(labels)
     classes = [c for c in class_order if counts.get(c, 0) >= 2]
     left_out = sorted(c for c, n in counts.items() if n < 2)
@@ -87,7 +95,7 @@ def fit_and_predict(features: np.ndarray, ids: np.ndarray, labels: list[str], cl
     fitted = np.asarray(ids)[keep]
     x = np.asarray(features[fitted], np.float32)
     y = np.asarray([classes.index(labels[k]) for k in keep])
-    head, cv_logits, c = fit_adapted_head(x, y, seed=seed)
+    head, cv_logits, c, used = fit_readout(source, x, y, readout=readout, seed=seed)
     temperature = fit_temperature(cv_logits, y)
     n = len(features)
     best, prob = np.empty(n, np.int64), np.empty(n, np.float64)
@@ -102,7 +110,7 @@ def fit_and_predict(features: np.ndarray, ids: np.ndarray, labels: list[str], cl
             softmax(head.logits(np.asarray(features[start : start + CHUNK], np.float32)) / temperature, axis=1))
     put(fitted, softmax(cv_logits / temperature, axis=1))
     return Fit(classes, best, prob, margin, entropy, len(keep), left_out, c, temperature,
-               float((cv_logits.argmax(1) == y).mean()))
+               float((cv_logits.argmax(1) == y).mean()), used)
 
 
 def _by_distance(x: np.ndarray, members: np.ndarray, centre: np.ndarray) -> np.ndarray:
@@ -178,13 +186,22 @@ def embedding(project: Project) -> np.ndarray:
     return np.load(path)
 
 
-def retrain(project: Project, *, user: str, seed: int = 0) -> dict:
+def source_head(project: Project) -> LinearHead | MLPHead | None:
+    """The head of the project's bundle (whose hidden layer a retrain may read), or None when the project's
+    ``model`` is no bundle folder (a project made from features alone, as the benchmarks make)."""
+    model = Path(project.info["model"])
+    return ClassifierBundle.load(model).head if (model / "bundle.json").is_file() else None
+
+
+def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dict:
     """Refit the head on the validated objects; re-predict all objects. Classes with fewer than 2 validated
     objects are left out of the fit (and named in ``left_out``). Returns what changed: how many predictions of
-    unvalidated objects moved class, and the most frequent moves (``transitions``, from -> to)."""
+    unvalidated objects moved class, and the most frequent moves (``transitions``, from -> to), and what the head
+    read (``readout``: the bundle's hidden layer or its features, chosen as ``diffprobe adapt`` chooses)."""
     started = time.perf_counter()
     ids, labels = project.store.validated()
-    fit = fit_and_predict(project.features(), np.asarray(ids, np.int64), labels, project.store.classes(), seed=seed)
+    fit = fit_and_predict(project.features(), np.asarray(ids, np.int64), labels, project.store.classes(),
+                          source=source_head(project), seed=seed)
     new_labels = [fit.classes[i] for i in fit.best]
     changes = project.store.set_predictions(list(range(len(new_labels))), new_labels, fit.probability.tolist(),
                                             user=user, classes=fit.classes, n_validated=fit.n_fitted)
@@ -195,7 +212,8 @@ def retrain(project: Project, *, user: str, seed: int = 0) -> dict:
     transitions = [{"from": a, "to": b, "n": len(ids), "ids": ids}
                    for (a, b), ids in sorted(moved.items(), key=lambda kv: -len(kv[1]))]
     write_json(project.root / LAST_RETRAIN_FILE, {"n_changed": len(changes), "transitions": transitions})
-    return {"n_validated": fit.n_fitted, "classes": fit.classes, "left_out": fit.left_out, "C": fit.c,
+    return {"n_validated": fit.n_fitted, "classes": fit.classes, "left_out": fit.left_out, "readout": fit.readout,
+            "C": fit.c,
             "temperature": round(fit.temperature, 4),
             "cross_validated_accuracy": round(fit.cross_validated_accuracy, 4), "n_changed": len(changes),
             "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in transitions[:TOP_TRANSITIONS]],

@@ -350,7 +350,8 @@ async function retrain() {
   say("retraining…");
   const r = await api("POST", "/api/retrain");
   const moves = r.transitions.slice(0, 2).map((t) => `${t.from} → ${t.to} ${t.n}`).join(", ");
-  say(`retrained on ${r.n_validated} validated images (${r.classes.length} classes, cross-validated accuracy ` +
+  const read = r.readout === "hidden" ? "the model's hidden layer" : "the features";
+  say(`retrained on ${r.n_validated} validated images, reading ${read} (${r.classes.length} classes, cross-validated accuracy ` +
       `${Math.round(r.cross_validated_accuracy * 100)}%) in ${r.seconds} s: ${r.n_changed} predictions changed` +
       (moves ? ` (${moves}; all in the sidebar)` : "") +
       (r.left_out.length ? `; left out (under 2 validated): ${r.left_out.join(", ")}` : ""));
