@@ -2,14 +2,20 @@
 fp32, bf16 and ``auto`` (what ``utils.resolve_precision`` picks here), for the default U-Net and the demo's.
 
 ``auto`` should be within 10% of the faster of fp32 and bf16 on every machine; the JSON names the CPU, its
-capability as PyTorch sees it (AVX2, AVX512, ...) and whether it has AMX.
+capability as PyTorch sees it (AVX2, AVX512, ...), whether it has AMX and whether oneDNN may use it.
 
     python benchmarks/precision.py [--steps 6] [--batch 32]
+
+Other CPU classes can be imitated on an AMX machine by holding the kernels below it (the convolutions and
+matmuls are oneDNN's): ``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2`` (an AVX2-only CPU) or
+``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16`` (AVX512_BF16 without AMX); ``--name`` keeps each result apart. Same
+instructions, not the same chip (clock, caches): an imitation, said so in the result.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -61,6 +67,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--name", default="precision")
     a = ap.parse_args()
     auto = resolve_precision("auto", CPU)
     rows = []
@@ -74,10 +81,12 @@ def main():
                          "auto_vs_best": r["auto"] / best, "bf16_vs_fp32": r["bf16"] / r["fp32"]})
             print(rows[-1], flush=True)
     cpu = cpu_features()
-    write("precision", {"cpu_features": cpu, "batch": a.batch, "rows": rows,
-                        "auto_within_10pct": all(r["auto_vs_best"] >= 0.9 for r in rows)},
-          [f"CPU capability {cpu['capability']}, AMX {cpu['amx']}, AVX512_BF16 {cpu['avx512_bf16']}; auto picks "
-           f"{auto}", "", "| U-Net | task | fp32 img/s | bf16 img/s | auto img/s | bf16 / fp32 | auto / best |",
+    limits = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if os.environ.get(k)}
+    held = f"; kernels held back: {', '.join(f'{k}={v}' for k, v in limits.items())}" if limits else ""
+    write(a.name, {"cpu_features": cpu, "kernel_limits": limits, "batch": a.batch, "rows": rows,
+                   "auto_within_10pct": all(r["auto_vs_best"] >= 0.9 for r in rows)},
+          [f"CPU capability {cpu['capability']}, AMX {cpu['amx']}, AVX512_BF16 {cpu['avx512_bf16']}{held}; auto "
+           f"picks {auto}", "", "| U-Net | task | fp32 img/s | bf16 img/s | auto img/s | bf16 / fp32 | auto / best |",
            "|---|---|---|---|---|---|---|"]
           + [f"| {r['unet']} | {r['task']} | {r['images_per_s']['fp32']:.1f} | {r['images_per_s']['bf16']:.1f} | "
              f"{r['images_per_s']['auto']:.1f} | {r['bf16_vs_fp32']:.2f}x | {r['auto_vs_best']:.2f} |" for r in rows])

@@ -14,9 +14,10 @@ CPU = torch.device("cpu")
 
 
 @pytest.mark.parametrize("flags, expected", [
-    ({"capability": "AVX2", "amx": False, "avx512_bf16": False}, "fp32"),       # most laptops and servers
-    ({"capability": "AVX512", "amx": False, "avx512_bf16": True}, "fp32"),      # bf16 instructions, no AMX: slower
-    ({"capability": "AVX512", "amx": True, "avx512_bf16": True}, "bf16"),       # Sapphire Rapids and later
+    ({"capability": "AVX2", "amx": False, "avx512_bf16": False, "onednn_amx": True}, "fp32"),  # most laptops
+    ({"capability": "AVX512", "amx": False, "avx512_bf16": True, "onednn_amx": True}, "fp32"),  # no AMX: slower
+    ({"capability": "AVX512", "amx": True, "avx512_bf16": True, "onednn_amx": True}, "bf16"),  # Sapphire Rapids+
+    ({"capability": "AVX512", "amx": True, "avx512_bf16": True, "onednn_amx": False}, "fp32"),  # AMX held back
 ])
 def test_auto_picks_bf16_only_with_amx(monkeypatch, flags, expected):
     monkeypatch.setattr(utils, "cpu_features", lambda: flags)
@@ -27,6 +28,13 @@ def test_auto_picks_bf16_only_with_amx(monkeypatch, flags, expected):
     with torch.no_grad(), utils.autocast(CPU, "auto"):
         y = torch.nn.Linear(4, 4)(torch.ones(2, 4))
     assert y.dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+
+
+@pytest.mark.parametrize("isa, allowed", [("", True), ("ALL", True), ("avx512_core_amx", True), ("AVX2", False),
+                                          ("AVX512_CORE_BF16", False)])
+def test_onednn_isa_limit_is_read(monkeypatch, isa, allowed):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+    assert utils.cpu_features.__wrapped__()["onednn_amx"] is allowed  # uncached: oneDNN too reads it once
 
 
 def test_unknown_precision_is_refused():
