@@ -6,7 +6,6 @@ import functools
 import hashlib
 import json
 import os
-import random
 import shutil
 import subprocess
 import tempfile

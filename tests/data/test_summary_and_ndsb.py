@@ -17,6 +17,13 @@ def test_summary_writes_counts_plot_and_contact_sheet(tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_images"] == s["n_images"]
     for png in ("class_counts.png", "contact_sheet.png"):
         assert (tmp_path / "out" / png).stat().st_size > 5000
+    # The sheet shows the images as imaged: light-field crops on a white page, not black squares (as when a
+    # bright-field image went through the dark-field flat-fielding).
+    import numpy as np
+    from PIL import Image
+
+    sheet = np.asarray(Image.open(tmp_path / "out" / "contact_sheet.png").convert("L"), float)
+    assert (sheet < 40).mean() < 0.05
 
 
 def test_cli_summary_and_clear_error(tmp_path, capsys, synth_dir):

@@ -14,10 +14,7 @@ from .preprocess import Preprocess
 
 def summarize(m: Manifest, out_dir: str | Path, *, per_class: int = 6, max_classes: int = 40, seed: int = 0) -> dict:
     """Write ``summary.json``, ``class_counts.png`` and ``contact_sheet.png`` to ``out_dir``; return the summary."""
-    import matplotlib  # noqa: PLC0415 - plotting only here
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from ..report.plots import class_counts_plot, image_grid  # noqa: PLC0415 - matplotlib only when plotting
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -37,37 +34,23 @@ def summarize(m: Manifest, out_dir: str | Path, *, per_class: int = 6, max_class
     write_json(out / "summary.json", summary)
 
     order = sorted(counts, key=lambda c: -counts[c])
-    fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(order) + 2), 4))
-    ax.bar(range(len(order)), [counts[c] for c in order], color="#3a7ca5")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"class (sorted by count; {len(order)} classes)")
-    ax.set_ylabel("images (log scale)")
-    ax.set_title(f"{len(m)} images, imbalance ratio {summary['imbalance_ratio']:.0f}:1")
-    if len(order) <= 40:
-        ax.set_xticks(range(len(order)), order, rotation=90, fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "class_counts.png", dpi=110)
-    plt.close(fig)
-
+    class_counts_plot(counts, out / "class_counts.png",
+                      title=f"{len(m)} images, imbalance ratio {summary['imbalance_ratio']:.0f}:1")
     shown = order[:max_classes]
-    pre = Preprocess(size=64, invert=False)
-    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.9 + 2.2, len(shown) * 0.9 + 0.3),
-                             squeeze=False)
+    pre = Preprocess(size=64, invert=False, flatfield=False)  # as imaged: no inversion, no field correction
     rng = np.random.default_rng(stable_seed("sheet", seed))
-    for r, cls in enumerate(shown):
+    rows = []
+    for cls in shown:
         idx = [i for i, lab in enumerate(m.labels) if lab == cls]
         pick = rng.choice(idx, min(per_class, len(idx)), replace=False) if idx else []
-        for c in range(per_class):
-            ax = axes[r, c]
-            ax.set_xticks([]), ax.set_yticks([])
-            if c < len(pick):
-                try:
-                    ax.imshow(pre(read_image(m.full_path(pick[c]))), cmap="gray", vmin=0, vmax=255)
-                except ImageReadError:
-                    ax.text(0.5, 0.5, "unreadable", ha="center", va="center", fontsize=6)
-            if c == 0:
-                ax.set_ylabel(f"{cls}\n({counts[cls]})", rotation=0, ha="right", va="center", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "contact_sheet.png", dpi=90)
-    plt.close(fig)
+        rows.append([_thumbnail(m.full_path(i), pre) for i in pick] + [None] * (per_class - len(pick)))
+    image_grid(rows, out / "contact_sheet.png", row_labels=[f"{c}\n({counts[c]})" for c in shown], vmax=255,
+               cell=0.9, label_width=2.2, dpi=90)
     return summary
+
+
+def _thumbnail(path, pre: Preprocess) -> np.ndarray | str:
+    try:
+        return pre(read_image(path))
+    except ImageReadError:
+        return "unreadable"

@@ -35,6 +35,7 @@ from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import expected_calibration_error
 from ..probe.metrics import chance_accuracy, classification_metrics, multiclass_log_loss
 from ..report.plots import confusion_plot
+from ..report.tables import evaluation_report
 from ..utils import DiffprobeError, resolve_precision, write_json
 from .abundance import abundance_error, estimate_shares, prior_shift_experiment
 from .unknown import flag_unknown, openset_report, shift_warning
@@ -195,7 +196,7 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
     confusion_plot(cm, [targets[k] for k in shown], out / "confusion.png",
                    title=f"{Path(data).name}: accuracy {res['accuracy']:.1%}, macro F1 {res['macro_f1']:.3f}")
     write_json(out / "metrics.json", res)
-    (out / "report.md").write_text(render_report(res))
+    (out / "report.md").write_text(evaluation_report(res))
     return res
 
 
@@ -223,56 +224,3 @@ def _abundance(probs: np.ndarray, y: np.ndarray, meta: dict, *, n_trials: int, s
     if kw["val_confusion"] is None:
         out["note"] = "no val confusion matrix in the bundle: run 'diffprobe calibrate' to enable ACC"
     return out
-
-
-def render_report(r: dict) -> str:
-    """A short Markdown report that says what each number means."""
-    c = r["calibration"]
-    what = ("model classes matched to data classes by exact name" if r["mode"] == "class names"
-            else f"classes grouped by the class map {r['class_map']}")
-    lines = [
-        f"# Evaluation of {r['bundle']} on {r['data']} ({r['part']})", "",
-        f"Mode: {what}. **{r['n_images']} images evaluated**, {r['n_skipped']} skipped because their class is "
-        f"not known to the model (or not in the map), {r['n_unreadable']} unreadable.", "",
-        f"- **Accuracy {r['accuracy']:.2%}**: share of images whose top prediction is their true class "
-        f"(always guessing the most common class would give {r['chance_accuracy']:.2%}).",
-        f"- **Macro F1 {r['macro_f1']:.3f}**: the F1 score (harmonic mean of precision and recall) averaged over "
-        f"classes with equal weight, so rare classes count as much as common ones.",
-        f"- **Balanced accuracy {r['balanced_accuracy']:.2%}**: recall averaged over classes.",
-        f"- **Calibration**: expected calibration error (ECE: average gap between the stated confidence and the "
-        f"actual accuracy; 0 = confidences can be taken at face value) {c['ece_before']:.3f} with raw "
-        f"probabilities, {c['ece_after']:.3f} after temperature scaling (T = {c['temperature']:.3f}, fitted on val).",
-    ]
-    if "flagged_unknown_share" in r:
-        lines.append(f"- **Flagged unknown: {r['flagged_unknown_share']:.1%}** of the evaluated (known-class) "
-                     f"images score below the unknown threshold; about 5% is expected on data like the training "
-                     f"data, much more signals a distribution shift.")
-    if r.get("shift_warning"):
-        lines.append(f"- **Warning**: {r['shift_warning']}")
-    if "openset" in r:
-        o = r["openset"]
-        lines.append(f"- **Unknown detection** ({o['n_unknown']} images of classes the model never saw vs "
-                     f"{o['n_known']} known): AUROC {o['auroc_msp']:.3f} (max probability), "
-                     f"{o['auroc_energy']:.3f} (energy); 0.5 = no better than chance, 1 = perfect."
-                     + (f" At the bundle's threshold {o['known_accepted']:.1%} of known images are accepted and "
-                        f"{o['unknown_rejected']:.1%} of unknown ones rejected." if "threshold" in o else ""))
-    if "abundance" in r:
-        a = r["abundance"]
-        ps = a["prior_shift"]
-        fmt = ", ".join(f"{k.upper()} {v:.3f}" for k, v in a["error"].items())
-        fmt_shift = ", ".join(f"{k.upper()} {v:.3f}" for k, v in ps["mean_error"].items())
-        lines += [f"- **Abundance error** (half the summed absolute difference between estimated and true class "
-                  f"shares: the share of the sample attributed to the wrong class; 0 = perfect): {fmt} on this data; "
-                  f"mean over {ps['n_trials']} synthetic samples of {ps['sample_size']} images with random class "
-                  f"proportions: {fmt_shift}. CC counts predictions, ACC corrects them with the val confusion "
-                  f"matrix, EM re-estimates the class priors from calibrated probabilities. The corrections need a "
-                  f"reliable val confusion matrix and calibration (enough val images per class); use the one with "
-                  f"the lowest error here."]
-    if r["skipped_by_class"]:
-        lines += ["", "Skipped classes (images): " + ", ".join(f"{k} ({v})" for k, v in r["skipped_by_class"].items())]
-    lines += ["", "| class | images | predicted | precision | recall | F1 |", "|---|---|---|---|---|---|"]
-    for name, p in r["per_class"].items():
-        lines.append(f"| {name} | {p['n']} | {p['n_predicted']} | {p['precision']:.3f} | {p['recall']:.3f} | "
-                     f"{p['f1']:.3f} |")
-    lines += ["", "![confusion](confusion.png)", ""]
-    return "\n".join(lines)

@@ -34,7 +34,6 @@ import io
 from pathlib import Path
 from typing import Callable
 
-import matplotlib
 import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
@@ -46,11 +45,10 @@ from ..data.manifest import prepare_split
 from ..data.preprocess import border_level
 from ..probe.bundle import ClassifierBundle
 from ..probe.metrics import chance_accuracy, classification_metrics
+from ..report.plots import image_grid, robustness_plot
+from ..report.tables import shift_report
 from ..utils import DiffprobeError, stable_seed, write_json
 from .crossdata import select_part
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 
 # Parameter of each shift at severities 1..5 (see the module docstring).
 LEVELS: dict[str, tuple[float, ...]] = {
@@ -203,62 +201,15 @@ def run_shift_suite(bundle: ClassifierBundle | str | Path, data: str | Path, out
             bar.update()
     bar.close()
     write_json(out / "shift.json", res)
-    (out / "shift.md").write_text(render_shift_table(res))
+    (out / "shift.md").write_text(shift_report(res))
     robustness_plot(res, out / "robustness.png")
     examples_plot(raw[0], shifts, severities, out / "shift_examples.png", seed=seed, key=keys[0])
     return res
 
 
-def render_shift_table(r: dict) -> str:
-    sev = [row["severity"] for row in next(iter(r["shifts"].values()))] if r["shifts"] else []
-    c = r["clean"]
-    lines = [
-        f"# Robustness of {r['bundle']} to instrument-like shifts", "",
-        f"{r['n_images']} {r['part']} images of {r['data']}; {r['n_skipped']} skipped (classes the model does not "
-        f"know), {r['n_unreadable']} unreadable. Each cell: top-1 accuracy (macro F1) after applying the shift to "
-        f"the raw image. **Clean: {c['accuracy']:.2%} ({c['macro_f1']:.3f})**; chance "
-        f"(most common class): {r['chance_accuracy']:.2%}. Severity 1 is mild, 5 severe; the parameter of each "
-        f"level is listed below the table.", "",
-        "| shift | " + " | ".join(f"severity {v}" for v in sev) + " |", "|---|" + "---|" * len(sev),
-    ]
-    for s, rows in r["shifts"].items():
-        lines.append(f"| {s} | " + " | ".join(f"{row['accuracy']:.2%} ({row['macro_f1']:.3f})" for row in rows) + " |")
-    lines += ["", "Levels: " + "; ".join(f"{s}: " + ", ".join(lv.values()) for s, lv in r["levels"].items()), "",
-              "![robustness](robustness.png)", "", "![examples](shift_examples.png)", ""]
-    return "\n".join(lines)
-
-
-def robustness_plot(r: dict, path: str | Path) -> Path:
-    """Accuracy vs severity, one line per shift; clean accuracy and chance as reference lines."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s, rows in r["shifts"].items():
-        ax.plot([row["severity"] for row in rows], [row["accuracy"] * 100 for row in rows], marker="o", label=s)
-    ax.axhline(r["clean"]["accuracy"] * 100, color="black", linestyle="--", label="clean")
-    ax.axhline(r["chance_accuracy"] * 100, color="grey", linestyle=":", label="chance")
-    ax.set_xlabel("severity")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_xticks(sorted({row["severity"] for rows in r["shifts"].values() for row in rows}))
-    ax.set_title("Robustness to instrument-like shifts", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
-
-
 def examples_plot(image: np.ndarray, shifts, severities, path: str | Path, *, seed: int = 0, key: str = "") -> Path:
     """One raw image under every shift (rows) and severity (columns), so the levels can be judged by eye."""
-    fig, axes = plt.subplots(len(shifts), len(severities) + 1, figsize=(1.3 * (len(severities) + 1) + 0.8,
-                                                                         1.3 * len(shifts) + 0.3), squeeze=False)
-    for i, s in enumerate(shifts):
-        for j, v in enumerate((0, *severities)):
-            ax = axes[i, j]
-            ax.imshow(image if v == 0 else apply_shift(image, s, v, seed=seed, key=key), cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_title("clean" if v == 0 else f"severity {v}", fontsize=7)
-        axes[i, 0].set_ylabel(s, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return Path(path)
+    rows = [[image if v == 0 else apply_shift(image, s, v, seed=seed, key=key) for v in (0, *severities)]
+            for s in shifts]
+    return image_grid(rows, path, row_labels=list(shifts), label_width=0.8, dpi=90, cell=1.3,
+                      col_titles=["clean"] + [f"severity {v}" for v in severities])

@@ -47,6 +47,7 @@ from ..data.dataset import ImageArray, to_model_input
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features
 from ..probe.metrics import chance_accuracy, classification_metrics
+from ..report.tables import zeroshot_report
 from ..utils import DiffprobeError, stable_seed, write_json
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,7 @@ def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Pa
     if cfg.positive is not None:
         results["binary"] = binary_task(images.classes, cfg.positive, z_tr, y_tr, z_te, y_te, proto_all, cfg, dc)
     write_json(out / "zeroshot.json", results)
-    (out / "zeroshot.md").write_text(render_report(results))
+    (out / "zeroshot.md").write_text(zeroshot_report(results))
     return results
 
 
@@ -323,45 +324,3 @@ def binary_task(classes: list[str], pattern: str, z_tr: np.ndarray, y_tr: np.nda
         res["diffusion_classifier"] = {**binary_metrics(b_te[dc["subset"]], pos[dc["pred"]].astype(int)),
                                        "n_images": len(dc["subset"])}
     return res
-
-
-def render_report(r: dict) -> str:
-    rep = r["representation"]
-    lines = ["# Zero-shot classification (no classifier trained on labels)", "",
-             f"Model `{r['model']}` ({r['backbone']}), representation **{rep['block']} at t={rep['timestep']}** "
-             f"({r['dim']} dims). {r['n_classes']} classes; references from the train part ({r['n_train_references']} "
-             f"images), evaluated on {r['n_test']} test images. Chance (majority class): {r['chance_accuracy']:.2%}.",
-             "", "| method | accuracy | macro F1 | balanced acc. |", "|---|---|---|---|"]
-
-    def row(name: str, m: dict) -> str:
-        sd = f" ± {m['accuracy_std']:.2%}" if m.get("episodes", 1) > 1 else ""
-        return f"| {name} | {m['accuracy']:.2%}{sd} | {m['macro_f1']:.3f} | {m['balanced_accuracy']:.2%} |"
-
-    for k, m in r["prototypes"].items():
-        lines.append(row(f"prototypes, {k} shot{'s' if k != '1' else ''}" +
-                         (f" ({m['episodes']} episodes)" if m["episodes"] > 1 else ""), m))
-    lines += [row(f"k-NN (k={r['knn']['k']}), majority", r["knn"]["majority"]),
-              row(f"k-NN (k={r['knn']['k']}), weighted", r["knn"]["weighted"])]
-    dc = r["diffusion_classifier"]
-    if "skipped" in dc:
-        lines += ["", f"Diffusion classifier: skipped ({dc['skipped']})."]
-    else:
-        lines.append(row(f"diffusion classifier ({dc['n_images']} test images)", dc))
-        lines += ["", f"Diffusion classifier: {dc['calls_per_image']} denoiser calls per image with adaptive pruning "
-                      f"(schedule {dc['schedule']}: new (t, eps) samples, candidates kept), instead of "
-                      f"{dc['exhaustive_calls_per_image']} for all {dc['n_candidates']} classes; {dc['seconds']} s. "
-                      f"Prototypes (all shots) on the same images: {dc['prototypes_all_same_images']['accuracy']:.2%}."]
-    if r["classes_without_references"]:
-        lines += ["", f"Classes without train references (never predicted): {r['classes_without_references']}"]
-    if "binary" in r:
-        b = r["binary"]
-        lines += ["", f"## Binary detection: `{b['pattern']}` against the rest", "",
-                  f"{len(b['positive_classes'])} positive classes; {b['n_test_positive']} of {b['n_test']} test "
-                  f"images positive; chance {b['chance_accuracy']:.2%}.", "",
-                  "| method | accuracy | F1 | precision | recall | balanced acc. |", "|---|---|---|---|---|---|"]
-        for name in ("two_prototypes", "class_prototypes", "knn", "diffusion_classifier"):
-            if name in b:
-                m = b[name]
-                lines.append(f"| {name.replace('_', ' ')} | {m['accuracy']:.2%} | {m['f1']:.3f} | {m['precision']:.3f} "
-                             f"| {m['recall']:.3f} | {m['balanced_accuracy']:.2%} |")
-    return "\n".join(lines) + "\n"

@@ -13,7 +13,6 @@ import numpy as np
 from ..backbones.base import POOLINGS, Backbone, pool
 from ..config.features import VIEWS, FeatureSpec
 from ..data.preprocess import dihedral
-from ..utils import DiffprobeError
 
 __all__ = ["POOLINGS", "VIEWS", "FeatureSpec", "dihedral", "pool", "undo_dihedral_grid", "view_features"]
 

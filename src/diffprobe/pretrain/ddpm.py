@@ -21,6 +21,7 @@ from ..backbones.base import write_backbone_json
 from ..backbones.ddpm_unet import build_unet, make_scheduler, unet_image_size
 from ..config.pretrain import PretrainConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import ImageArray, to_model_input
+from ..report.plots import image_grid
 from ..utils import write_json
 from .loop import TrainTask, square_images, train
 
@@ -55,10 +56,6 @@ def save_pipeline_dir(out: Path, unet, cfg: PretrainConfig) -> None:
 @torch.no_grad()
 def sample_grid(unet, path: Path, *, n: int = 16, steps: int = 50, seed: int = 0, invert: bool = True) -> Path:
     """Draw ``n`` images with DDIM (``steps`` steps) and save them as a PNG grid."""
-    import matplotlib  # noqa: PLC0415 - plotting only here
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     sched = DDIMScheduler.from_config(make_scheduler().config)
     sched.set_timesteps(steps)
     device = next(unet.parameters()).device
@@ -67,20 +64,11 @@ def sample_grid(unet, path: Path, *, n: int = 16, steps: int = 50, seed: int = 0
     for t in sched.timesteps:
         eps = unet(x, t).sample
         x = sched.step(eps, t, x).prev_sample
-    imgs = ((x.clamp(-1, 1) + 1) / 2).squeeze(1).cpu().numpy()
+    imgs = list(((x.clamp(-1, 1) + 1) / 2).squeeze(1).cpu().numpy())
     if invert:
-        imgs = 1 - imgs
+        imgs = [1 - im for im in imgs]
     cols = int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2))
-    for ax, im in zip(np.ravel(axes), list(imgs) + [None] * (rows * cols - n)):
-        ax.axis("off")
-        if im is not None:
-            ax.imshow(im, cmap="gray", vmin=0, vmax=1)
-    fig.suptitle("DDPM samples (DDIM, %d steps)" % steps, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    image_grid([imgs[i : i + cols] for i in range(0, n, cols)], path, title=f"DDPM samples (DDIM, {steps} steps)")
     return path
 
 

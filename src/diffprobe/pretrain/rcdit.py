@@ -25,6 +25,7 @@ from ..backbones.ddpm_unet import make_scheduler
 from ..backbones.rcdit import RCDiT, save_rcdit
 from ..config.pretrain import RCDiTPretrainConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import ImageArray, to_model_input
+from ..report.plots import image_grid
 from ..utils import write_json
 from .ddpm import DDPMTask
 from .loop import square_images, train
@@ -37,10 +38,6 @@ def sample_conditioned(model: RCDiT, images: np.ndarray, path: Path, *, steps: i
 
     Samples that resemble their originals show that r carries the image's content.
     """
-    import matplotlib  # noqa: PLC0415 - plotting only here
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
     device = next(model.parameters()).device
     sched = DDIMScheduler.from_config(make_scheduler().config)
     sched.set_timesteps(steps)
@@ -50,17 +47,9 @@ def sample_conditioned(model: RCDiT, images: np.ndarray, path: Path, *, steps: i
     for t in sched.timesteps:
         eps = model.denoiser(x, t.expand(len(x)).to(device), r)
         x = sched.step(eps, t, x).prev_sample
-    rows = [images / 255.0, ((x.clamp(-1, 1) + 1) / 2).squeeze(1).cpu().numpy()]
-    fig, axes = plt.subplots(2, len(images), figsize=(len(images) * 1.1, 2.4), squeeze=False)
-    for row, (imgs, ax_row) in enumerate(zip(rows, axes)):
-        for ax, im in zip(ax_row, imgs):
-            ax.axis("off")
-            ax.imshow(1 - im if invert else im, cmap="gray", vmin=0, vmax=1)
-        ax_row[0].set_title("originals" if row == 0 else "samples | r", fontsize=7, loc="left")
-    fig.suptitle(f"RC-DiT samples conditioned on the originals' r (DDIM, {steps} steps)", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    rows = [list(images / 255.0), list(((x.clamp(-1, 1) + 1) / 2).squeeze(1).cpu().numpy())]
+    image_grid([[1 - im if invert else im for im in row] for row in rows], path, row_labels=["originals", "samples | r"],
+               label_width=0.8, cell=1.1, title=f"RC-DiT samples conditioned on the originals' r (DDIM, {steps} steps)")
     return path
 
 

@@ -26,6 +26,7 @@ from scipy.special import softmax
 from ..config.probe import HEADS, FusionConfig
 from ..data.metadata import METADATA_NAMES
 from ..features.store import FeatureStore
+from ..report.tables import fusion_report
 from ..utils import DiffprobeError, read_json, write_json
 from .calibration import fit_temperature
 from .linear import GridProbe
@@ -136,28 +137,5 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
                                             metrics, r["metadata"], train_parts=train_parts))
     write_json(out / "fusion.json", r)
     write_json(out / "timing.json", {"fusion_fit_seconds": round(fit_s, 2)})
-    (out / "fusion.md").write_text(render_fusion(r))
+    (out / "fusion.md").write_text(fusion_report(r))
     return r
-
-
-def render_fusion(r: dict) -> str:
-    b, s = r["best"], r["best_single_pair"]
-    pairs = ", ".join(f"{p['block']} t={p['timestep']}" for p in b["pairs"])
-    what = f"{r.get('head', 'linear')} head" + (" with object metadata" if r.get("metadata") else "")
-    lines = [f"# Fused features of the top pairs ({what})", "",
-             f"**Chosen on val: k = {b['k']} pairs** ({pairs}; {b['dim']} dims): test top-1 {b['test_accuracy']:.2%}, "
-             f"macro F1 {b['test_macro_f1']:.3f}, balanced accuracy {b['test_balanced_accuracy']:.2%}, log loss "
-             f"{b['test_log_loss']:.3f} (val {b['val_accuracy']:.2%}). Best single pair ({s['block']} "
-             f"t={s['timestep']}, linear): test top-1 {s['test_accuracy']:.2%}, macro F1 {s['test_macro_f1']:.3f}.", "",
-             "| k | dims | val acc | val log loss | test acc | test macro F1 | test log loss |",
-             "|---|---|---|---|---|---|---|"]
-    for row in r["candidates"]:
-        mark = " **(chosen)**" if row["k"] == b["k"] else ""
-        lines.append(f"| {row['k']}{mark} | {row['dim']} | {row['val_accuracy']:.2%} | {row['val_log_loss']:.3f} | "
-                     f"{row['test_accuracy']:.2%} | {row['test_macro_f1']:.3f} | {row['test_log_loss']:.3f} |")
-    if "refit" in r:
-        f = r["refit"]
-        lines += ["", f"**Refit on {' + '.join(f['parts'])}** ({f['images']} images, stopped at epoch {f['epoch']} as "
-                      f"val chose; the bundled head): test top-1 {f['test_accuracy']:.2%}, macro F1 "
-                      f"{f['test_macro_f1']:.3f}, log loss {f['test_log_loss']:.3f}."]
-    return "\n".join(lines + [""])

@@ -10,15 +10,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
+from scipy.special import softmax
 from sklearn.metrics import confusion_matrix
 
 from ..config.probe import ProbeRunConfig
 from ..features.store import FeatureStore
 from ..report.plots import confusion_plot, grid_heatmap
+from ..report.tables import probe_report
 from ..utils import DiffprobeError, write_json
 from .bundle import ClassifierBundle
 from .calibration import expected_calibration_error, fit_temperature, unknown_thresholds
@@ -135,7 +136,7 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
         write_json(out / "results.json", results)
         # Timings vary run to run; kept apart so results.json is identical for the same command and seed.
         write_json(out / "timing.json", {"probe_fit_seconds": round(fit_s, 2)})
-        (out / "report.md").write_text(render_report(results, fit_s))
+        (out / "report.md").write_text(probe_report(results, fit_s))
         return results
     finally:
         if world > 1:
@@ -166,26 +167,3 @@ def _per_class_f1(cm: np.ndarray) -> list[float]:
     tp = np.diag(cm).astype(float)
     denom = cm.sum(0) + cm.sum(1)
     return [float(v) for v in np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)]
-
-
-def render_report(r: dict, fit_seconds: float) -> str:
-    b = r["best"]
-    lines = [
-        "# Linear probes over (block, timestep)", "",
-        f"{r['n_classes']} classes; split sizes {r['split_sizes']}; {r['probe']['n_pairs']} pairs probed in "
-        f"{fit_seconds:.1f} s.", "",
-        f"**Best pair (chosen on val): {b['block']} at t={b['timestep']}**: test top-1 "
-        f"{b['test_accuracy']:.2%}, macro F1 {b['test_macro_f1']:.3f}, balanced accuracy "
-        f"{b['test_balanced_accuracy']:.2%} (val {b['val_accuracy']:.2%}). Chance (majority class): "
-        f"{r['chance_accuracy']:.2%}.", "",
-        f"Calibration: temperature {r['calibration']['temperature']:.3f} fitted on val; test ECE "
-        f"{r['calibration']['test_ece_before']:.3f} -> {r['calibration']['test_ece_after']:.3f}.", "",
-        "![heatmap](heatmap.png)", "",
-        "| block | t | val acc | test acc | test macro F1 | test bal. acc |", "|---|---|---|---|---|---|",
-    ]
-    for g in r["grid"]:
-        mark = " **(best)**" if (g["block"], g["timestep"]) == (b["block"], b["timestep"]) else ""
-        lines.append(f"| {g['block']}{mark} | {g['timestep']} | {g['val_accuracy']:.2%} | {g['test_accuracy']:.2%} | "
-                     f"{g['test_macro_f1']:.3f} | {g['test_balanced_accuracy']:.2%} |")
-    lines += ["", "![confusion](confusion.png)", ""]
-    return "\n".join(lines)

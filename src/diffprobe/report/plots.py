@@ -61,3 +61,69 @@ def confusion_plot(cm: np.ndarray, classes: list[str], path: str | Path, title: 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def robustness_plot(r: dict, path: str | Path) -> Path:
+    """Accuracy vs severity, one line per shift; clean accuracy and chance as reference lines."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for s, rows in r["shifts"].items():
+        ax.plot([row["severity"] for row in rows], [row["accuracy"] * 100 for row in rows], marker="o", label=s)
+    ax.axhline(r["clean"]["accuracy"] * 100, color="black", linestyle="--", label="clean")
+    ax.axhline(r["chance_accuracy"] * 100, color="grey", linestyle=":", label="chance")
+    ax.set_xlabel("severity")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_xticks(sorted({row["severity"] for rows in r["shifts"].values() for row in rows}))
+    ax.set_title("Robustness to instrument-like shifts", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def image_grid(rows: list[list], path: str | Path, *, row_labels: list[str] | None = None,
+               col_titles: list[str] | None = None, title: str | None = None, vmax: float = 1.0, cell: float = 1.2,
+               label_width: float = 0.0, dpi: int = 100) -> Path:
+    """Grey images in a grid: ``rows`` of 2-D arrays (values 0..``vmax``), ``None`` for an empty cell or a string
+    written in its place (e.g. "unreadable"). ``row_labels`` beside the rows, ``col_titles`` above the columns,
+    ``label_width`` inches kept for the row labels."""
+    n_cols = max(len(r) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(cell * n_cols + label_width, cell * len(rows) + 0.3),
+                             squeeze=False)
+    for i, row in enumerate(rows):
+        for j, ax in enumerate(axes[i]):
+            ax.set_xticks([]), ax.set_yticks([])
+            image = row[j] if j < len(row) else None
+            if isinstance(image, str):
+                ax.text(0.5, 0.5, image, ha="center", va="center", fontsize=6)
+            elif image is not None:
+                ax.imshow(image, cmap="gray", vmin=0, vmax=vmax)
+            else:
+                ax.axis("off")
+            if i == 0 and col_titles:
+                ax.set_title(col_titles[j], fontsize=7)
+        if row_labels:
+            axes[i, 0].set_ylabel(row_labels[i], rotation=0, ha="right", va="center", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
+def class_counts_plot(counts: dict[str, int], path: str | Path, *, title: str) -> Path:
+    """Images per class, largest first, on a log scale; class names shown when there are few enough to read."""
+    order = sorted(counts, key=lambda c: -counts[c])
+    fig, ax = plt.subplots(figsize=(max(6, 0.12 * len(order) + 2), 4))
+    ax.bar(range(len(order)), [counts[c] for c in order], color="#3a7ca5")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"class (sorted by count; {len(order)} classes)")
+    ax.set_ylabel("images (log scale)")
+    ax.set_title(title)
+    if len(order) <= 40:
+        ax.set_xticks(range(len(order)), order, rotation=90, fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
