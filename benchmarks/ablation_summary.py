@@ -70,6 +70,14 @@ def main():
         ("fine-tuned U-Net + head, 8 views (extra row, not the paper's protocol)", metrics(finetune),
          pretrain + finetune["finetune_s"] + finetune["eval_s_val_and_test"], "measured stages"),
     ]
+    for name, label in (("crop_frame_ensemble", "8 views each: over the budget"),
+                        ("crop_frame_ensemble_4views", "4 views each: the shipped row's forwards")):
+        e = load(f"{name}.json")
+        both = e["rows"]["crop + frame"]
+        extra = "; the cut store read 7 blocks" if any("up2" in b for b in e["blocks"]) else ""
+        rows.append((f"two readings (cut to organism + as framed), a head each, averaged; {label} (not built)",
+                     metrics(both), pretrain + sum(e["stages_s"].values()) + both["fit_seconds"],
+                     f"measured stages (features from the stores' file times{extra}); heads on train only, no refit"))
     table = [{"lever": name, **m, "wall_min": round(s / 60, 1), "cpu_hours": round(s * CORES / 3600, 2),
               "cost_note": note} for name, m, s, note in rows]
     md = ["# The accuracy ablation on NDSB (121 classes, the shipped split; test read once per row)", "",
