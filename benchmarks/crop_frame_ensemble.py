@@ -78,7 +78,8 @@ def main():
         print(name, row, flush=True)
     table = ["| head(s) | features read | val top-1 | val log loss | test top-1 | test macro F1 | test log loss |",
              "|---" * 7 + "|"]
-    reads = {"crop": "cut to organism", "frame": "as framed", "crop + frame": "both (2 extractions), log-probabilities averaged",
+    reads = {"crop": "cut to organism", "frame": "as framed",
+             "crop + frame": "both (2 extractions), log-probabilities averaged",
              "one head on both": "both (2 extractions)"}
     for name, r in rows.items():
         table.append(f"| {name} | {reads[name]} | {r['val_accuracy']:.2%} | {r['val_log_loss']:.3f} | "

@@ -1,7 +1,8 @@
 """Cross-instrument transfer: a bundle trained on SOURCE data, evaluated on a TARGET dataset of another
 instrument through a class map, without target labels (zero-shot) and after few-shot adaptation
 (``workflows.adapt``: logistic regression on the frozen features, on the bundle's hidden layer, and the
-choice between them that ``adapt`` makes by default) with 1, 5, 10, 20, 50 labelled images per group, over several random draws (mean +- std of macro F1 on the target images not drawn).
+choice between them that ``adapt`` makes by default) with 1, 5, 10, 20, 50 labelled images per group, over
+several random draws (mean +- std of macro F1 on the target images not drawn).
 
 Zero-shot is reported with the bundle's own preprocessing and with ``polarity=auto`` (each image's
 background decides whether it is inverted, so a dark-field target meets a bright-field model halfway).

@@ -1,9 +1,10 @@
 """Learning from the decisions, on the cached features only (no image is read again, no backbone runs).
 
-``retrain``: a new head (the logistic regression of ``workflows.adapt``, on the project bundle's hidden layer or its
-features, as ``adapt`` chooses) on every validated label, then every object re-predicted; objects still ``predicted`` follow the new head. ``cluster``: k-means (or HDBSCAN) on the
-uncertain objects, each cluster ordered by distance to its centre, so a person can name a whole group at once;
-``split_cluster`` and ``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
+``retrain``: a new head (the logistic regression of ``workflows.adapt``, on the project bundle's hidden layer or
+its features, as ``adapt`` chooses) on every validated label, then every object re-predicted; objects still
+``predicted`` follow the new head. ``cluster``: k-means (or HDBSCAN) on the uncertain objects, each cluster
+ordered by distance to its centre, so a person can name a whole group at once; ``split_cluster`` and
+``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
 objects whose label would teach the head most (uncertain) without showing ten of the same (diverse).
 
 The array functions (``embed``, ``fit_and_predict``, ``kmeans_groups``, ``split_members``, ``nearest_to``,
@@ -213,8 +214,7 @@ def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dic
                    for (a, b), ids in sorted(moved.items(), key=lambda kv: -len(kv[1]))]
     write_json(project.root / LAST_RETRAIN_FILE, {"n_changed": len(changes), "transitions": transitions})
     return {"n_validated": fit.n_fitted, "classes": fit.classes, "left_out": fit.left_out, "readout": fit.readout,
-            "C": fit.c,
-            "temperature": round(fit.temperature, 4),
+            "C": fit.c, "temperature": round(fit.temperature, 4),
             "cross_validated_accuracy": round(fit.cross_validated_accuracy, 4), "n_changed": len(changes),
             "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in transitions[:TOP_TRANSITIONS]],
             "seconds": round(time.perf_counter() - started, 2)}

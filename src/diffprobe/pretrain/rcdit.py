@@ -48,8 +48,9 @@ def sample_conditioned(model: RCDiT, images: np.ndarray, path: Path, *, steps: i
         eps = model.denoiser(x, t.expand(len(x)).to(device), r)
         x = sched.step(eps, t, x).prev_sample
     rows = [list(images / 255.0), list(((x.clamp(-1, 1) + 1) / 2).squeeze(1).cpu().numpy())]
-    image_grid([[1 - im if invert else im for im in row] for row in rows], path, row_labels=["originals", "samples | r"],
-               label_width=0.8, cell=1.1, title=f"RC-DiT samples conditioned on the originals' r (DDIM, {steps} steps)")
+    image_grid([[1 - im if invert else im for im in row] for row in rows], path,
+               row_labels=["originals", "samples | r"], label_width=0.8, cell=1.1,
+               title=f"RC-DiT samples conditioned on the originals' r (DDIM, {steps} steps)")
     return path
 
 
