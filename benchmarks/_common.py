@@ -90,3 +90,13 @@ def head_inputs(store, results_path: str, k: int, parts=("train", "val", "test")
                            + [store.metadata[m[s]]], axis=1) for s in m}
     return pairs, x, {s: store.labels[m[s]] for s in m}
 
+
+
+def shipped_head_probe(seed: int = 0):
+    """An ``MLPProbe`` with the settings val chose for the shipped model's head (``head_config`` of
+    ``models/ndsb/bundle.json``: width, dropout, weight decay), so a benchmark fits heads as the recipe does."""
+    from diffprobe.probe.mlp import MLPProbe  # noqa: PLC0415
+
+    cfg = json.loads((RESULTS.parents[1] / "models" / "ndsb" / "bundle.json").read_text())["head_config"]
+    return MLPProbe(hidden=(cfg["hidden"],), dropout=(cfg["dropout"],), weight_decays=(cfg["weight_decay"],),
+                    seed=seed)

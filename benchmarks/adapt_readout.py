@@ -17,11 +17,10 @@ import argparse
 import time
 
 import numpy as np
-from _common import head_inputs, machine, write
+from _common import head_inputs, machine, shipped_head_probe, write
 
 from diffprobe.features.store import FeatureStore
 from diffprobe.probe.metrics import classification_metrics
-from diffprobe.probe.mlp import MLPProbe
 from diffprobe.workflows.adapt import fit_readout
 from diffprobe.workflows.config import READOUTS
 
@@ -46,8 +45,7 @@ def main():
     remap[source] = np.arange(len(source))
     on = {s: np.isin(y[s], source) for s in x}
     t0 = time.time()
-    # The recipe's head settings (models/ndsb: 1,024 hidden units, dropout 0.5, weight decay 0.05).
-    head = MLPProbe(hidden=(1024,), dropout=(0.5,), weight_decays=(0.05,), seed=a.seed).fit(
+    head = shipped_head_probe(a.seed).fit(
         x["train"][on["train"]], remap[y["train"][on["train"]]], x["val"][on["val"]], remap[y["val"][on["val"]]],
         n_classes=len(source))
     head_seconds = time.time() - t0

@@ -17,12 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import head_inputs, machine, write
+from _common import head_inputs, machine, shipped_head_probe, write
 from scipy.special import log_softmax
 
 from diffprobe.features.store import FeatureStore
 from diffprobe.probe.metrics import classification_metrics, multiclass_log_loss
-from diffprobe.probe.mlp import MLPProbe
 
 
 def extraction_seconds(store: FeatureStore) -> float:
@@ -55,8 +54,7 @@ def main():
 
     def fit(x):
         t = time.time()
-        # The shipped head's settings (models/ndsb: 1,024 hidden units, dropout 0.5, weight decay 0.05).
-        head = MLPProbe(hidden=(1024,), dropout=(0.5,), weight_decays=(0.05,), seed=a.seed).fit(
+        head = shipped_head_probe(a.seed).fit(
             x["train"], y["train"], x["val"], y["val"], n_classes=n_classes)
         return {s: log_softmax(head.logits(x[s]), axis=1) for s in ("val", "test")}, time.time() - t
 

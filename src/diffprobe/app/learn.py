@@ -191,7 +191,7 @@ def source_head(project: Project) -> LinearHead | MLPHead | None:
     """The head of the project's bundle (whose hidden layer a retrain may read), or None when the project's
     ``model`` is no bundle folder (a project made from features alone, as the benchmarks make)."""
     model = Path(project.info["model"])
-    return ClassifierBundle.load(model).head if (model / "bundle.json").is_file() else None
+    return ClassifierBundle.load_head(model)[1] if (model / "bundle.json").is_file() else None
 
 
 def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dict:

@@ -116,6 +116,18 @@ class ClassifierBundle:
         ``feature_spec.precision`` in ``bundle.json`` records what its head was fitted on."""
         resolve_precision(precision)  # refuse an unknown name before loading anything
         path = Path(path)
+        meta, head = cls.load_head(path)
+        backbone = load_backbone(path / "backbone", device=device)
+        if backbone.image_size != meta["image_size"]:
+            raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
+                                 f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
+        return cls(path, meta, head, backbone, precision)
+
+    @staticmethod
+    def load_head(path: str | Path) -> tuple[dict, LinearHead | MLPHead]:
+        """``bundle.json`` and the head of the bundle at ``path``, checked as ``load`` checks them, without the
+        backbone (for work on cached features, such as the app's retrain)."""
+        path = Path(path)
         if not (path / "bundle.json").is_file():
             raise DiffprobeError(f"{path}: not a classifier bundle (bundle.json missing); pass the bundle/ folder "
                                  f"written by 'diffprobe probe'")
@@ -134,11 +146,7 @@ class ClassifierBundle:
         if outputs != len(meta["classes"]):
             raise DiffprobeError(f"{path}: the head has {outputs} outputs but bundle.json names "
                                  f"{len(meta['classes'])} classes; the bundle is inconsistent, re-create it")
-        backbone = load_backbone(path / "backbone", device=device)
-        if backbone.image_size != meta["image_size"]:
-            raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
-                                 f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
-        return cls(path, meta, head, backbone, precision)
+        return meta, head
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: torch.device | None = None, precision: str = "auto",
