@@ -29,6 +29,9 @@ seeds = [0, 1]
 epochs = 15
 [fusion]
 ks = {ks}
+head = "mlp"
+metadata = true
+refit = true
 [shift]
 severities = [3]
 [compare]
@@ -78,6 +81,12 @@ def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
     assert p["test_accuracy"]["mean"] == pytest.approx(sum(accs) / 2)
     assert p["test_accuracy"]["mean"] > 2 * p["chance_accuracy"]
     assert r["stages"]["fusion"]["best"]["k"] in (2, 3)
+    # The second reading (cut to the organism, as the config reads the frame) and the two heads averaged.
+    e = r["stages"]["ensemble"]
+    assert e["second_reading"] == "cut to the organism" and e["test_accuracy"] > 2 * p["chance_accuracy"]
+    ens = json.loads((tmp / "work" / "ensemble" / "bundle" / "bundle.json").read_text())
+    calibrated = json.loads((tmp / "work" / "ensemble" / "train-only" / "bundle.json").read_text())
+    assert ens["members"] == ["frame", "crop"] and ens["temperature"] == calibrated["temperature"] != 1.0
     assert {row["method"] for row in r["stages"]["compare"]["rows"]} == {"ddpm", "supervised"}
     z = r["stages"]["zeroshot"]
     assert set(z) == {"rcdit", "ddpm", "skipped"} and "dino" in z["skipped"]
@@ -90,7 +99,7 @@ def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
     page = (res / "study.html").read_text()
     assert page.count("data:image/png;base64,") >= 6 and 'src="heatmap.png"' not in page
     md = (res / "study.md").read_text()
-    assert r["commits"][0][:12] in md and "± " in md and "## Controlled comparison" in md and "(reused)" not in md
+    assert r["commits"][0][:12] in md and "± " in md and "## Controlled comparison" in md and "## Two readings" in md and "(reused)" not in md
 
 
 def test_study_resumes_stage_by_stage(study, synth_dir):
@@ -101,7 +110,7 @@ def test_study_resumes_stage_by_stage(study, synth_dir):
     # Changing the fusion settings re-runs fusion (and nothing upstream or unrelated).
     changed = run_study(_config(tmp, synth_dir, ks="[2]"))
     rerun = {s for s, t in changed["timings"].items() if not t["reused"]}
-    assert rerun == {"fusion"} and changed["stages"]["fusion"]["best"]["k"] == 2
+    assert rerun == {"fusion", "ensemble"} and changed["stages"]["fusion"]["best"]["k"] == 2
     assert main(["study", str(config), "--redo", "cluster"]) == 0
 
 

@@ -1,6 +1,7 @@
 """Field-use commands: ``evaluate`` (another labelled dataset), ``shift`` (robustness suite),
 ``predict`` (classify new images, abundances), ``adapt`` (a new instrument, few shots), ``calibrate``
-(temperature, unknown threshold) and ``export`` (a bundle as a model folder to ship)."""
+(temperature, unknown threshold), ``ensemble`` (bundles that read each image their own way, averaged) and
+``export`` (a bundle as a model folder to ship). All but ``adapt`` take a reading ensemble as a bundle."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from .args import add_precision_arg, option
 
 
 def _bundle(args):
-    from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
+    from ..probe.ensemble import load_bundle  # noqa: PLC0415
 
-    return ClassifierBundle.load(args.model, precision=args.precision)
+    return load_bundle(args.model, precision=args.precision)
 
 
 def cmd_evaluate(args):
@@ -71,9 +72,12 @@ def cmd_predict(args):
 
 
 def cmd_adapt(args):
+    from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
     from ..workflows.adapt import adapt_bundle  # noqa: PLC0415
 
-    r = adapt_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, polarity=args.polarity,
+    # One bundle's features and head: ClassifierBundle.load refuses a reading ensemble, naming a member folder.
+    bundle = ClassifierBundle.load(args.model, precision=args.precision)
+    r = adapt_bundle(bundle, args.data, args.out, class_map=args.class_map, polarity=args.polarity,
                      crop=args.crop, readout=args.readout, seed=args.seed)
     cv = r["cross_validated"]
     print(f"adapted to {len(r['per_class'])} classes from {r['n_images']} labelled images (reading the "
@@ -93,6 +97,21 @@ def cmd_calibrate(args):
           f"{c['ece_before']:.3f} -> {c['ece_after']:.3f}; unknown thresholds (accept {args.accept:.0%} of known "
           f"images): max probability {thr['msp']:.3f}, energy {thr['energy']:.3f}")
     print(f"updated {Path(args.model) / 'bundle.json'}")
+
+
+def cmd_ensemble(args):
+    from ..probe.ensemble import build_ensemble  # noqa: PLC0415
+    from ..utils import read_json  # noqa: PLC0415
+
+    out = build_ensemble(args.bundles, args.out, names=args.names, calibration_from=args.calibration_from)
+    meta = read_json(out / "bundle.json")
+    state = (f"calibration of {args.calibration_from} (temperature {meta['temperature']:.3f})" if args.calibration_from
+             else "uncalibrated (temperature 1, no unknown threshold)")
+    print(f"wrote the reading ensemble {out}: {', '.join(f'{n}/ ({b})' for n, b in zip(meta['members'], args.bundles))} "
+          f"on one backbone; {state}")
+    if not args.calibration_from:
+        print(f"next: diffprobe calibrate --model {out} --data SPLIT.csv, then diffprobe export {out} --out MODEL "
+              f"--split SPLIT.csv")
 
 
 def cmd_export(args):
@@ -140,7 +159,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def add_commands(sub) -> None:
     s = sub.add_parser("evaluate", help="metrics of a classifier bundle on another labelled dataset")
-    s.add_argument("--model", required=True, help="bundle folder (PROBE_OUT/bundle)")
+    s.add_argument("--model", required=True, help="bundle folder (PROBE_OUT/bundle) or reading ensemble")
     s.add_argument("--data", required=True, help="labelled image folder, manifest CSV or EcoTaxa TSV")
     s.add_argument("--class-map", help="CSV group,model_pattern,data_pattern to evaluate coarser groups")
     option(s, "--part", EvaluateConfig, help="train | val | test | all (default {default} images)")
@@ -151,7 +170,7 @@ def add_commands(sub) -> None:
     s.set_defaults(fn=cmd_evaluate)
 
     s = sub.add_parser("shift", help="accuracy under instrument-like shifts (blur, noise, contrast, ...)")
-    s.add_argument("--model", required=True, help="bundle folder")
+    s.add_argument("--model", required=True, help="bundle folder or reading ensemble")
     s.add_argument("--data", required=True, help="split CSV (its test part is used) or labelled folder")
     s.add_argument("--out", required=True, help="folder for shift.json, shift.md, robustness.png")
     s.add_argument("--shifts", type=_names, help="comma-separated subset of defocus,noise,contrast,illumination,"
@@ -164,7 +183,7 @@ def add_commands(sub) -> None:
     s.set_defaults(fn=cmd_shift)
 
     s = sub.add_parser("predict", help="classify new images: predictions CSV + per-sample abundances")
-    s.add_argument("--model", required=True, help="bundle folder")
+    s.add_argument("--model", required=True, help="bundle folder or reading ensemble")
     s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
     s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
     option(s, "--batch-size", PredictConfig, type=int)
@@ -178,7 +197,7 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("adapt", help="few-shot adaptation: a new head for a few labelled images of a new "
                                      "instrument, on the frozen features (seconds)")
-    s.add_argument("--model", required=True, help="bundle folder to adapt")
+    s.add_argument("--model", required=True, help="bundle folder to adapt (of a reading ensemble: one member folder)")
     s.add_argument("--data", required=True, help="labelled images of the new data: folder, manifest CSV or EcoTaxa TSV")
     s.add_argument("--class-map", help="CSV group,model_pattern,data_pattern: adapt to these groups instead of "
                                        "the data's own classes")
@@ -198,7 +217,7 @@ def add_commands(sub) -> None:
     s.set_defaults(fn=cmd_adapt)
 
     s = sub.add_parser("calibrate", help="fit temperature, unknown threshold and val confusion of a bundle")
-    s.add_argument("--model", required=True, help="bundle folder (bundle.json is rewritten)")
+    s.add_argument("--model", required=True, help="bundle folder or reading ensemble (bundle.json is rewritten)")
     s.add_argument("--data", required=True, help="split CSV (its val part is used) or labelled folder")
     option(s, "--part", CalibrateConfig, help="which part of the split (default {default})")
     option(s, "--accept", CalibrateConfig, type=float, help="share of known images to accept (default {default})")
@@ -206,8 +225,22 @@ def add_commands(sub) -> None:
     add_precision_arg(s)
     s.set_defaults(fn=cmd_calibrate)
 
+    s = sub.add_parser("ensemble", help="a reading ensemble: bundles of one backbone that each read the images their "
+                                        "own way (e.g. cut to the organism, as framed), log-probabilities averaged")
+    s.add_argument("bundles", nargs="+", help="two or more bundle folders of the same backbone weights, classes (in "
+                                              "the same order) and image size")
+    s.add_argument("--out", required=True, help="new folder for the ensemble: bundle.json, backbone/ (once), a "
+                                                "folder per member")
+    s.add_argument("--names", type=_names, help="comma-separated member folder names, one per bundle (default: "
+                                                "crop / frame after each bundle's preprocessing, else member0, ...)")
+    s.add_argument("--calibration-from", help="a calibrated ensemble of the same classes to take the temperature, "
+                                              "unknown thresholds and val confusion from: for members refitted on "
+                                              "train + val (fuse --refit), calibrate the ensemble of their train-only "
+                                              "heads and pass it here")
+    s.set_defaults(fn=cmd_ensemble)
+
     s = sub.add_parser("export", help="a bundle as a model folder to ship: fp16 weights, its split, its test metrics")
-    s.add_argument("bundle", help="bundle folder (PROBE_OUT/bundle)")
+    s.add_argument("bundle", help="bundle folder (PROBE_OUT/bundle) or reading ensemble")
     s.add_argument("--out", required=True, help="model folder to write (e.g. models/ndsb); its README.md is kept")
     s.add_argument("--split", help="the split CSV the probe was chosen on: copied, and its test part evaluated")
     s.add_argument("--fp32", action="store_true", help="keep the backbone weights in fp32 (default: cast to fp16)")
@@ -219,5 +252,5 @@ def add_commands(sub) -> None:
                         "inverted (bright- and dark-field instruments alike); default: as the bundle was trained")
     s.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
                    help="cut each image down to the organism plus a margin before the model reads it (--no-crop: "
-                        "keep the frame); default: as the bundle was trained")
+                        "keep the frame); default: as the bundle was trained; refused for a reading ensemble")
     s.set_defaults(fn=cmd_export)

@@ -36,13 +36,16 @@ def default_cache_dir() -> Path:
 class ImageArray:
     """Preprocessed images of a manifest.
 
-    images:  uint8 (N, S, S), background 0 when ``preprocess.invert``.
+    images:  uint8 (N, S, S), background 0 when ``preprocess.invert``; (N, M, S, S) when a reading ensemble
+             (``probe.ensemble``) read them, each of its M members' preprocessing on axis 1 (``preprocess``
+             is then the first member's).
     labels:  int64 (N,), index into ``classes``; -1 for unlabelled images.
     splits:  (N,) split names ("train", "val", "test", or "").
     paths:   N file paths (as in the manifest).
     skipped: (path, reason) for every file that could not be used.
     meta:    float32 (N, len(METADATA_NAMES)): size and shape of each object as imaged
-             (``data.metadata``), or None where the images were given already preprocessed.
+             (``data.metadata``), or None where the images were given already preprocessed; (N, M, K)
+             for a reading ensemble, as ``images``.
     """
 
     images: np.ndarray

@@ -2,7 +2,8 @@
 val confusion matrix that adjusted counting (ACC) needs; rewrites bundle.json atomically.
 
 ``run_probe`` already stores all three when it writes a bundle; this is for bundles made
-before that, or to adapt a bundle to a new instrument with a few labelled images of it.
+before that, to adapt a bundle to a new instrument with a few labelled images of it, or for a
+reading ensemble (``probe.ensemble``), which is built uncalibrated.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from scipy.special import softmax
 from sklearn.metrics import confusion_matrix
 
 from ..config.evaluate import CalibrateConfig
-from ..data.dataset import load_split_images
 from ..data.manifest import prepare_split
-from ..probe.bundle import ClassifierBundle, _validate
 from ..probe.calibration import expected_calibration_error, fit_temperature
-from ..utils import DiffprobeError, read_json, write_json
+from ..probe.ensemble import load_bundle
+from ..utils import DiffprobeError
 from .crossdata import select_part
 from .unknown import unknown_thresholds
 
@@ -26,13 +26,14 @@ def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = Ca
                      accept: float = CalibrateConfig.accept, split_seed: int = CalibrateConfig.split_seed,
                      precision: str = "auto", progress: bool = True) -> dict:
     """Fit temperature, unknown thresholds and val confusion on the ``part`` of ``data`` (a split CSV,
-    or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json; return the new fields."""
-    bundle = ClassifierBundle.load(bundle_dir, precision=precision)
+    or a folder split as 'diffprobe split' would); update ``bundle_dir``/bundle.json (a bundle's or a reading
+    ensemble's); return the new fields."""
+    bundle = load_bundle(bundle_dir, precision=precision)
     m = select_part(prepare_split(data, seed=split_seed), part, data)
     m = m.subset([lab in bundle.classes for lab in m.labels])
     if len(m) == 0:
         raise DiffprobeError(f"{data}: no {part} images of the model's classes {bundle.classes[:6]} ...")
-    arr = load_split_images(m, bundle.preprocess, classes=bundle.classes, progress=progress)
+    arr = bundle.read_split(m, classes=bundle.classes, progress=progress)
     logits = bundle.logits(arr.images, arr.meta, progress=progress)
     y = arr.labels
     t = fit_temperature(logits, y)
@@ -44,9 +45,6 @@ def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = Ca
                         "ece_before": expected_calibration_error(softmax(logits, axis=1), y),
                         "ece_after": expected_calibration_error(softmax(logits / t, axis=1), y)},
     }
-    path = Path(bundle_dir) / "bundle.json"
-    meta = {**read_json(path), **fields}
-    _validate(meta, path)
-    write_json(path, meta)
+    bundle.update_json(fields)
     return fields
 

@@ -29,10 +29,10 @@ from scipy.special import softmax
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from ..config.evaluate import EvaluateConfig
-from ..data.dataset import load_split_images
 from ..data.manifest import SPLITS, Manifest, open_dataset
 from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import expected_calibration_error
+from ..probe.ensemble import ReadingEnsemble, load_bundle
 from ..probe.metrics import chance_accuracy, classification_metrics, multiclass_log_loss
 from ..report.plots import confusion_plot
 from ..report.tables import evaluation_report
@@ -122,14 +122,15 @@ def select_part(m: Manifest, part: str, where: str | Path) -> Manifest:
     return m.subset(mask)
 
 
-def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
+def evaluate_bundle(bundle: ClassifierBundle | ReadingEnsemble | str | Path, data: str | Path, out_dir: str | Path, *,
                     class_map: str | Path | None = None, part: str = EvaluateConfig.part,
                     n_trials: int = EvaluateConfig.n_trials, seed: int = EvaluateConfig.seed,
                     size_scale: float | str | None = None, progress: bool = True) -> dict:
     """Metrics of ``bundle`` on the labelled dataset ``data``; writes metrics.json, confusion.png,
-    report.md to ``out_dir`` and returns the metrics. ``size_scale``: the pixel scale of ``data``'s object
-    sizes (``ClassifierBundle.size_scale``: None as measured, a number, or "auto")."""
-    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    report.md to ``out_dir`` and returns the metrics. ``bundle``: a bundle, a reading ensemble or the folder of
+    either. ``size_scale``: the pixel scale of ``data``'s object sizes (``ClassifierBundle.size_scale``: None as
+    measured, a number, or "auto")."""
+    bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     m = select_part(open_dataset(data, labelled=True), part, data)
@@ -154,7 +155,7 @@ def evaluate_bundle(bundle: ClassifierBundle | str | Path, data: str | Path, out
         # Only images that belong to a group are worth classifying in map mode.
         m = m.subset([lab in target_of for lab in m.labels])
 
-    arr = load_split_images(m, bundle.preprocess, report_dir=out, classes=data_classes, progress=progress)
+    arr = bundle.read_split(m, report_dir=out, classes=data_classes, progress=progress)
     data_label = np.array([data_classes[k] for k in arr.labels], dtype=object)
     known = np.array([c in target_of for c in data_label], dtype=bool)
     scale = bundle.size_scale(arr.meta, size_scale)

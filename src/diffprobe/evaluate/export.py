@@ -11,6 +11,9 @@
     test_report/                                that evaluation in full (report.md, metrics.json: per-class
                                                 F1, calibration, unknown flags, abundance errors)
 
+A reading ensemble (``probe.ensemble``) exports the same way: its one backbone is cast, and with ``head_fp16``
+every member's ``probe.safetensors``; ``polarity`` applies to every member.
+
 The folder is written next to ``out`` and renamed into place when complete, so an interrupted export
 never leaves half a model; an existing ``README.md`` (the model card, written by people) is kept.
 """
@@ -28,7 +31,7 @@ from safetensors.torch import save_file
 
 from ..data.manifest import Manifest
 from ..data.preprocess import Preprocess
-from ..probe.bundle import ClassifierBundle
+from ..probe.ensemble import ReadingEnsemble, load_bundle
 from ..utils import DiffprobeError, atomic_dir, portable_data_path, read_json, write_json
 from .crossdata import evaluate_bundle
 
@@ -53,9 +56,17 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
 
     ``fp16`` / ``head_fp16`` store the backbone's / the head's weights in fp16 (they compute in fp32 either
     way). ``polarity`` ("auto" or "fixed") and ``crop`` replace the bundle's preprocessing settings of that name
-    (``data.preprocess``; None keeps them)."""
+    (``data.preprocess``; None keeps them). ``bundle`` may be a reading ensemble, whose members are then all
+    changed alike; ``crop`` is refused for one, as its members' crop settings are what makes them differ."""
     bundle, out = Path(bundle), Path(out)
-    source = ClassifierBundle.load(bundle)  # refuse a broken bundle before writing anything
+    source = load_bundle(bundle)  # refuse a broken bundle before writing anything
+    ensemble = isinstance(source, ReadingEnsemble)
+    if ensemble and crop is not None:
+        settings = ", ".join(f"{n}/ {str(m.preprocess.crop).lower()}" for n, m in zip(source.names, source.members,
+                                                                                    strict=True))
+        raise DiffprobeError(f"{bundle}: --crop / --no-crop is refused for a reading ensemble: its members' crop "
+                             f"settings ({settings}) are what makes them read each image differently, and the option "
+                             f"would give them all one; leave it out")
     if out.exists() and any(p.name != CARD for p in out.iterdir()) and not overwrite:
         raise DiffprobeError(f"{out}: already holds a model; pass --overwrite to replace it (its {CARD} is kept)")
     with atomic_dir(out) as tmp:
@@ -63,13 +74,15 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
         if fp16:
             for weights in (tmp / "backbone").rglob("*.safetensors"):
                 cast_safetensors(weights)
-        if head_fp16:
-            cast_safetensors(tmp / "probe.safetensors")
+        heads = [tmp / name for name in source.names] if ensemble else [tmp]  # folders of probe + bundle.json
         changes = {k: v for k, v in (("polarity", polarity), ("crop", crop)) if v is not None}
-        if changes:
-            meta = read_json(tmp / "bundle.json")
-            meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], **changes}).to_dict()
-            write_json(tmp / "bundle.json", meta)
+        for folder in heads:
+            if head_fp16:
+                cast_safetensors(folder / "probe.safetensors")
+            if changes:
+                meta = read_json(folder / "bundle.json")
+                meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], **changes}).to_dict()
+                write_json(folder / "bundle.json", meta)
         metrics = {}
         if split is not None:
             Manifest.load(split).save(tmp / "split.csv")

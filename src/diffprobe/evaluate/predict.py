@@ -6,6 +6,8 @@ From Python, in three lines::
     from diffprobe.evaluate.predict import predict_paths
     rows = predict_paths(ClassifierBundle.load("run/bundle"), ["a.jpg", "b.png"])
 
+A reading ensemble (``probe.ensemble``; ``probe.load_bundle`` opens either) is used the same way.
+
 Each row is a dict: ``path``, ``label`` and ``probability`` (the most probable class and its
 calibrated probability), ``top2_label``/``top2_probability``, ``top3_label``/``top3_probability``,
 and ``unknown`` (True when the image scores below the bundle's unknown threshold, i.e. looks
@@ -33,6 +35,7 @@ from tqdm.auto import tqdm
 from ..config.evaluate import PredictConfig
 from ..data.manifest import open_dataset, scan_folder
 from ..probe.bundle import ClassifierBundle
+from ..probe.ensemble import ReadingEnsemble, load_bundle
 from ..utils import DiffprobeError
 from .abundance import sample_abundances, write_rows_csv
 from .unknown import flag_unknown, shift_warning
@@ -63,7 +66,7 @@ def collect_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
     return files, samples
 
 
-def classify_files(bundle: ClassifierBundle, paths: list[str | Path], *, batch_size: int = 256,
+def classify_files(bundle: ClassifierBundle | ReadingEnsemble, paths: list[str | Path], *, batch_size: int = 256,
                    size_scale: float = 1.0, progress: bool = True) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
     """Read, preprocess and classify files in batches (object sizes times ``size_scale``).
 
@@ -84,7 +87,7 @@ def classify_files(bundle: ClassifierBundle, paths: list[str | Path], *, batch_s
     return ok, z, skipped
 
 
-def prediction_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -> list[dict]:
+def prediction_rows(bundle: ClassifierBundle | ReadingEnsemble, paths: list, logits: np.ndarray) -> list[dict]:
     """One row per image: top-3 labels with calibrated probabilities and the unknown flag."""
     probs = softmax(logits / bundle.temperature, axis=1)
     order = np.argsort(-probs, axis=1, kind="stable")[:, :TOP_K]
@@ -102,7 +105,7 @@ def prediction_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -
     return rows
 
 
-def kaggle_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -> list[dict]:
+def kaggle_rows(bundle: ClassifierBundle | ReadingEnsemble, paths: list, logits: np.ndarray) -> list[dict]:
     """The 2015 NDSB submission layout: one row per image, ``image`` (its file name), then the calibrated
     probability of each class, in the bundle's class order (columns named by the class names)."""
     probs = softmax(logits / bundle.temperature, axis=1)
@@ -111,7 +114,7 @@ def kaggle_rows(bundle: ClassifierBundle, paths: list, logits: np.ndarray) -> li
             for p, row in zip(paths, probs, strict=True)]
 
 
-def resolve_size_scale(bundle: ClassifierBundle, paths: list[str | Path], scale: float | str | None,
+def resolve_size_scale(bundle: ClassifierBundle | ReadingEnsemble, paths: list[str | Path], scale: float | str | None,
                        batch_size: int = 256, progress: bool = True) -> float:
     """``bundle.size_scale`` for files: with ``"auto"``, the measurements of every readable file are read
     first (decoding only, no model: a small share of the classification's time)."""
@@ -129,7 +132,7 @@ def _duplicate_names(files: list[Path]) -> list[str]:
     return sorted(n for n, k in seen.items() if k > 1)
 
 
-def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_size: int = 256,
+def predict_paths(bundle: ClassifierBundle | ReadingEnsemble, paths: list[str | Path], *, batch_size: int = 256,
                   progress: bool = False) -> list[dict]:
     """Prediction rows for the readable files among ``paths`` (see the module docstring)."""
     paths = list(paths)
@@ -137,13 +140,14 @@ def predict_paths(bundle: ClassifierBundle, paths: list[str | Path], *, batch_si
     return prediction_rows(bundle, [paths[i] for i in ok], logits)
 
 
-def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path], out_csv: str | Path, *,
-                  batch_size: int = PredictConfig.batch_size, progress: bool = True,
+def predict_files(bundle: ClassifierBundle | ReadingEnsemble | str | Path, inputs: list[str | Path],
+                  out_csv: str | Path, *, batch_size: int = PredictConfig.batch_size, progress: bool = True,
                   format: str = PredictConfig.format,  # noqa: A002
                   size_scale: float | str | None = None) -> dict:
     """Classify folders / files / manifests; write ``out_csv``, ``<stem>.abundance.csv`` and, if any
     file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "size_scale",
-    "files"}. ``size_scale``: the pixel scale of the object sizes (``ClassifierBundle.size_scale``).
+    "files"}. ``bundle``: a bundle, a reading ensemble or the folder of either. ``size_scale``: the pixel scale of
+    the object sizes (``ClassifierBundle.size_scale``).
 
     ``format``: ``csv`` (default; the top-3 rows of the module docstring) or ``kaggle`` (the NDSB
     submission layout of ``kaggle_rows``; its images are named by file name alone, so two inputs with the
@@ -151,7 +155,7 @@ def predict_files(bundle: ClassifierBundle | str | Path, inputs: list[str | Path
     """
     if format not in FORMATS:
         raise DiffprobeError(f"unknown predictions format {format!r}; choose one of {', '.join(FORMATS)}")
-    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
     files, samples = collect_images(inputs)
     if not files:
         raise DiffprobeError(f"no image files found in {', '.join(map(str, inputs))}")

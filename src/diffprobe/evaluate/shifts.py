@@ -44,6 +44,7 @@ from ..data.io import ImageReadError, read_image
 from ..data.manifest import prepare_split
 from ..data.preprocess import border_level
 from ..probe.bundle import ClassifierBundle
+from ..probe.ensemble import ReadingEnsemble, load_bundle
 from ..probe.metrics import chance_accuracy, classification_metrics
 from ..report.plots import image_grid, robustness_plot
 from ..report.tables import shift_report
@@ -151,7 +152,7 @@ def apply_shift(image: np.ndarray, shift: str, severity: int, *, seed: int = 0, 
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
-def run_shift_suite(bundle: ClassifierBundle | str | Path, data: str | Path, out_dir: str | Path, *,
+def run_shift_suite(bundle: ClassifierBundle | ReadingEnsemble | str | Path, data: str | Path, out_dir: str | Path, *,
                     shifts: tuple[str, ...] = tuple(SHIFTS), severities: tuple[int, ...] = ShiftConfig.severities,
                     part: str = ShiftConfig.part, seed: int = ShiftConfig.seed,
                     split_seed: int = ShiftConfig.split_seed, progress: bool = True) -> dict:
@@ -160,7 +161,7 @@ def run_shift_suite(bundle: ClassifierBundle | str | Path, data: str | Path, out
 
     Writes shift.json, shift.md, robustness.png and shift_examples.png to ``out_dir``; returns the results.
     """
-    bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
+    bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
     for s in shifts:
         if s not in SHIFTS:
             raise DiffprobeError(f"unknown shift {s!r}; choose from {list(SHIFTS)}")

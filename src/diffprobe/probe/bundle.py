@@ -11,6 +11,8 @@ Layout::
 Format 1 bundles (one pair, a linear head) load unchanged. Format 2 adds ``pairs`` (several pairs,
 concatenated in that order), ``metadata`` (the object measurements of ``data.metadata`` appended to the
 features) and ``head`` (``linear`` or ``mlp``). ``block`` / ``timestep`` name the first pair in both.
+Format 3 is a reading ensemble (``probe.ensemble``): member bundles that share one ``backbone/`` beside them.
+A member folder loads here as a bundle of its own (its backbone is the ensemble's); the ensemble does not.
 
 Weights are read with safetensors only; ``bundle.json`` is validated before use.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +34,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from ..backbones.base import Backbone, load_backbone
-from ..data.dataset import decode
+from ..data.dataset import ImageArray, decode, load_split_images
 from ..data.io import ImageReadError, to_grey
+from ..data.manifest import Manifest
 from ..data.metadata import METADATA_NAMES, estimate_scale, measure_object, rescale_sizes
 from ..data.preprocess import Preprocess, flattened, model_input
 from ..features.extract import FeatureSpec, view_features
@@ -42,6 +46,7 @@ from .mlp import MLPHead
 
 BUNDLE_FORMAT = 2
 READABLE_FORMATS = (1, 2)
+ENSEMBLE_FORMAT = 3  # a reading ensemble (probe.ensemble): its members are bundles of this module
 HEADS = ("linear", "mlp")
 _REQUIRED = {"format": int, "classes": list, "block": str, "timestep": int, "image_size": int,
              "preprocess": dict, "feature_spec": dict, "temperature": (int, float), "metrics": dict}
@@ -117,7 +122,7 @@ class ClassifierBundle:
         resolve_precision(precision)  # refuse an unknown name before loading anything
         path = Path(path)
         meta, head = cls.load_head(path)
-        backbone = load_backbone(path / "backbone", device=device)
+        backbone = load_backbone(backbone_dir(path), device=device)
         if backbone.image_size != meta["image_size"]:
             raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
                                  f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
@@ -132,6 +137,8 @@ class ClassifierBundle:
             raise DiffprobeError(f"{path}: not a classifier bundle (bundle.json missing); pass the bundle/ folder "
                                  f"written by 'diffprobe probe'")
         meta = read_json(path / "bundle.json")
+        if isinstance(meta, dict) and meta.get("format") == ENSEMBLE_FORMAT:
+            raise not_single_bundle(path, meta.get("members") or [])
         _validate(meta, path / "bundle.json")
         try:
             t = load_file(path / "probe.safetensors")
@@ -196,31 +203,26 @@ class ClassifierBundle:
         that is not empty is refused unless ``overwrite``; the bundle's own folder (or one holding it)
         always is. Returns ``path``.
         """
-        out = Path(path)
-        src = self.path.resolve()
-        if out.resolve() == src or out.resolve() in src.parents:
-            raise DiffprobeError(f"{out}: this is (or holds) the folder the bundle was loaded from; save it to "
-                                 f"a new folder")
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-            raise DiffprobeError(f"{out}: already exists and is not empty; pass overwrite=True to replace it")
-        _validate(self.meta, out / "bundle.json")
-        tmp = out.with_name(f".{out.name}.partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            tmp.mkdir(parents=True)
-            self.backbone.copy_to(tmp / "backbone")
-            dtype = _stored_dtype(self.path / "probe.safetensors")
-            save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in self.head.tensors().items()},
-                      tmp / "probe.safetensors")
-            write_json(tmp / "bundle.json", self.meta)
-            if out.is_dir():
-                shutil.rmtree(out)
-            elif out.exists():
-                out.unlink()
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return out
+        _validate(self.meta, Path(path) / "bundle.json")
+        return write_new_folder(path, self.path, self.write_files, overwrite=overwrite)
+
+    def write_files(self, folder: Path, *, backbone: bool = True) -> None:
+        """Write this bundle as it is in memory into the existing ``folder``: ``bundle.json`` (``meta``),
+        ``probe.safetensors`` (the head, in the dtype it was stored in) and, with ``backbone``, ``backbone/``."""
+        if backbone:
+            self.backbone.copy_to(folder / "backbone")
+        dtype = _stored_dtype(self.path / "probe.safetensors")
+        save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in self.head.tensors().items()},
+                  folder / "probe.safetensors")
+        write_json(folder / "bundle.json", self.meta)
+
+    def update_json(self, fields: dict) -> None:
+        """Merge ``fields`` into the bundle's ``bundle.json`` (validated, rewritten atomically) and ``meta``."""
+        path = self.path / "bundle.json"
+        meta = {**read_json(path), **fields}
+        _validate(meta, path)
+        write_json(path, meta)
+        self.meta.update(fields)
 
     def feature_spec(self) -> FeatureSpec:
         """What the backbone computes: every pair's block and timestep, in this bundle's precision."""
@@ -326,6 +328,12 @@ class ClassifierBundle:
             return np.zeros((0, s, s), np.uint8), np.zeros((0, len(METADATA_NAMES)), np.float32), ok, skipped
         return np.stack(imgs), np.stack(metas), ok, skipped
 
+    def read_split(self, manifest: str | Path | Manifest, *, report_dir: str | Path | None = None,
+                   classes: list[str] | None = None, progress: bool = True) -> ImageArray:
+        """The images of ``manifest`` as this bundle reads them (``data.dataset.load_split_images``: decoded once
+        and cached; unreadable files skipped and, with ``report_dir``, listed in its ``skipped.csv``)."""
+        return load_split_images(manifest, self.preprocess, report_dir=report_dir, classes=classes, progress=progress)
+
 
 # Pickle-based checkpoint formats: never fetched from the Hub (bundles hold safetensors only).
 _PICKLED = ["*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle", "*.joblib", "*.npy", "*.npz"]
@@ -358,6 +366,54 @@ def _snapshot(repo_id: str, **kw) -> Path:
         raise DiffprobeError(f"{repo_id}: no folder {repo_id!r} here, and the Hugging Face Hub could not provide "
                              f"it ({reason}); pass an existing bundle folder or a Hub repo id that holds a "
                              f"bundle") from None
+
+
+def write_new_folder(path: str | Path, source: Path, write: Callable[[Path], None], *, overwrite: bool) -> Path:
+    """``save_pretrained``'s writing: ``write(tmp)`` fills a folder beside ``path`` that is renamed into place
+    when complete. An existing folder that is not empty is refused unless ``overwrite``; ``source`` (the folder
+    the bundle was loaded from), or one holding it, always is. Returns ``path``."""
+    out = Path(path)
+    src = Path(source).resolve()
+    if out.resolve() == src or out.resolve() in src.parents:
+        raise DiffprobeError(f"{out}: this is (or holds) the folder the bundle was loaded from; save it to "
+                             f"a new folder")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DiffprobeError(f"{out}: already exists and is not empty; pass overwrite=True to replace it")
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        write(tmp)
+        if out.is_dir():
+            shutil.rmtree(out)
+        elif out.exists():
+            out.unlink()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def backbone_dir(path: str | Path) -> Path:
+    """The backbone folder of the bundle at ``path``: its own ``backbone/``, or, for a member of a reading
+    ensemble (a folder without one, named in the ``members`` of a format-3 ``bundle.json`` beside it), the
+    ensemble's shared ``backbone/``."""
+    path = Path(path)
+    own, parent = path / "backbone", path.resolve().parent
+    if not own.is_dir() and (parent / "bundle.json").is_file():
+        meta = read_json(parent / "bundle.json")
+        if isinstance(meta, dict) and meta.get("format") == ENSEMBLE_FORMAT and path.resolve().name in \
+                meta.get("members", []):
+            return parent / "backbone"
+    return own
+
+
+def not_single_bundle(path: Path, members: list[str]) -> DiffprobeError:
+    """The error for a reading ensemble given where one classifier bundle (its features, its head) is needed."""
+    example = f"e.g. {Path(path) / members[0]}" if members else "one of its member folders"
+    return DiffprobeError(f"{path}: a reading ensemble (members {', '.join(members) or 'none'}), not one classifier "
+                          f"bundle; this needs one bundle's features and head: pass one member folder instead "
+                          f"({example}). predict, evaluate, shift, calibrate and export read the ensemble itself")
 
 
 def _stored_dtype(weights: Path) -> torch.dtype:
@@ -394,12 +450,19 @@ def _as_grey(x, k: int) -> np.ndarray:
     raise DiffprobeError(f"input {k}: unsupported array type {a.dtype}; use uint8, uint16 or float in [0, 1]")
 
 
-def _validate(meta: dict, where: Path) -> None:
-    for k, typ in _REQUIRED.items():
+def check_fields(meta: dict, required: dict, where: Path) -> None:
+    """Every field of ``required`` ({name: type(s)}) is in ``meta`` with its type, or a DiffprobeError naming it."""
+    if not isinstance(meta, dict):
+        raise DiffprobeError(f"{where}: not a bundle description (a JSON object); re-create the bundle")
+    for k, typ in required.items():
         if k not in meta:
             raise DiffprobeError(f"{where}: missing field {k!r}; the bundle is incomplete, re-create it")
         if not isinstance(meta[k], typ) or isinstance(meta[k], bool) and typ is int:
             raise DiffprobeError(f"{where}: field {k!r} should be {typ}, got {type(meta[k]).__name__}")
+
+
+def _validate(meta: dict, where: Path) -> None:
+    check_fields(meta, _REQUIRED, where)
     if meta["format"] not in READABLE_FORMATS:
         raise DiffprobeError(f"{where}: bundle format {meta['format']} is not supported (this diffprobe reads "
                              f"{READABLE_FORMATS}); upgrade diffprobe")

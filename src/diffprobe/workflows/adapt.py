@@ -41,8 +41,9 @@ from ..data.manifest import Manifest, open_dataset
 from ..data.metadata import METADATA_NAMES
 from ..data.preprocess import Preprocess
 from ..evaluate.crossdata import read_class_map
-from ..probe.bundle import ClassifierBundle
+from ..probe.bundle import ClassifierBundle, not_single_bundle
 from ..probe.calibration import fit_temperature, unknown_thresholds
+from ..probe.ensemble import ReadingEnsemble
 from ..probe.linear import LinearHead
 from ..probe.metrics import classification_metrics
 from ..probe.mlp import MLPHead
@@ -250,7 +251,7 @@ def bundle_from_features(bundle: ClassifierBundle, x: np.ndarray, y: np.ndarray,
                 train_class_counts=np.bincount(y, minlength=len(classes)).tolist(),
                 unknown=unknown_thresholds(cv_logits, temperature), adapted=summary)
     with atomic_dir(out) as tmp:
-        ClassifierBundle.save(tmp, model_dir=bundle.path / "backbone", head=head, meta=meta)
+        ClassifierBundle.save(tmp, model_dir=bundle.backbone.path, head=head, meta=meta)
         write_json(Path(tmp) / "adapt.json", summary)
     log.info("adapted bundle -> %s", out)
     return summary
@@ -264,7 +265,10 @@ def adapt_bundle(bundle: ClassifierBundle | str | Path, data: str | Path | Manif
     to ``out`` (atomically) with ``adapt.json`` beside ``bundle.json``; return the summary. ``polarity`` and
     ``crop`` (None: the bundle's) are the new bundle's preprocessing (``data.preprocess``); ``readout`` what the
     new output layer reads (``fit_readout``). The features are
-    computed here (``adaptation_features``); the fit and the writing are ``bundle_from_features``'s."""
+    computed here (``adaptation_features``); the fit and the writing are ``bundle_from_features``'s. A reading
+    ensemble is refused (its members' features differ): adapt one member folder."""
+    if isinstance(bundle, ReadingEnsemble):
+        raise not_single_bundle(bundle.path, bundle.names)
     bundle = bundle if isinstance(bundle, ClassifierBundle) else ClassifierBundle.load(bundle)
     x, y, classes, n_unreadable = adaptation_features(bundle, data, class_map, polarity=polarity, crop=crop,
                                                       progress=progress)

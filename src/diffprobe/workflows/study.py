@@ -4,7 +4,8 @@
 module, its artifacts under ``work``):
 
 split -> pretrain (DDPM U-Net) -> features (every block x timestep) -> probe (one grid per seed)
--> cluster (k-means on the best pair) -> fusion (top-k pairs) -> shift (robustness suite)
+-> cluster (k-means on the best pair) -> fusion (top-k pairs) -> ensemble (a second reading of the images, its own
+fused head, the two averaged) -> shift (robustness suite)
 -> compare (baselines, natural and balanced) -> rcdit (RC-DiT pretraining) -> zeroshot (RC-DiT,
 DINO, DDPM) -> report (``results``/study.json, study.md, study.html and the figures).
 
@@ -41,10 +42,12 @@ from .config import CompareConfig
 
 log = logging.getLogger(__name__)
 
-STAGES = ("split", "pretrain", "features", "probe", "cluster", "fusion", "shift", "compare", "rcdit", "zeroshot")
+STAGES = ("split", "pretrain", "features", "probe", "cluster", "fusion", "ensemble", "shift", "compare", "rcdit",
+          "zeroshot")
 # The stages each stage reads (it cannot run without them) ...
 REQUIRES = {"split": (), "pretrain": ("split",), "features": ("split", "pretrain"), "probe": ("features",),
-            "cluster": ("features", "probe"), "fusion": ("features", "probe"), "shift": ("split", "probe"),
+            "cluster": ("features", "probe"), "fusion": ("features", "probe"),
+            "ensemble": ("split", "pretrain", "features", "probe", "fusion"), "shift": ("split", "probe"),
             "compare": (), "rcdit": ("split",), "zeroshot": ("split",)}
 # ... and those it uses when they ran (zero-shot evaluates whichever models exist).
 OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe")}
@@ -337,6 +340,49 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
                            for c in r["candidates"]]}
 
 
+def _ensemble(cfg: StudyConfig, done: dict) -> dict:
+    """The second reading: the features of the images read the other way ([features] crop or not), probed and
+    fused with the [probe] / [fusion] settings (k chosen on val again); a reading ensemble of the two fused heads,
+    calibrated on val from their train-only heads (``build_ensemble(calibration_from=...)``) when [fusion] refits,
+    evaluated once on test."""
+    from ..evaluate.calibrate import calibrate_bundle  # noqa: PLC0415
+    from ..evaluate.crossdata import evaluate_bundle  # noqa: PLC0415
+    from ..probe.ensemble import build_ensemble  # noqa: PLC0415
+    from ..probe.fusion import fuse_pairs  # noqa: PLC0415
+    from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe.mlp import MLPProbe  # noqa: PLC0415
+    from ..probe.run import run_probe  # noqa: PLC0415
+    from .pipeline import run_features  # noqa: PLC0415
+
+    f, fu, manifest = cfg.sections["features"], cfg.sections["fusion"], done["split"]["manifest"]
+    out = cfg.work / "ensemble"
+    shutil.rmtree(out, ignore_errors=True)  # a stage re-runs whole; the second store is reused from its cache
+    spec = FeatureSpec(timesteps=tuple(f["timesteps"]), blocks=tuple(f["blocks"]), pooling=f["pooling"],
+                       views=f["views"], seed=cfg.seed, precision=cfg.precision)
+    store = run_features(done["pretrain"]["run"], manifest, cfg.work / "features", spec, batch_size=f["batch_size"],
+                         crop=not f["crop"])
+    probe = GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed, precision=cfg.precision)
+    run_probe(store, out / "probe", probe=probe, bundle=False)
+    readings = {"first": (done["features"]["store"], done["probe"]["results"], (done["fusion"]["best"]["k"],)),
+                "second": (str(store.path), out / "probe" / "results.json", tuple(fu["ks"]))}
+    heads = {"head": fu["head"], "metadata": fu["metadata"], "probe": probe,
+             "mlp": MLPProbe(seed=cfg.seed, ensemble=fu["ensemble"], precision=cfg.precision)}
+    fused = {name: fuse_pairs(store_path, results, out / f"{name}-train", ks=ks, refit=False, **heads)
+             for name, (store_path, results, ks) in readings.items()}
+    second = fused["second"]
+    bundle = build_ensemble([r["bundle"] for r in fused.values()], out / "train-only")
+    calibrate_bundle(bundle, manifest, precision=cfg.precision, progress=False)
+    if fu["refit"]:  # the fusion stage's refitted head, and the second's at the k val chose; val calibrated before
+        second = fuse_pairs(*readings["second"][:2], out / "second-refit", ks=(second["best"]["k"],), refit=True,
+                            **heads)
+        bundle = build_ensemble([cfg.work / "fusion" / "bundle", second["bundle"]], out / "bundle",
+                                calibration_from=bundle)
+    test = evaluate_bundle(bundle, manifest, out / "test", part="test", progress=False)
+    return {"bundle": str(bundle), "second_reading": "as framed" if f["crop"] else "cut to the organism",
+            "second_k": second["best"]["k"], "second_test_accuracy": second.get("refit", second["best"])["test_accuracy"],
+            **{f"test_{m}": test[m] for m in ("accuracy", "macro_f1", "log_loss")}}
+
+
 def _shift(cfg: StudyConfig, done: dict) -> dict:
     from ..evaluate.shifts import run_shift_suite  # noqa: PLC0415
     from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
@@ -441,7 +487,7 @@ def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
 
 STAGE_FNS: dict[str, Callable[[StudyConfig, dict], dict]] = {
     "split": _split, "pretrain": _pretrain, "features": _features, "probe": _probe, "cluster": _cluster,
-    "fusion": _fusion, "shift": _shift, "compare": _compare, "rcdit": _rcdit, "zeroshot": _zeroshot}
+    "fusion": _fusion, "ensemble": _ensemble, "shift": _shift, "compare": _compare, "rcdit": _rcdit, "zeroshot": _zeroshot}
 
 
 def stage_key(cfg: StudyConfig, stage: str, keys: dict[str, str]) -> str:
@@ -543,6 +589,13 @@ def render_markdown(cfg: StudyConfig, s: dict) -> str:
         lines += ["## Fused pairs", "", f"Top {f['best']['k']} pairs (k chosen on val): test top-1 "
                   f"{f['best']['test_accuracy']:.1%}, macro F1 {f['best']['test_macro_f1']:.3f}; best single pair "
                   f"{f['best_single_pair']['test_accuracy']:.1%}, {f['best_single_pair']['test_macro_f1']:.3f}.", ""]
+    if "ensemble" in d:
+        e = d["ensemble"]
+        lines += ["## Two readings, a head each, averaged", "",
+                  f"The fused head above and one on the images {e['second_reading']} (k = {e['second_k']}, test top-1 "
+                  f"{e['second_test_accuracy']:.1%} alone), log-probabilities averaged: **test top-1 "
+                  f"{e['test_accuracy']:.1%}, macro F1 {e['test_macro_f1']:.3f}, log loss {e['test_log_loss']:.3f}**"
+                  f" (`{e['bundle']}`).", ""]
     if "compare" in d:
         lines += ["## Controlled comparison (same split, budget and probe)", "",
                   "| setting | method | eval | top-1 | macro F1 | bal. acc | F1 head / medium / tail | NMI |",
