@@ -43,7 +43,7 @@ def main():
         "spc_zero_shot": {key: {m: read(runs / folder / "metrics.json")[m] for m in ("accuracy", "macro_f1")}
                           for key, folder in (("spc", "spc_ensemble"), ("spc_scale", "spc_ensemble_scale"))
                           if (runs / folder / "metrics.json").is_file()}}}
-    names = {"frame": "as framed", "crop": "cut to the organism (shipped before)",
+    names = {"frame": "as framed", "crop": "cut to the organism (shipped)",
              "crop + frame": "both, a head each, log-probabilities averaged"}
     shifts = list(rows["crop + frame"]["val_shifted"])
     table = ["| features read | val top-1 | " + " | ".join(
