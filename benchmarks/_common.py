@@ -90,6 +90,25 @@ def head_inputs(store, results_path: str, k: int, parts=("train", "val", "test")
                            + [store.metadata[m[s]]], axis=1) for s in m}
     return pairs, x, {s: store.labels[m[s]] for s in m}
 
+def shifted_accuracy(shift: dict) -> dict:
+    """``{shift: {level, accuracy, macro_f1}}`` of a ``diffprobe shift`` run's ``shift.json`` (one severity each)."""
+    return {name: {"level": shift["levels"][name][str(r["severity"])], "accuracy": r["accuracy"],
+                   "macro_f1": r["macro_f1"]} for name, rs in shift["shifts"].items() for r in rs}
+
+
+SPC_COLUMNS = ("spc", "spc_scale")  # zero-shot as measured, and with --size-scale auto
+
+
+def zero_shot_metrics(runs: Path, folders: dict[str, str]) -> dict:
+    """Accuracy and macro F1 of the ``diffprobe evaluate --class-map`` runs ``{column: folder}`` that exist."""
+    return {key: {m: json.loads((runs / folder / "metrics.json").read_text())[m] for m in ("accuracy", "macro_f1")}
+            for key, folder in folders.items() if (runs / folder / "metrics.json").is_file()}
+
+
+def zero_shot_cells(row: dict) -> list[str]:
+    """The table cells "accuracy / macro F1" of a row's ``spc_zero_shot``, one per ``SPC_COLUMNS``."""
+    z = row["spc_zero_shot"]
+    return [f"{z[k]['accuracy']:.1%} / {z[k]['macro_f1']:.3f}" if k in z else "–" for k in SPC_COLUMNS]
 
 
 def shipped_head_probe(seed: int = 0):

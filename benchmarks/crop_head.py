@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import write
+from _common import shifted_accuracy, write, zero_shot_cells, zero_shot_metrics
 
 
 def main():
@@ -35,11 +35,8 @@ def main():
             "k": best["k"], "val_accuracy": best["val_accuracy"], "val_log_loss": best["val_log_loss"],
             "test_accuracy": best["test_accuracy"], "test_macro_f1": best["test_macro_f1"],
             "test_log_loss": best["test_log_loss"],
-            "val_shifted": {name: {"level": shift["levels"][name][str(r["severity"])], "accuracy": r["accuracy"],
-                                   "macro_f1": r["macro_f1"]} for name, rs in shift["shifts"].items() for r in rs},
-            "spc_zero_shot": {key: {m: read(f"{folder}/metrics.json")[m] for m in ("accuracy", "macro_f1")}
-                              for key, folder in (("spc", f"spc_{variant}"), ("spc_scale", f"spc_{variant}_scale"))
-                              if (runs / folder / "metrics.json").is_file()},
+            "val_shifted": shifted_accuracy(shift),
+            "spc_zero_shot": zero_shot_metrics(runs, {"spc": f"spc_{variant}", "spc_scale": f"spc_{variant}_scale"}),
         }
     names = {"nocrop": "framed as imaged", "crop": "cut to the organism (`--crop`)"}
     shifts = list(rows["crop"]["val_shifted"])
@@ -48,12 +45,10 @@ def main():
         + " | test top-1 | test macro F1 | test log loss | SPC zero-shot acc / F1 | same, --size-scale auto |",
         "|---" * (8 + len(shifts)) + "|"]
     for v, r in rows.items():
-        spc = [f"{r['spc_zero_shot'][k]['accuracy']:.1%} / {r['spc_zero_shot'][k]['macro_f1']:.3f}"
-               if k in r["spc_zero_shot"] else "–" for k in ("spc", "spc_scale")]
         table.append(f"| {names[v]} | {r['k']} | {r['val_accuracy']:.2%} | " + " | ".join(
             f"{r['val_shifted'][s]['accuracy']:.1%}" for s in shifts)
             + f" | {r['test_accuracy']:.2%} | {r['test_macro_f1']:.3f} | {r['test_log_loss']:.3f} | "
-            + " | ".join(spc) + " |")
+            + " | ".join(zero_shot_cells(r)) + " |")
     write(a.name, {"runs": str(runs), "rows": rows}, table)
 
 

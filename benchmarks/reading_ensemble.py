@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from _common import RESULTS, write
+from _common import RESULTS, shifted_accuracy, write, zero_shot_cells, zero_shot_metrics
 
 
 def main():
@@ -38,11 +38,8 @@ def main():
     rows = {"frame": single["nocrop"], "crop": single["crop"], "crop + frame": {
         "val_accuracy": both["val_accuracy"], "test_accuracy": both["test_accuracy"],
         "test_macro_f1": both["test_macro_f1"], "test_log_loss": both["test_log_loss"],
-        "val_shifted": {name: {"level": shift["levels"][name][str(r["severity"])], "accuracy": r["accuracy"],
-                               "macro_f1": r["macro_f1"]} for name, rs in shift["shifts"].items() for r in rs},
-        "spc_zero_shot": {key: {m: read(runs / folder / "metrics.json")[m] for m in ("accuracy", "macro_f1")}
-                          for key, folder in (("spc", "spc_ensemble"), ("spc_scale", "spc_ensemble_scale"))
-                          if (runs / folder / "metrics.json").is_file()}}}
+        "val_shifted": shifted_accuracy(shift),
+        "spc_zero_shot": zero_shot_metrics(runs, {"spc": "spc_ensemble", "spc_scale": "spc_ensemble_scale"})}}
     names = {"frame": "as framed", "crop": "cut to the organism (shipped)",
              "crop + frame": "both, a head each, log-probabilities averaged"}
     shifts = list(rows["crop + frame"]["val_shifted"])
@@ -51,11 +48,9 @@ def main():
         + " | SPC zero-shot acc / F1 | same, --size-scale auto | test top-1 | test macro F1 |",
         "|---" * (6 + len(shifts)) + "|"]
     for v, r in rows.items():
-        spc = [f"{r['spc_zero_shot'][k]['accuracy']:.1%} / {r['spc_zero_shot'][k]['macro_f1']:.3f}"
-               if k in r["spc_zero_shot"] else "–" for k in ("spc", "spc_scale")]
         table.append(f"| {names[v]} | {r['val_accuracy']:.2%} | " + " | ".join(
             f"{r['val_shifted'][s]['accuracy']:.1%}" for s in shifts)
-            + " | " + " | ".join(spc) + f" | {r['test_accuracy']:.2%} | {r['test_macro_f1']:.3f} |")
+            + " | " + " | ".join(zero_shot_cells(r)) + f" | {r['test_accuracy']:.2%} | {r['test_macro_f1']:.3f} |")
     table += ["", ("Heads fitted on train only (the recipe's settings: top-k pairs + object metadata, 8 views); the "
                    "one-reading rows from `crop_head.json`, the ensemble's val and test from "
                    f"`{a.heads}.json` (log-probabilities averaged, before temperature).")]

@@ -218,11 +218,7 @@ class ClassifierBundle:
 
     def update_json(self, fields: dict) -> None:
         """Merge ``fields`` into the bundle's ``bundle.json`` (validated, rewritten atomically) and ``meta``."""
-        path = self.path / "bundle.json"
-        meta = {**read_json(path), **fields}
-        _validate(meta, path)
-        write_json(path, meta)
-        self.meta.update(fields)
+        merge_bundle_json(self.path, self.meta, fields, _validate)
 
     def feature_spec(self) -> FeatureSpec:
         """What the backbone computes: every pair's block and timestep, in this bundle's precision."""
@@ -366,6 +362,16 @@ def _snapshot(repo_id: str, **kw) -> Path:
         raise DiffprobeError(f"{repo_id}: no folder {repo_id!r} here, and the Hugging Face Hub could not provide "
                              f"it ({reason}); pass an existing bundle folder or a Hub repo id that holds a "
                              f"bundle") from None
+
+
+def merge_bundle_json(folder: Path, meta: dict, fields: dict, validate) -> None:
+    """Merge ``fields`` into ``folder/bundle.json``, checked by ``validate(meta, path)`` before it is rewritten
+    atomically, and into the loaded ``meta``: the one write path of a bundle's or an ensemble's settings."""
+    path = folder / "bundle.json"
+    merged = {**read_json(path), **fields}
+    validate(merged, path)
+    write_json(path, merged)
+    meta.update(fields)
 
 
 def write_new_folder(path: str | Path, source: Path, write: Callable[[Path], None], *, overwrite: bool) -> Path:

@@ -44,7 +44,8 @@ from ..data.io import ImageReadError
 from ..data.manifest import Manifest
 from ..data.metadata import METADATA_NAMES
 from ..utils import DiffprobeError, atomic_dir, hash_json, read_json, resolve_precision, sha256_file, write_json
-from .bundle import ENSEMBLE_FORMAT, ClassifierBundle, _validate, backbone_dir, check_fields, write_new_folder
+from .bundle import (ENSEMBLE_FORMAT, ClassifierBundle, _validate, backbone_dir, check_fields, merge_bundle_json,
+                     write_new_folder)
 
 _REQUIRED = {"format": int, "members": list, "classes": list, "image_size": int, "temperature": (int, float),
              "metrics": dict}
@@ -129,11 +130,7 @@ class ReadingEnsemble:
 
     def update_json(self, fields: dict) -> None:
         """Merge ``fields`` into the ensemble's ``bundle.json`` (validated, rewritten atomically) and ``meta``."""
-        path = self.path / "bundle.json"
-        meta = {**read_json(path), **fields}
-        _validate_ensemble(meta, path)
-        write_json(path, meta)
-        self.meta.update(fields)
+        merge_bundle_json(self.path, self.meta, fields, _validate_ensemble)
 
     def size_scale(self, meta: np.ndarray | None, scale: float | str | None) -> float:
         """``ClassifierBundle.size_scale`` of the first member that reads object metadata, on its own
