@@ -9,6 +9,9 @@ the images as framed; both fitted on train only, so val can compare them. Collec
     diffprobe evaluate --model M --data SPC_IMAGES --class-map SPC_MAP --out SPC [--size-scale auto]
 
     python benchmarks/crop_head.py --runs RUNS   (RUNS/{fuse,shift_val,spc}_{crop,nocrop}, RUNS/spc_{crop,nocrop}_scale)
+
+With ``--variants crop --label crop=TEXT --name NAME`` it collects one run of another recipe (e.g. the shape
+measurements: ``shape_head``).
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from _common import shifted_accuracy, write, zero_shot_cells, zero_shot_metrics
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", required=True, help="folder holding the runs named as above")
+    ap.add_argument("--variants", default="nocrop,crop", help="the run suffixes to collect, in table order")
+    ap.add_argument("--label", action="append", default=[], metavar="VARIANT=TEXT",
+                    help="a row's name in the table (default: framed as imaged / cut to the organism)")
     ap.add_argument("--name", default="crop_head")
     a = ap.parse_args()
     runs = Path(a.runs)
     read = lambda p: json.loads((runs / p).read_text())  # noqa: E731
     rows = {}
-    for variant in ("nocrop", "crop"):
+    variants = a.variants.split(",")
+    for variant in variants:
         best = read(f"fuse_{variant}/fusion.json")["best"]
         shift = read(f"shift_val_{variant}/shift.json")
         rows[variant] = {
@@ -38,10 +45,11 @@ def main():
             "val_shifted": shifted_accuracy(shift),
             "spc_zero_shot": zero_shot_metrics(runs, {"spc": f"spc_{variant}", "spc_scale": f"spc_{variant}_scale"}),
         }
-    names = {"nocrop": "framed as imaged", "crop": "cut to the organism (`--crop`)"}
-    shifts = list(rows["crop"]["val_shifted"])
+    names = {"nocrop": "framed as imaged", "crop": "cut to the organism (`--crop`)",
+             **dict(label.split("=", 1) for label in a.label)}
+    shifts = list(rows[variants[-1]]["val_shifted"])
     table = ["| features read from | k | val top-1 | " + " | ".join(
-        f"val, {s} {rows['crop']['val_shifted'][s]['level']}" for s in shifts)
+        f"val, {s} {rows[variants[-1]]['val_shifted'][s]['level']}" for s in shifts)
         + " | test top-1 | test macro F1 | test log loss | SPC zero-shot acc / F1 | same, --size-scale auto |",
         "|---" * (8 + len(shifts)) + "|"]
     for v, r in rows.items():

@@ -11,7 +11,8 @@ from PIL import Image
 
 from diffprobe.backbones.base import load_backbone
 from diffprobe.backbones.ddpm_unet import unet_features
-from diffprobe.data.metadata import METADATA_NAMES, object_metadata, rescale_sizes
+from diffprobe.data.metadata import (METADATA_NAMES, SHAPE_NAMES, SIZE_NAMES, object_metadata, rescale_sizes,
+                                     select_metadata)
 from diffprobe.data.preprocess import Preprocess
 from diffprobe.features.extract import FeatureSpec, dihedral, view_features
 from diffprobe.probe import GridProbe
@@ -35,6 +36,44 @@ def test_metadata_measures_the_object_as_imaged():
     m2 = dict(zip(METADATA_NAMES, object_metadata(big, Preprocess(size=16))))
     assert m2["log_object_area"] - m["log_object_area"] == pytest.approx(np.log(4), abs=0.01)
     assert m2["fill"] == pytest.approx(m["fill"]) and m2["log_aspect"] == pytest.approx(m["log_aspect"])
+
+
+def test_shape_measurements_do_not_depend_on_the_pixel_scale():
+    yy, xx = np.indices((60, 90))
+    img = np.ones((60, 90), np.float32)
+    img[((yy - 30) / 12) ** 2 + ((xx - 45) / 30) ** 2 <= 1] = 0.3  # a dark ellipse, axes 30 and 12
+    img[28:33, 60:66] = 0.1  # a darker spot off-centre
+    m = dict(zip(METADATA_NAMES, object_metadata(img, Preprocess(size=16))))
+    assert m["axis_ratio"] == pytest.approx(12 / 30, abs=0.03) and m["solidity"] > 0.95
+    assert m["eccentricity"] == pytest.approx(np.sqrt(1 - (12 / 30) ** 2), abs=0.02)
+    assert m["extent"] == pytest.approx(np.pi * 30 * 12 / (61 * 25), abs=0.02) and m["euler_number"] == 1
+    assert sum(m[f"ring_{r}"] for r in ("inner", "middle", "outer")) == pytest.approx(1.0)
+    ring = img.copy()  # the same ellipse with a hole: one more hole, Euler number 0, less solid
+    ring[((yy - 30) / 6) ** 2 + ((xx - 45) / 15) ** 2 <= 1] = 1.0
+    r = dict(zip(METADATA_NAMES, object_metadata(ring, Preprocess(size=16))))
+    assert r["euler_number"] == 0 and r["solidity"] < m["solidity"] - 0.1
+    big = dict(zip(METADATA_NAMES, object_metadata(np.kron(img, np.ones((3, 3), np.float32)), Preprocess(size=16))))
+    for name in SHAPE_NAMES:  # three times the pixels: only the two lengths move, by log(3)
+        moved = np.log(3) if name in ("log_major_axis", "log_perimeter") else 0.0
+        # a traced perimeter grows with the staircase of an upscaled outline: looser there
+        tolerance = 0.25 if name in ("log_perimeter", "compactness") else 0.02
+        assert big[name] - m[name] == pytest.approx(moved, abs=tolerance), name
+    blank = object_metadata(np.ones((20, 20), np.float32), Preprocess(size=16))
+    assert blank.shape == (len(METADATA_NAMES),) and not blank[len(SIZE_NAMES):].any()
+
+
+def test_a_bundle_reads_its_own_measurement_columns():
+    meta = np.arange(3 * len(METADATA_NAMES), dtype=np.float32).reshape(3, -1)
+    np.testing.assert_array_equal(select_metadata(meta, SIZE_NAMES), meta[:, : len(SIZE_NAMES)])
+    np.testing.assert_array_equal(select_metadata(meta[:, :2], SIZE_NAMES[:2]), meta[:, :2])  # its columns already
+    picked = select_metadata(meta, ("hu1", "log_width"))
+    np.testing.assert_array_equal(picked, meta[:, [METADATA_NAMES.index("hu1"), 1]])
+    np.testing.assert_allclose(rescale_sizes(picked, 2.0, ("hu1", "log_width")) - picked, [[0, np.log(2)]] * 3,
+                               atol=1e-4)
+    with pytest.raises(ValueError, match="newer diffprobe"):
+        select_metadata(meta, ("log_width", "tentacle_count"))
+    with pytest.raises(ValueError, match=r"\(N, 33\)"):
+        select_metadata(meta[:, :5], SIZE_NAMES)
 
 
 def test_images_and_stores_carry_metadata(synth_images, tiny_store):
@@ -117,10 +156,28 @@ def test_refit_follows_the_chosen_schedule_on_more_data():
                  epochs=3, lr=1e-3, weight_decay=0.0, batch_size=2, seed=0, precision="fp32")
 
 
+def test_tail_columns_are_weighted_after_standardisation_and_refit_alike():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, 5)).astype(np.float32) * [1, 2, 3, 4, 5]
+    y = (x[:, 4] > 0).astype(int)
+    probe = MLPProbe(hidden=(16,), dropout=(0.1,), epochs=20, lr=1e-2, input_dropout=0.0)
+    plain = probe.fit(x[:400], y[:400], x[400:], y[400:])
+    weighted = probe.fit(x[:400], y[:400], x[400:], y[400:], tail=(2, 4.0))
+    np.testing.assert_allclose(weighted.std[:3], plain.std[:3])
+    np.testing.assert_allclose(weighted.std[3:], plain.std[3:] / 4.0, rtol=1e-6)  # z of the last 2 columns x4
+    assert weighted.config["tail"] == [2, 4.0] and "tail" not in plain.config
+    again = probe.refit(x[:400], y[:400], weighted)
+    np.testing.assert_allclose(again.std, weighted.std, rtol=1e-6)
+    np.testing.assert_allclose(again.w1, weighted.w1, atol=1e-6)  # the same run: same weighting, same weights
+    for bad in ((6, 2.0), (1, 0.0)):
+        with pytest.raises(DiffprobeError, match="tail must be"):
+            probe.fit(x[:400], y[:400], x[400:], y[400:], tail=bad)
+
+
 @pytest.fixture(scope="module")
 def mlp_bundle(tiny_store, tiny_probe, tmp_path_factory):
     out = tmp_path_factory.mktemp("fuse-mlp")
-    r = fuse_pairs(tiny_store, tiny_probe[1], out, ks=(1, 2), head="mlp", metadata=True,
+    r = fuse_pairs(tiny_store, tiny_probe[1], out, ks=(1, 2), head="mlp", metadata=True, metadata_weight=2.0,
                    mlp=MLPProbe(hidden=(32,), epochs=30, lr=3e-3))
     return r, ClassifierBundle.load(r["bundle"], precision="fp32")
 
@@ -128,6 +185,8 @@ def mlp_bundle(tiny_store, tiny_probe, tmp_path_factory):
 def test_fused_mlp_bundle_round_trips(mlp_bundle, tiny_store):
     r, bundle = mlp_bundle
     assert bundle.meta["format"] == 2 and bundle.meta["head"] == "mlp" and bundle.uses_metadata
+    assert r["metadata"] == bundle.metadata_names == list(METADATA_NAMES) and r["metadata_weight"] == 2.0
+    assert bundle.meta["head_config"]["tail"] == [len(METADATA_NAMES), 2.0]
     assert bundle.pairs == [(p["block"], p["timestep"]) for p in r["best"]["pairs"]]
     m = tiny_store.splits == "test"
     x = np.concatenate([np.asarray(tiny_store.get(b, t))[m] for b, t in bundle.pairs] + [tiny_store.metadata[m]], 1)
@@ -168,7 +227,7 @@ def test_pixel_scale_is_estimated_from_unlabelled_images_of_another_scale(mlp_bu
 
     _, bundle = mlp_bundle
     medians = np.asarray(bundle.meta["metadata_medians"])
-    assert medians.shape == (len(METADATA_NAMES),)
+    assert medians.shape == (len(METADATA_NAMES),) == (len(bundle.metadata_names),)
     m = Manifest.load(synth_split)
     # The same organisms through optics with 2x the pixels per unit length: every size doubles.
     for i in range(40):
@@ -190,3 +249,30 @@ def test_pixel_scale_is_estimated_from_unlabelled_images_of_another_scale(mlp_bu
     old = dataclasses.replace(bundle, meta={k: v for k, v in bundle.meta.items() if k != "metadata_medians"})
     with pytest.raises(DiffprobeError, match="metadata_medians"):
         old.size_scale(meta, "auto")
+
+
+def test_stores_and_bundles_from_before_the_shape_measurements_read_the_sizes_alone(tiny_store, tiny_probe,
+                                                                                     synth_split, tmp_path):
+    import json
+    import shutil
+
+    from diffprobe.data.manifest import Manifest
+    from diffprobe.features.store import FeatureStore
+
+    old = tmp_path / tiny_store.path.name  # as such a store was written: sizes only, no names in meta.json
+    shutil.copytree(tiny_store.path, old)
+    np.save(old / "metadata.npy", tiny_store.metadata[:, : len(SIZE_NAMES)])
+    meta = json.loads((old / "meta.json").read_text())
+    del meta["metadata"]
+    (old / "meta.json").write_text(json.dumps(meta))
+    store = FeatureStore(old)
+    assert store.metadata_names == list(SIZE_NAMES)
+    r = fuse_pairs(store, tiny_probe[1], tmp_path / "fuse", ks=(1,), head="mlp", metadata=True,
+                   mlp=MLPProbe(hidden=(16,), epochs=3))
+    bundle = ClassifierBundle.load(r["bundle"], precision="fp32")
+    assert bundle.metadata_names == list(SIZE_NAMES) and len(bundle.meta["metadata_medians"]) == len(SIZE_NAMES)
+    m = Manifest.load(synth_split)
+    images, measured = bundle.prepare([m.full_path(i) for i in range(4)])
+    assert measured.shape[1] == len(METADATA_NAMES)  # measured in full, read in the bundle's columns
+    np.testing.assert_allclose(bundle.logits(images, measured), bundle.logits(images, measured[:, : len(SIZE_NAMES)]))
+    assert bundle.size_scale(measured, "auto") > 0

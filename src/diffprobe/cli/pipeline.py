@@ -100,7 +100,7 @@ def cmd_fuse(args):
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
 
     r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,
-                   refit=args.refit, probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),
+                   metadata_weight=args.metadata_weight, refit=args.refit, probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),
                    mlp=MLPProbe(seed=args.seed, ensemble=args.ensemble, precision=args.precision))
     b, s = r["best"], r["best_single_pair"]
     print(f"{args.head} head on the top {b['k']} pairs{' + object metadata' if args.metadata else ''} (k chosen on "
@@ -240,6 +240,8 @@ def add_commands(sub) -> None:
            help="linear probe (the paper's readout, default) or a one-hidden-layer MLP")
     s.add_argument("--metadata", action="store_true",
                    help="append the objects' size and shape measurements (stored with the features) to the input")
+    option(s, "--metadata-weight", FusionConfig, type=float,
+           help="MLP head only: the measurements' weight beside the features, after standardisation (default {default})")
     option(s, "--ensemble", MLPProbeConfig, type=int,
            help="MLP head only: average this many heads from consecutive seeds into one (default {default})")
     s.add_argument("--refit", action="store_true",

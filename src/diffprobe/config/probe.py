@@ -64,11 +64,16 @@ class AttentiveProbeConfig:
 @dataclass(frozen=True)
 class FusionConfig:
     """``fuse_pairs``: the numbers of top pairs tried (k chosen on val), the head, whether the objects'
-    size metadata is appended to the input, and whether the chosen MLP head is refit on train + val."""
+    size and shape metadata is appended to the input (and its weight in an MLP head), and whether the chosen
+    MLP head is refit on train + val."""
 
     ks: tuple[int, ...] = (2, 3, 4, 6, 8)
     head: str = "linear"
     metadata: bool = False
+    # The MLP head's weight on the standardised metadata columns: 33 measurements beside thousands of feature
+    # dimensions weigh little otherwise (NDSB val, 12 pairs: 68.0% at 1, 69.7% at 4, 69.6% at 8, mean of 2 seeds;
+    # benchmarks/shape_metadata.py).
+    metadata_weight: float = 4.0
     refit: bool = False
 
 

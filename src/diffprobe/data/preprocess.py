@@ -152,18 +152,25 @@ def object_mask(image: np.ndarray, invert: bool) -> np.ndarray:
     return (background - image if invert else image - background) > OBJECT_CONTRAST
 
 
+def organism_mask(image: np.ndarray, invert: bool) -> np.ndarray:
+    """(H, W) bool: the union of the object mask's 8-connected components that reach ``MIN_COMPONENT_SHARE``
+    of the largest one (specks and distant debris left out; the limbs of one organism, split by a faint
+    joint, kept). All False when the crop holds no object."""
+    labels, n = ndimage.label(object_mask(image, invert), structure=np.ones((3, 3), bool))
+    if n == 0:
+        return labels > 0
+    areas = np.bincount(labels.ravel())[1:]
+    return np.isin(labels, 1 + np.flatnonzero(areas >= MIN_COMPONENT_SHARE * areas.max()))
+
+
 def object_box(image: np.ndarray, invert: bool) -> tuple[slice, slice]:
     """The organism's box in a flattened crop, with a ``CROP_MARGIN`` margin, clipped to the crop.
 
-    The organism is the union of the object mask's 8-connected components that reach
-    ``MIN_COMPONENT_SHARE`` of the largest one (specks and distant debris are left out; the limbs of
-    one organism, split by a faint joint, are kept). A crop with no object keeps its full frame.
+    The organism is ``organism_mask``. A crop with no object keeps its full frame.
     """
-    labels, n = ndimage.label(object_mask(image, invert), structure=np.ones((3, 3), bool))
-    if n == 0:
+    keep = organism_mask(image, invert)
+    if not keep.any():
         return slice(0, image.shape[0]), slice(0, image.shape[1])
-    areas = np.bincount(labels.ravel())[1:]
-    keep = np.isin(labels, 1 + np.flatnonzero(areas >= MIN_COMPONENT_SHARE * areas.max()))
     rows, cols = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
     margin = int(round(CROP_MARGIN * max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)))
     h, w = image.shape

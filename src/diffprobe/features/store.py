@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from ..backbones.base import Backbone, load_backbone
 from ..config.features import ExtractConfig
 from ..data.dataset import ImageArray
+from ..data.metadata import METADATA_NAMES, SIZE_NAMES
 from ..utils import DiffprobeError, hash_json, read_json, resolve_precision, write_json
 from .extract import FeatureSpec, view_features
 
@@ -74,9 +75,16 @@ class FeatureStore:
 
     @property
     def metadata(self) -> np.ndarray | None:
-        """float32 (N, len(data.metadata.METADATA_NAMES)) object measurements, or None (stores made without)."""
+        """float32 (N, K) object measurements (``metadata_names``), or None (stores made without)."""
         f = self.path / "metadata.npy"
         return np.load(f) if f.is_file() else None
+
+    @property
+    def metadata_names(self) -> list[str]:
+        """The names of the ``metadata`` columns (stores made before the shape measurements: the sizes alone)."""
+        if not (self.path / "metadata.npy").is_file():
+            return []
+        return list(self.meta.get("metadata", SIZE_NAMES))
 
     def get(self, block: str, t: int) -> np.ndarray:
         f = self.path / f"{pair_name(block, t)}.npy"
@@ -104,7 +112,8 @@ def extract_features(model: str | Path | Backbone, images: ImageArray, spec: Fea
     # The store holds the precision the features were computed in (not "auto"): bf16 and fp32 features differ.
     spec = replace(spec, precision=resolve_precision(spec.precision, backbone.device))
     key_parts = {"backbone": backbone.kind, "checkpoint": backbone.content_hash(), "images": images_hash(images),
-                 "spec": spec.to_dict(), "format": FORMAT_VERSION}
+                 "spec": spec.to_dict(), "format": FORMAT_VERSION,
+                 "metadata": list(METADATA_NAMES) if images.meta is not None else []}
     key = hash_json(key_parts)
     final = Path(root) / f"features-{key}"
     if (final / "meta.json").is_file():

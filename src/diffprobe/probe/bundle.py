@@ -37,7 +37,8 @@ from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import ImageArray, decode, load_split_images
 from ..data.io import ImageReadError, to_grey
 from ..data.manifest import Manifest
-from ..data.metadata import METADATA_NAMES, estimate_scale, measure_object, rescale_sizes
+from ..data.metadata import (METADATA_NAMES, estimate_scale, measure_object, metadata_columns, rescale_sizes,
+                             select_metadata)
 from ..data.preprocess import Preprocess, flattened, model_input
 from ..features.extract import FeatureSpec, view_features
 from ..utils import DiffprobeError, read_json, resolve_precision, write_json
@@ -90,6 +91,11 @@ class ClassifierBundle:
     @property
     def uses_metadata(self) -> bool:
         return bool(self.meta.get("metadata"))
+
+    @property
+    def metadata_names(self) -> list[str]:
+        """The object measurements the head reads after the features (``data.metadata``), in order."""
+        return list(self.meta.get("metadata") or [])
 
     # ---- writing -----------------------------------------------------------------------------
     @staticmethod
@@ -242,16 +248,18 @@ class ClassifierBundle:
                                      f"recorded), so the pixel scale cannot be estimated; pass it as a number")
             if meta is None or len(meta) == 0:
                 raise DiffprobeError("estimating the pixel scale needs the images' measurements")
-            return estimate_scale(meta, np.asarray(medians))
+            names = self.metadata_names
+            return estimate_scale(select_metadata(meta, names), np.asarray(medians), names)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
             raise DiffprobeError(f"the size scale must be 'auto' or a positive number, got {scale!r}")
         return float(scale)
 
     def features(self, images: np.ndarray, meta: np.ndarray | None = None, batch_size: int = 256,
                  progress: bool = False, size_scale: float = 1.0) -> np.ndarray:
-        """uint8 (N, S, S) preprocessed images (and their (N, K) object metadata, if the bundle reads it)
-        -> (N, D) the head's input: every pair's features in order, then the metadata (sizes multiplied by
-        ``size_scale``, see ``size_scale()``)."""
+        """uint8 (N, S, S) preprocessed images (and their object measurements, if the bundle reads them: (N,
+        len(METADATA_NAMES)) as measured, or (N, K) the bundle's own columns) -> (N, D) the head's input: every
+        pair's features in order, then the bundle's measurements (sizes multiplied by ``size_scale``, see
+        ``size_scale()``)."""
         images = np.asarray(images)
         s = self.meta["image_size"]
         if images.ndim != 3 or images.shape[1:] != (s, s) or images.dtype != np.uint8:
@@ -259,10 +267,16 @@ class ClassifierBundle:
                                  f"{images.dtype} {images.shape}. Pass raw images to predict_proba(), which "
                                  f"preprocesses them")
         if self.uses_metadata and (meta is None or len(meta) != len(images)):
-            raise DiffprobeError(f"{self.path}: this bundle reads the object metadata ({', '.join(METADATA_NAMES)}) "
-                                 f"beside the images; pass meta (N, {len(METADATA_NAMES)}) or use predict_proba()")
-        if self.uses_metadata and size_scale != 1.0:
-            meta = rescale_sizes(meta, size_scale)
+            raise DiffprobeError(f"{self.path}: this bundle reads the object metadata ({len(self.metadata_names)} "
+                                 f"measurements) beside the images; pass meta (N, {len(METADATA_NAMES)}) as "
+                                 f"prepare() returns it, or use predict_proba()")
+        if self.uses_metadata:
+            try:
+                meta = select_metadata(meta, self.metadata_names)
+            except ValueError as e:
+                raise DiffprobeError(f"{self.path}: {e}") from None
+            if size_scale != 1.0:
+                meta = rescale_sizes(meta, size_scale, self.metadata_names)
         spec, pairs = self.feature_spec(), self.pairs
         out = []
         for i in tqdm(range(0, len(images), batch_size), disable=not progress, desc="classifying", unit="batch"):
@@ -478,9 +492,10 @@ def _validate(meta: dict, where: Path) -> None:
     if not pairs or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
                             for p in pairs):
         raise DiffprobeError(f"{where}: 'pairs' must be a non-empty list of [block, timestep]")
-    if meta.get("metadata") and list(meta["metadata"]) != list(METADATA_NAMES):
-        raise DiffprobeError(f"{where}: the bundle reads metadata {meta['metadata']}, this diffprobe measures "
-                             f"{list(METADATA_NAMES)}; re-create the bundle")
+    try:
+        metadata_columns(meta.get("metadata") or [])
+    except ValueError as e:
+        raise DiffprobeError(f"{where}: {e}; upgrade diffprobe") from None
     if not meta["classes"] or not all(isinstance(c, str) for c in meta["classes"]):
         raise DiffprobeError(f"{where}: 'classes' must be a non-empty list of names")
     if not meta["temperature"] > 0:

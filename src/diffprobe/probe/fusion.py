@@ -24,7 +24,6 @@ import numpy as np
 from scipy.special import softmax
 
 from ..config.probe import HEADS, FusionConfig
-from ..data.metadata import METADATA_NAMES
 from ..features.store import FeatureStore
 from ..report.tables import fusion_report
 from ..utils import DiffprobeError, read_json, write_json
@@ -46,11 +45,14 @@ def rank_pairs(results: dict) -> list[tuple[str, int]]:
 def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out_dir: str | Path, *,
                ks: tuple[int, ...] = FusionConfig.ks, probe: GridProbe | None = None,
                head: str = FusionConfig.head, metadata: bool = FusionConfig.metadata, mlp: MLPProbe | None = None,
-               refit: bool = FusionConfig.refit, bundle: bool = True) -> dict:
+               metadata_weight: float = FusionConfig.metadata_weight, refit: bool = FusionConfig.refit,
+               bundle: bool = True) -> dict:
     """Fit ``head`` on the concatenated features of the top-k pairs (and the store's object metadata when
     ``metadata``) for every k in ``ks``; choose k on val (accuracy, then log loss).
 
     store: the feature store the grid was probed on; results: its ``results.json`` (or dict).
+    ``metadata_weight`` (MLP head only): the metadata columns' weight after standardisation (``MLPProbe.fit``'s
+    ``tail``); the linear probe weighs every standardised column alike.
     ``refit`` (MLP head only): the chosen head trained again on train + val, reported as ``refit`` and bundled.
     Writes ``fusion.json``, ``fusion.md`` and (``bundle``, for a store that names its model) a classifier
     ``bundle/`` of the chosen head to ``out_dir``; returns the same dict.
@@ -59,6 +61,8 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
         raise DiffprobeError(f"unknown head {head!r}; choose one of {HEADS}")
     if refit and head != "mlp":
         raise DiffprobeError("refit on train + val is implemented for the MLP head (--head mlp) only")
+    if not metadata_weight > 0:
+        raise DiffprobeError(f"the metadata weight must be a positive number, got {metadata_weight!r}")
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     results = results if isinstance(results, dict) else read_json(results)
     # Stores are named by their key (weights, images, settings), so the folder name identifies one.
@@ -93,7 +97,8 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
         heads = probe.fit([inputs("train", k) for k in ks], y["train"], [inputs("val", k) for k in ks], y["val"],
                           n_classes)
     else:
-        heads = [mlp.fit(inputs("train", k), y["train"], inputs("val", k), y["val"], n_classes) for k in ks]
+        tail = (meta.shape[1], metadata_weight) if meta is not None else (0, 1.0)
+        heads = [mlp.fit(inputs("train", k), y["train"], inputs("val", k), y["val"], n_classes, tail=tail) for k in ks]
     rows, fitted = [], []
     for k, h in zip(ks, heads):
         row = {"k": k, "pairs": [{"block": b, "timestep": t} for b, t in ranked[:k]],
@@ -109,7 +114,8 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
     best_i = max(range(len(rows)), key=lambda i: (rows[i]["val_accuracy"], -rows[i]["val_log_loss"], -rows[i]["k"]))
     best = rows[best_i]
     single = results["best"]
-    r = {"feature_store": str(store.path), "head": head, "metadata": list(METADATA_NAMES) if metadata else [],
+    r = {"feature_store": str(store.path), "head": head, "metadata": store.metadata_names if metadata else [],
+         **({"metadata_weight": metadata_weight} if metadata and head == "mlp" else {}),
          "candidates": rows, "best": best,
          "best_single_pair": {k: single[k] for k in ("block", "timestep", "val_accuracy", "test_accuracy",
                                                      "test_macro_f1")},

@@ -104,6 +104,18 @@ class MLPHead:
         return cls(*(t[k].float().numpy() for k in ("mean", "std", "w1", "b1", "w2", "b2")), config=config or {})
 
 
+def _standardiser(x: np.ndarray, tail: tuple[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of x (N, D) per column, the last ``tail[0]`` columns' std divided by ``tail[1]`` (so that
+    they come out ``tail[1]`` times larger): the head stores them, and predicts on raw inputs unchanged."""
+    k, weight = int(tail[0]), float(tail[1])
+    if not 0 <= k <= x.shape[1] or not weight > 0:
+        raise DiffprobeError(f"tail must be (columns in 0..{x.shape[1]}, a positive weight), got {tail!r}")
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    if k:
+        std[-k:] /= weight
+    return mean, std
+
+
 class MLPProbe:
     """Fit an ``MLPHead``; each (hidden, dropout, weight decay) of the grid is trained and the one with the
     lowest validation log loss kept (its best epoch). ``precision`` as everywhere (``utils.resolve_precision``).
@@ -131,14 +143,16 @@ class MLPProbe:
         self.history_: list[dict] = []
 
     def fit(self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray,
-            n_classes: int | None = None) -> MLPHead:
-        """x_train (N, D), y_train (N,); x_val (M, D), y_val (M,) selects the epoch and the grid point."""
+            n_classes: int | None = None, *, tail: tuple[int, float] = (0, 1.0)) -> MLPHead:
+        """x_train (N, D), y_train (N,); x_val (M, D), y_val (M,) selects the epoch and the grid point.
+
+        ``tail`` (k, w): the last k columns weighted w times after standardisation (in fusion, the object
+        metadata beside the features); recorded in the head's config, so ``refit`` weighs them alike."""
         if len(y_val) == 0:
             raise DiffprobeError("the val part is empty: the MLP head is selected and early-stopped on val")
         n_classes = int(n_classes or max(y_train.max(), y_val.max()) + 1)
         x_train = np.asarray(x_train, np.float32)
-        mean = x_train.mean(0)
-        std = x_train.std(0) + 1e-6
+        mean, std = _standardiser(x_train, tail)
         dev = self.device
         xtr = torch.from_numpy((x_train - mean) / std).to(dev)
         xva = torch.from_numpy((np.asarray(x_val, np.float32) - mean) / std).to(dev)
@@ -153,7 +167,8 @@ class MLPProbe:
                                           "val_accuracy": acc, "epoch": epoch})
                     if best is None or loss < best[0]:
                         best = (loss, params, {"hidden": h, "dropout": p, "weight_decay": wd, "epoch": epoch,
-                                               "val_log_loss": loss, "val_accuracy": acc})
+                                               "val_log_loss": loss, "val_accuracy": acc,
+                                               **({"tail": [int(tail[0]), float(tail[1])]} if tail[0] else {})})
         _, params, cfg = best
         heads = [MLPHead(mean, std, *params, config=cfg)]
         for seed in range(self.seed + 1, self.seed + self.ensemble):
@@ -172,7 +187,7 @@ class MLPProbe:
             raise DiffprobeError(f"the head stopped at epoch {cfg['epoch']}, outside this probe's {self.epochs} epochs")
         n_classes = int(n_classes or head.n_classes)
         x = np.asarray(x, np.float32)
-        mean, std = x.mean(0), x.std(0) + 1e-6
+        mean, std = _standardiser(x, tuple(cfg.get("tail", (0, 1.0))))
         xt = torch.from_numpy((x - mean) / std).to(self.device)
         yt = torch.as_tensor(y, device=self.device)
         config = {**cfg, "refit_images": len(y)}

@@ -38,7 +38,6 @@ from threadpoolctl import threadpool_limits
 
 from ..data.dataset import default_cache_dir, load_images
 from ..data.manifest import Manifest, open_dataset
-from ..data.metadata import METADATA_NAMES
 from ..data.preprocess import Preprocess
 from ..evaluate.crossdata import read_class_map
 from ..probe.bundle import ClassifierBundle, not_single_bundle
@@ -244,7 +243,7 @@ def bundle_from_features(bundle: ClassifierBundle, x: np.ndarray, y: np.ndarray,
     meta = {k: v for k, v in bundle.meta.items() if k not in ("val_confusion", "head_config", "unknown",
                                                                "metadata_medians")}
     if bundle.uses_metadata:  # the new instrument's own sizes are now the reference of its pixel scale
-        meta["metadata_medians"] = np.median(x[:, -len(METADATA_NAMES):], 0).tolist()
+        meta["metadata_medians"] = np.median(x[:, -len(bundle.metadata_names):], 0).tolist()
     meta.update(classes=classes, preprocess=pre.to_dict(), temperature=temperature,
                 metrics={"test_accuracy": cv["accuracy"], "test_macro_f1": cv["macro_f1"],
                          "evaluated_on": f"cross-validated predictions on {evaluated_on}"},

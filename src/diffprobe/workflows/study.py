@@ -112,6 +112,7 @@ class FusionSection:
     ks: list[int] = field(default_factory=lambda: list(FusionConfig.ks))
     head: str = FusionConfig.head
     metadata: bool = FusionConfig.metadata
+    metadata_weight: float = FusionConfig.metadata_weight
     refit: bool = FusionConfig.refit
     ensemble: int = MLPProbeConfig.ensemble
 
@@ -332,7 +333,7 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
 
     s = cfg.sections["fusion"]
     r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion", ks=tuple(s["ks"]),
-                   head=s["head"], metadata=s["metadata"], refit=s["refit"],
+                   head=s["head"], metadata=s["metadata"], metadata_weight=s["metadata_weight"], refit=s["refit"],
                    probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed, precision=cfg.precision),
                    mlp=MLPProbe(seed=cfg.seed, ensemble=s["ensemble"], precision=cfg.precision))
     return {"best": r["best"], "best_single_pair": r["best_single_pair"], **({"refit": r["refit"]} if "refit" in r else {}),
@@ -365,7 +366,7 @@ def _ensemble(cfg: StudyConfig, done: dict) -> dict:
     run_probe(store, out / "probe", probe=probe, bundle=False)
     readings = {"first": (done["features"]["store"], done["probe"]["results"], (done["fusion"]["best"]["k"],)),
                 "second": (str(store.path), out / "probe" / "results.json", tuple(fu["ks"]))}
-    heads = {"head": fu["head"], "metadata": fu["metadata"], "probe": probe,
+    heads = {"head": fu["head"], "metadata": fu["metadata"], "metadata_weight": fu["metadata_weight"], "probe": probe,
              "mlp": MLPProbe(seed=cfg.seed, ensemble=fu["ensemble"], precision=cfg.precision)}
     fused = {name: fuse_pairs(store_path, results, out / f"{name}-train", ks=ks, refit=False, **heads)
              for name, (store_path, results, ks) in readings.items()}
