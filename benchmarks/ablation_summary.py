@@ -76,7 +76,7 @@ def main():
          pretrain + finetune["finetune_s"] + finetune["eval_s_val_and_test"], "measured stages"),
     ]
     for name, label in (("crop_frame_ensemble", "8 views each (a reading ensemble; not shipped: 58% val framed 1.5x "
-                                                "wider, against 65% for the shipped crop)"),
+                                                "wider, against 65% for the crop head alone)"),
                         ("crop_frame_ensemble_4views", "4 views each: the shipped row's forwards (not built)")):
         e = load(f"{name}.json")
         both = e["rows"]["crop + frame"]

@@ -45,11 +45,13 @@ def test_shipped_model_reproduces_its_card_on_the_ndsb_test_split(ndsb_dir, tmp_
 
 def test_shipped_model_is_the_recipe_s_classifier():
     """The card's test numbers are those of the fused head it was exported from, refit on train + val
-    (benchmarks/results/ndsb_recipe_crop/fusion.json), and the bundle reads that head's pairs from images cut
+    (benchmarks/results/ndsb_recipe_shape/fusion.json), and the bundle reads that head's pairs from images cut
     to their organism, as its features were."""
     card = json.loads((MODEL / "test_metrics.json").read_text())
-    fusion = json.loads((MODEL.parents[1] / "benchmarks" / "results" / "ndsb_recipe_crop" / "fusion.json").read_text())
-    assert card["accuracy"] == pytest.approx(fusion["refit"]["test_accuracy"], abs=1e-6)
+    fusion = json.loads((MODEL.parents[1] / "benchmarks" / "results" / "ndsb_recipe_shape" / "fusion.json").read_text())
+    assert card["bundle_test_accuracy"] == pytest.approx(fusion["refit"]["test_accuracy"], abs=1e-6)
+    # evaluate recomputes the features and reads the head stored in fp16: a prediction or two may differ
+    assert card["accuracy"] == pytest.approx(fusion["refit"]["test_accuracy"], abs=1e-3)
     # evaluate averages F1 over the classes of the data or predictions; fuse over the same images' labels and
     # predictions too, but rounding in the per-class sums may differ in the last digits
     assert card["macro_f1"] == pytest.approx(fusion["refit"]["test_macro_f1"], abs=1e-3)
