@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scipy import ndimage
 from skimage.measure import regionprops
 
-from .preprocess import Preprocess, border_level, flattened, object_mask, organism_mask
+from .preprocess import Preprocess, border_level, flattened, object_mask, organism_of
 
 SIZE_NAMES = ("log_height", "log_width", "log_object_area", "log_object_height", "log_object_width",
               "log_aspect", "fill", "mean_contrast", "peak_contrast")
@@ -63,11 +62,12 @@ def measure_object(image: np.ndarray, settings: Preprocess) -> np.ndarray:
         mean_c = peak_c = 0.0
     sizes = [np.log(h), np.log(w), np.log1p(area), np.log1p(oh), np.log1p(ow), np.log(h / w), area / (h * w),
              mean_c, peak_c]
-    return np.array(sizes + _shape(contrast, organism_mask(image, settings.invert), mask), dtype=np.float32)
+    return np.array(sizes + _shape(contrast, *organism_of(mask)), dtype=np.float32)
 
 
-def _shape(contrast: np.ndarray, organism: np.ndarray, mask: np.ndarray) -> list[float]:
-    """The ``SHAPE_NAMES`` of the organism (``preprocess.organism_mask``); zeros for a crop without one."""
+def _shape(contrast: np.ndarray, organism: np.ndarray, areas: np.ndarray) -> list[float]:
+    """The ``SHAPE_NAMES`` of the organism (``preprocess.organism_of``: its mask and the areas of every
+    component of the object mask); zeros for a crop without one."""
     if not organism.any():
         return [0.0] * len(SHAPE_NAMES)
     region = regionprops(organism.astype(np.uint8))[0]
@@ -78,8 +78,6 @@ def _shape(contrast: np.ndarray, organism: np.ndarray, mask: np.ndarray) -> list
     q10, q50, q90 = np.percentile(values, [10, 50, 90]) / peak
     hu = region.moments_hu
     hu = np.clip(-np.sign(hu) * np.log10(np.abs(hu) + 1e-12), -30, 30)  # log-scaled, sign kept (as OpenCV users do)
-    labels, components = ndimage.label(mask, structure=np.ones((3, 3), bool))
-    largest = np.bincount(labels.ravel())[1:].max()
     # Where the organism's contrast lies: inner, middle and outer thirds of its half major axis.
     yy, xx = np.indices(contrast.shape)
     radius = np.hypot(yy - region.centroid[0], xx - region.centroid[1]) / (major / 2)
@@ -89,7 +87,7 @@ def _shape(contrast: np.ndarray, organism: np.ndarray, mask: np.ndarray) -> list
                                                                                        (2 / 3, np.inf))]
     shape = [region.solidity, region.eccentricity, region.extent, 4 * np.pi * region.area / perimeter ** 2,
              region.axis_minor_length / major, np.log1p(major), np.log1p(perimeter),
-             np.clip(region.euler_number, -20, 2), np.log1p(components), largest / max(mask.sum(), 1),
+             np.clip(region.euler_number, -20, 2), np.log1p(len(areas)), areas.max() / areas.sum(),
              float(values.std()) / peak, q10, q50, q90, *hu, *rings]
     return [float(v) for v in np.nan_to_num(np.asarray(shape, np.float64))]
 

@@ -156,11 +156,17 @@ def organism_mask(image: np.ndarray, invert: bool) -> np.ndarray:
     """(H, W) bool: the union of the object mask's 8-connected components that reach ``MIN_COMPONENT_SHARE``
     of the largest one (specks and distant debris left out; the limbs of one organism, split by a faint
     joint, kept). All False when the crop holds no object."""
-    labels, n = ndimage.label(object_mask(image, invert), structure=np.ones((3, 3), bool))
+    return organism_of(object_mask(image, invert))[0]
+
+
+def organism_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``organism_mask`` of an object mask already computed, and the areas of all its components (one
+    labelling serves both: the object measurements count the components too)."""
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3), bool))
     if n == 0:
-        return labels > 0
+        return labels > 0, np.zeros(0, np.int64)
     areas = np.bincount(labels.ravel())[1:]
-    return np.isin(labels, 1 + np.flatnonzero(areas >= MIN_COMPONENT_SHARE * areas.max()))
+    return np.isin(labels, 1 + np.flatnonzero(areas >= MIN_COMPONENT_SHARE * areas.max())), areas
 
 
 def object_box(image: np.ndarray, invert: bool) -> tuple[slice, slice]:
