@@ -34,7 +34,10 @@ metadata = true
 refit = true
 [shift]
 severities = [3]
+shifts = ["noise", "margin"]
+classifier = "fusion"
 [compare]
+readout = true
 methods = ["ddpm", "supervised"]
 settings = ["natural"]
 budget_images = 960
@@ -87,7 +90,14 @@ def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
     ens = json.loads((tmp / "work" / "ensemble" / "bundle" / "bundle.json").read_text())
     calibrated = json.loads((tmp / "work" / "ensemble" / "train-only" / "bundle.json").read_text())
     assert ens["members"] == ["frame", "crop"] and ens["temperature"] == calibrated["temperature"] != 1.0
-    assert {row["method"] for row in r["stages"]["compare"]["rows"]} == {"ddpm", "supervised"}
+    rows = r["stages"]["compare"]["rows"]
+    # Every method read the fusion stage's way too (its head, measurements and k choice).
+    assert [(x["method"], x["eval"]) for x in rows] == [
+        ("ddpm", "linear probe"), ("ddpm", "MLP, top-k pairs + measurements"), ("supervised", "linear probe"),
+        ("supervised", "MLP, top-k pairs + measurements"), ("supervised", "end to end")]
+    sh = r["stages"]["shift"]
+    assert sh["classifier"] == "fusion" and set(sh["accuracy"]) == {"noise", "margin"}
+    assert sh["clean"] == pytest.approx(r["stages"]["fusion"]["refit"]["test_accuracy"], abs=0.02)
     z = r["stages"]["zeroshot"]
     assert set(z) == {"rcdit", "ddpm", "skipped"} and "dino" in z["skipped"]
     assert z["rcdit"]["diffusion_classifier"]["n_images"] == 10
@@ -110,7 +120,9 @@ def test_study_resumes_stage_by_stage(study, synth_dir):
     # Changing the fusion settings re-runs fusion (and nothing upstream or unrelated).
     changed = run_study(_config(tmp, synth_dir, ks="[2]"))
     rerun = {s for s, t in changed["timings"].items() if not t["reused"]}
-    assert rerun == {"fusion", "ensemble"} and changed["stages"]["fusion"]["best"]["k"] == 2
+    # The shift stage tests the fused head and the comparison reads with its settings: both follow, and
+    # zero-shot, which reads the comparison's DINO.
+    assert rerun == {"fusion", "ensemble", "shift", "compare", "zeroshot"} and changed["stages"]["fusion"]["best"]["k"] == 2
     assert main(["study", str(config), "--redo", "cluster"]) == 0
 
 

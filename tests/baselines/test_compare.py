@@ -157,3 +157,41 @@ def test_compare_curves_runs_each_budget_once_and_probes_with_few_labels(long_ta
 
     again = cmp.compare_curves(long_tail_dir, tmp_path / "curves", **kw)  # every run cached: nothing trained
     assert all(v["trained"] == [] for v in again["runs"].values()) and again["label_curves"] == r["label_curves"]
+
+
+def test_compare_reads_every_method_the_recipe_way_when_asked(long_tail_dir, tiny_configs, tmp_path):
+    from diffprobe.config.probe import FusionConfig
+
+    fusion = FusionConfig(ks=(1, 2, 3), head="mlp", metadata=True, metadata_weight=2.0)
+    r = cmp.compare(long_tail_dir, tmp_path / "cmp", methods=("ddpm", "supervised"), settings=("natural",),
+                    budget_images=BUDGET, image_size=16, configs=tiny_configs, timesteps=(10,),
+                    probe=GridProbe(epochs=15, seed=0), shots=(10, 25), fusion=fusion, progress=False)
+    name = cmp.readout_name(fusion.head, fusion.metadata)
+    assert name == "MLP, top-k pairs + measurements"
+    assert [(x["method"], x["eval"]) for x in r["rows"]] == [
+        ("ddpm", "linear probe"), ("ddpm", name), ("supervised", "linear probe"), ("supervised", name),
+        ("supervised", "end to end")]
+    for row in (x for x in r["rows"] if x["eval"] == name):
+        fused = read_json(f"{row['fusion_dir']}/fusion.json")
+        # k chosen on val among the candidates, and the row reports that candidate's test numbers.
+        best = max(fused["candidates"], key=lambda c: (c["val_accuracy"], -c["val_log_loss"], -c["k"]))
+        assert row["block"] == f"top {best['k']}" and row["accuracy"] == best["test_accuracy"]
+        assert fused["metadata_weight"] == 2.0 and len(fused["metadata"]) > 0
+        assert 0.0 <= row["f1_head"] <= 1.0 and row["log_loss"] > 0
+        assert not (tmp_path / row["fusion_dir"] / "bundle").exists()  # a comparison row, not a classifier
+    assert r["fusion"] == {"ks": [1, 2, 3], "head": "mlp", "metadata": True, "metadata_weight": 2.0}
+    assert f"| supervised | {name} |" in (tmp_path / "cmp" / "compare.md").read_text()
+
+
+def test_compare_command_reads_the_recipe_way_with_readout(long_tail_dir, tmp_path, capsys):
+    from diffprobe.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["compare", "--data", str(long_tail_dir), "--out", str(out), "--methods", "ddpm", "--settings",
+                 "natural", "--budget-images", "320", "--image-size", "16", "--ddpm-channels", "16,32",
+                 "--timesteps", "10,100", "--probe-epochs", "5", "--readout", "--ks", "1,2",
+                 "--metadata-weight", "3"]) == 0
+    saved = read_json(out / "compare.json")
+    assert saved["fusion"] == {"ks": [1, 2], "head": "mlp", "metadata": True, "metadata_weight": 3.0}
+    assert [x["eval"] for x in saved["rows"]] == ["linear probe", "MLP, top-k pairs + measurements"]
+    assert "MLP, top-k pairs + measurements" in capsys.readouterr().out

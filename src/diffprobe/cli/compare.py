@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config.backbones import ResNetConfig, UNetConfig, ViTConfig
+from ..config.probe import FusionConfig
 from ..config.pretrain import DEFAULT_ARCH, BaselineConfig
 from ..config.pretrain import METHODS as BASELINE_METHODS
 from ..workflows.config import CompareConfig
@@ -68,6 +69,8 @@ def cmd_compare(args):
     common = dict(methods=args.methods, settings=args.settings, seed=args.seed, image_size=args.image_size,
                   per_class=args.per_class, val=args.val, test=args.test, configs=configs, timesteps=args.timesteps,
                   shots=args.shots, precision=args.precision,
+                  fusion=FusionConfig(ks=args.ks, head="mlp", metadata=True, metadata_weight=args.metadata_weight)
+                  if args.readout else None,
                   probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision,
                                   **({"epochs": args.probe_epochs} if args.probe_epochs else {})))
     if args.budgets:
@@ -77,12 +80,12 @@ def cmd_compare(args):
               f"wrote {args.out}/curves.json, curves.md, curves_compute.png, curves_labels.png")
         return
     r = compare(args.data, args.out, budget_images=args.budget_images, **common)
-    print(f"\n{'setting':>9} {'method':>11} {'eval':>12} {'top-1':>7} {'macro F1':>9} {'bal. acc':>9} "
+    print(f"\n{'setting':>9} {'method':>11} {'eval':>32} {'top-1':>7} {'macro F1':>9} {'bal. acc':>9} "
           f"{'F1 tail':>8} {'NMI':>6}")
     for row in r["rows"]:
         tail = "–" if row["f1_tail"] is None else f"{row['f1_tail']:.3f}"
         nmi = "–" if row["nmi"] is None else f"{row['nmi']:.3f}"
-        print(f"{row['setting']:>9} {row['method']:>11} {row['eval']:>12} {row['accuracy']:>7.1%} "
+        print(f"{row['setting']:>9} {row['method']:>11} {row['eval']:>32} {row['accuracy']:>7.1%} "
               f"{row['macro_f1']:>9.3f} {row['balanced_accuracy']:>9.1%} {tail:>8} {nmi:>6}")
     print(f"\ntrained {len(r['trained'])} runs, reused {len(r['reused'])}; wrote {args.out}/compare.json, "
           f"compare.md, compare.png in {r['wall_seconds'] / 60:.1f} min")
@@ -135,6 +138,12 @@ def add_commands(sub) -> None:
            help="tail / head thresholds in training images per class (default {default})")
     s.add_argument("--probe-epochs", type=int, help="linear-probe epochs (default: the probe command's)")
     s.add_argument("--class-balanced", action="store_true", help="class-weighted probes (for every method)")
+    s.add_argument("--readout", action="store_true",
+                   help="also read every method the classifier recipe's way: an MLP head on its top-k pairs and the "
+                        "objects' size and shape measurements, k chosen on val (an extra row per method)")
+    option(s, "--ks", FusionConfig, type=ints, help="with --readout: numbers of pairs to try (default {default})")
+    option(s, "--metadata-weight", FusionConfig, type=float,
+           help="with --readout: the measurements' weight in the MLP head (default {default})")
     _arch_args(s)
     add_precision_arg(s, CompareConfig)
     s.set_defaults(fn=cmd_compare)

@@ -29,7 +29,7 @@ from ..report.tables import fusion_report
 from ..utils import DiffprobeError, read_json, write_json
 from .calibration import fit_temperature
 from .linear import GridProbe
-from .metrics import classification_metrics, multiclass_log_loss
+from .metrics import classification_metrics, multiclass_log_loss, per_class_f1
 from .mlp import MLPProbe
 from .run import save_store_bundle
 
@@ -99,7 +99,7 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
     else:
         tail = (meta.shape[1], metadata_weight) if meta is not None else (0, 1.0)
         heads = [mlp.fit(inputs("train", k), y["train"], inputs("val", k), y["val"], n_classes, tail=tail) for k in ks]
-    rows, fitted = [], []
+    rows, fitted, test_preds = [], [], []
     for k, h in zip(ks, heads):
         row = {"k": k, "pairs": [{"block": b, "timestep": t} for b, t in ranked[:k]],
                "dim": inputs("val", k).shape[1]}
@@ -107,6 +107,7 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
         logits = {s: h.logits(inputs(s, k)) for s in ("val", "test")}
         temperature = fit_temperature(logits["val"], y["val"])
         fitted.append((logits["val"], temperature))
+        test_preds.append(logits["test"].argmax(1))
         for s in ("val", "test"):
             row.update({f"{s}_{name}": v for name, v in classification_metrics(y[s], logits[s].argmax(1)).items()})
             row[f"{s}_log_loss"] = multiclass_log_loss(y[s], softmax(logits[s] / temperature, axis=1))
@@ -117,6 +118,7 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
     r = {"feature_store": str(store.path), "head": head, "metadata": store.metadata_names if metadata else [],
          **({"metadata_weight": metadata_weight} if metadata and head == "mlp" else {}),
          "candidates": rows, "best": best,
+         "per_class_test_f1": dict(zip(store.classes, per_class_f1(y["test"], test_preds[best_i], n_classes))),
          "best_single_pair": {k: single[k] for k in ("block", "timestep", "val_accuracy", "test_accuracy",
                                                      "test_macro_f1")},
          "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),

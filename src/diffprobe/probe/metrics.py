@@ -17,6 +17,11 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, 
     }
 
 
+def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[float]:
+    """F1 of each class 0 .. n_classes - 1 (0 for a class neither true nor predicted)."""
+    return [float(v) for v in f1_score(y_true, y_pred, labels=range(n_classes), average=None, zero_division=0)]
+
+
 def chance_accuracy(y_test: np.ndarray) -> float:
     """The majority-class share of the test part: what always guessing the largest class scores."""
     return float(np.bincount(y_test).max() / len(y_test)) if len(y_test) else float("nan")

@@ -24,7 +24,7 @@ from ..utils import DiffprobeError, write_json
 from .bundle import ClassifierBundle
 from .calibration import expected_calibration_error, fit_temperature, unknown_thresholds
 from .linear import GridProbe
-from .metrics import chance_accuracy, classification_metrics
+from .metrics import chance_accuracy, classification_metrics, per_class_f1
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
                  "test_ece_after": expected_calibration_error(softmax(test_logits / temperature, axis=1), y["test"])}
         pred = test_logits.argmax(1)
         cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
-        per_class_f1 = _per_class_f1(cm)
+        class_f1 = per_class_f1(y["test"], pred, n_classes)
 
         results = {
             "grid": grid, "best": best, "n_classes": n_classes, "chance_accuracy": chance_accuracy(y["test"]),
@@ -124,7 +124,7 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
             "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
                       "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
                       "whiten": probe.whiten, "n_pairs": len(pairs)},
-            "per_class_test_f1": dict(zip(store.classes, per_class_f1)),
+            "per_class_test_f1": dict(zip(store.classes, class_f1)),
         }
         grid_heatmap(grid, out / "heatmap.png", best=best, title=title or "Linear-probe accuracy per (block, timestep)")
         confusion_plot(cm, store.classes, out / "confusion.png",
@@ -161,9 +161,3 @@ def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[s
         # For adjusted counting (ACC) and unknown rejection at prediction time.
         "val_confusion": confusion_matrix(y_val, val_logits.argmax(1), labels=range(n_classes)).tolist(),
         "unknown": unknown_thresholds(val_logits, temperature)})
-
-
-def _per_class_f1(cm: np.ndarray) -> list[float]:
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(0) + cm.sum(1)
-    return [float(v) for v in np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)]

@@ -13,7 +13,10 @@ of every class that has them):
    ``timesteps``, the baselines at timestep 0), the same batched linear probe (``run_probe``:
    one probe per (block, timestep), chosen on val, test reported once) and k-means (k = number
    of classes) on the chosen pair's test features;
-4. one table: top-1 accuracy, macro F1, balanced accuracy, macro F1 of the head / medium / tail
+4. with ``fusion`` (a ``FusionConfig``), the classifier recipe's readout for every method alike: one head
+   (the MLP by default) on its top-k pairs and the objects' size and shape measurements, k chosen on val
+   (``probe.fusion.fuse_pairs``, trained on train only), an extra row per method;
+5. one table: top-1 accuracy, macro F1, balanced accuracy, macro F1 of the head / medium / tail
    classes, NMI, ARI, plus the supervised network's own head (end to end) as an extra row.
 
 Head / medium / tail (``shots``, default (20, 100)): a class's number of *training* images
@@ -36,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 
 from ..backbones.baselines import BaselineBackbone
 from ..backbones.ddpm_unet import UNetConfig
+from ..config.probe import FusionConfig
 from ..data.dataset import ImageArray, load_split_images
 from ..evaluate.cluster import cluster_store
 from ..features.extract import FeatureSpec
@@ -48,9 +51,11 @@ from ..pretrain.baselines import METHODS as BASELINE_METHODS
 from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
 from ..pretrain.ddpm import PretrainConfig
 from ..features.store import FeatureStore
+from ..probe.fusion import fuse_pairs
 from ..probe.label_curve import label_curve
 from ..probe.linear import GridProbe
-from ..probe.metrics import classification_metrics
+from ..probe.metrics import classification_metrics, per_class_f1
+from ..probe.mlp import MLPProbe
 from ..probe.run import run_probe
 from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .config import METHODS, SETTINGS, CompareConfig
@@ -136,8 +141,27 @@ def _end_to_end(run_dir: Path, images: ImageArray, groups: dict[str, list[int]])
     """The supervised network's own head on the test part."""
     x, y = images.part("test")
     pred = BaselineBackbone.load(run_dir).classify(x).argmax(1)
-    per_class = f1_score(y, pred, labels=range(len(images.classes)), average=None, zero_division=0)
-    return {**classification_metrics(y, pred), **group_f1(np.asarray(per_class), groups)}
+    return {**classification_metrics(y, pred),
+            **group_f1(np.asarray(per_class_f1(y, pred, len(images.classes))), groups)}
+
+
+def readout_name(head: str, metadata: bool) -> str:
+    """The comparison's name for a fused readout, e.g. 'MLP, top-k pairs + measurements'."""
+    return f"{head if head == 'linear' else head.upper()}, top-k pairs" + (" + measurements" if metadata else "")
+
+
+def _fused_row(store: FeatureStore, results: dict, out: Path, fusion: FusionConfig, probe: GridProbe,
+               classes: list[str], groups: dict[str, list[int]]) -> dict:
+    """The recipe's readout of one method's features (trained on train, k chosen on val, test once)."""
+    r = fuse_pairs(store, results, out, ks=fusion.ks, head=fusion.head, metadata=fusion.metadata,
+                   metadata_weight=fusion.metadata_weight, refit=False, probe=probe,
+                   mlp=MLPProbe(seed=probe.seed, precision=probe.precision), bundle=False)
+    best = r["best"]
+    class_f1 = np.array([r["per_class_test_f1"][c] for c in classes])
+    return {"eval": readout_name(fusion.head, fusion.metadata), "accuracy": best["test_accuracy"], "macro_f1": best["test_macro_f1"],
+            "balanced_accuracy": best["test_balanced_accuracy"], "log_loss": best["test_log_loss"],
+            **group_f1(class_f1, groups), "nmi": None, "ari": None, "block": f"top {best['k']}", "timestep": None,
+            "val_accuracy": best["val_accuracy"], "fusion_dir": str(out)}
 
 
 def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods, settings=CompareConfig.settings,
@@ -147,12 +171,13 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
             configs: dict[str, MethodConfig] | None = None, dino_arch: str | None = None,
             timesteps: tuple[int, ...] | None = None, probe: GridProbe | None = None,
             shots: tuple[int, int] = DEFAULT_SHOTS, precision: str = CompareConfig.precision,
-            progress: bool = True) -> dict:
+            fusion: FusionConfig | None = None, progress: bool = True) -> dict:
     """Run the comparison of ``methods`` in ``settings`` on ``data``; write and return ``compare.json``'s dict.
 
     ``configs`` replaces the default config of the methods it names (same budget required).
     ``precision``: of feature extraction (training precision is each config's own).
-    ``timesteps``: the DDPM's feature timesteps (default ``FeatureSpec``'s). The returned dict lists
+    ``timesteps``: the DDPM's feature timesteps (default ``FeatureSpec``'s). ``fusion``: also read every
+    method's features the classifier recipe's way (an extra row each; None: the linear probe only). The returned dict lists
     under ``trained`` / ``reused`` which runs were trained by this call.
     """
     timesteps = tuple(timesteps or FeatureSpec().timesteps)
@@ -217,6 +242,9 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
                          **group_f1(class_f1, groups), "nmi": km["nmi"], "ari": km["ari"],
                          "block": best["block"], "timestep": best["timestep"], "val_accuracy": best["val_accuracy"],
                          "probe_dir": str(mdir / "probe")})
+            if fusion is not None:
+                rows.append({**common, **_fused_row(store, res, mdir / "fusion", fusion, probe, images.classes,
+                                                    groups)})
             if method == "supervised":
                 rows.append({**common, "eval": "end to end", **_end_to_end(run_dir, images, groups),
                              "nmi": None, "ari": None, "block": "head", "timestep": None})
@@ -225,6 +253,9 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
               "configs": {m: c.to_dict() for m, c in cfgs.items()},
               "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
                         "class_balanced": probe.class_balanced, "seed": probe.seed},
+              "fusion": None if fusion is None else {"ks": list(fusion.ks), "head": fusion.head,
+                                                     "metadata": fusion.metadata,
+                                                     "metadata_weight": fusion.metadata_weight},
               "ddpm_timesteps": list(timesteps), "rows": rows, "trained": trained, "reused": reused,
               "wall_seconds": round(time.time() - t0, 1)}
     write_json(out / "compare.json", result)
@@ -251,7 +282,15 @@ def render_markdown(r: dict) -> str:
              f"{r['image_size']} px); features probed by the same batched linear probe (best (block, timestep) "
              f"chosen on val, test reported once); k-means (k = number of classes) on the chosen pair's test "
              f"features. Head / medium / tail: classes with > {hi} / {lo}-{hi} / < {lo} training images; "
-             f"their score is the macro F1 over the group's classes.", ""]
+             f"their score is the macro F1 over the group's classes."]
+    if r.get("fusion"):
+        f = r["fusion"]
+        lines[-1] += (f" Every method is also read the classifier recipe's way (rows "
+                      f"'{readout_name(f['head'], f['metadata'])}'): one "
+                      f"{f['head']} head on its top-k (block, timestep) pairs by val accuracy, k in {f['ks']} chosen on "
+                      f"val" + (f", with the objects' size and shape measurements (weight {f['metadata_weight']:g})"
+                                if f["metadata"] else "") + "; trained on train only.")
+    lines.append("")
     for setting in r["settings"]:
         s = r["splits"][setting]
         counts = ", ".join(f"{g} {len(c)}" for g, c in s["groups"].items())

@@ -50,7 +50,8 @@ REQUIRES = {"split": (), "pretrain": ("split",), "features": ("split", "pretrain
             "ensemble": ("split", "pretrain", "features", "probe", "fusion"), "shift": ("split", "probe"),
             "compare": (), "rcdit": ("split",), "zeroshot": ("split",)}
 # ... and those it uses when they ran (zero-shot evaluates whichever models exist).
-OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe")}
+OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe"), "shift": ("fusion",)}
+SHIFT_CLASSIFIERS = ("probe", "fusion")  # [shift] classifier: the best pair's linear probe, or the fused head
 
 # Every setting a config may hold, as one dataclass per section: its fields are the keys, their annotations the
 # types required and their defaults the study's. Defaults come from the settings of the stage that runs them
@@ -119,9 +120,12 @@ class FusionSection:
 
 @dataclass(frozen=True)
 class ShiftSection:
-    """[shift]: the severities of the robustness suite (``ShiftConfig``)."""
+    """[shift]: the severities and shifts of the robustness suite (``ShiftConfig``; empty shifts: all of them) and
+    the classifier it tests (``SHIFT_CLASSIFIERS``)."""
 
     severities: list[int] = field(default_factory=lambda: list(ShiftConfig.severities))
+    shifts: list[str] = field(default_factory=list)
+    classifier: str = "probe"
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ class CompareSection:
     budget_images: int = 64000  # the study's budget (the command's is the baselines' own, 200,000)
     per_class: int = CompareConfig.per_class
     dino_arch: str = "vit"  # the study's: the same ViT as the RC-DiT encoder, for the zero-shot comparison
+    readout: bool = False  # true: every method also read with the [fusion] head, measurements and k choice
     probe_epochs: int = GridProbeConfig.epochs
     timesteps: list[int] = field(default_factory=list)  # empty: [features] timesteps
     ddpm_channels: list[int] = field(default_factory=list)
@@ -337,6 +342,7 @@ def _fusion(cfg: StudyConfig, done: dict) -> dict:
                    probe=GridProbe(epochs=cfg.sections["probe"]["epochs"], seed=cfg.seed, precision=cfg.precision),
                    mlp=MLPProbe(seed=cfg.seed, ensemble=s["ensemble"], precision=cfg.precision))
     return {"best": r["best"], "best_single_pair": r["best_single_pair"], **({"refit": r["refit"]} if "refit" in r else {}),
+            "bundle": r.get("bundle"),
             "candidates": [{k: c[k] for k in ("k", "val_accuracy", "test_accuracy", "test_macro_f1")}
                            for c in r["candidates"]]}
 
@@ -385,12 +391,21 @@ def _ensemble(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _shift(cfg: StudyConfig, done: dict) -> dict:
-    from ..evaluate.shifts import run_shift_suite  # noqa: PLC0415
+    from ..evaluate.shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
     from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
 
-    r = run_shift_suite(ClassifierBundle.load(done["probe"]["bundle"], precision=cfg.precision), done["split"]["manifest"], cfg.work / "shift",
-                        severities=tuple(cfg.sections["shift"]["severities"]), seed=cfg.seed)
-    return {"clean": r["clean"]["accuracy"], "severities": list(cfg.sections["shift"]["severities"]),
+    s = cfg.sections["shift"]
+    if s["classifier"] not in SHIFT_CLASSIFIERS:
+        raise DiffprobeError(f"{cfg.source}: [shift] classifier must be one of {SHIFT_CLASSIFIERS}, got "
+                             f"{s['classifier']!r}")
+    if s["classifier"] not in done:
+        raise DiffprobeError(f"{cfg.source}: [shift] classifier = {s['classifier']!r} needs the {s['classifier']} "
+                             f"stage; add it to stages")
+    path = done["probe"]["bundle"] if s["classifier"] == "probe" else cfg.work / "fusion" / "bundle"
+    bundle = ClassifierBundle.load(path, precision=cfg.precision)
+    r = run_shift_suite(bundle, done["split"]["manifest"], cfg.work / "shift", severities=tuple(s["severities"]),
+                        shifts=tuple(s["shifts"]) or tuple(SHIFTS), seed=cfg.seed)
+    return {"classifier": s["classifier"], "clean": r["clean"]["accuracy"], "severities": list(s["severities"]),
             "accuracy": {s: [row["accuracy"] for row in rows] for s, rows in r["shifts"].items()},
             "dir": str(cfg.work / "shift")}
 
@@ -421,8 +436,16 @@ def _compare(cfg: StudyConfig, done: dict) -> dict:
                 budget_images=s["budget_images"], seed=cfg.seed, image_size=cfg.image_size, per_class=s["per_class"],
                 configs=configs, timesteps=tuple(s["timesteps"] or cfg.sections["features"]["timesteps"]),
                 precision=cfg.precision, probe=GridProbe(epochs=s["probe_epochs"], seed=cfg.seed,
-                                                         precision=cfg.precision))
+                                                         precision=cfg.precision),
+                fusion=_fusion_config(cfg) if s["readout"] else None)
     return {"rows": r["rows"], "dir": str(cfg.work / "compare")}
+
+
+def _fusion_config(cfg: StudyConfig):
+    from ..config.probe import FusionConfig  # noqa: PLC0415
+
+    f = cfg.sections["fusion"]
+    return FusionConfig(ks=tuple(f["ks"]), head=f["head"], metadata=f["metadata"], metadata_weight=f["metadata_weight"])
 
 
 def _rcdit(cfg: StudyConfig, done: dict) -> dict:
@@ -495,6 +518,8 @@ def stage_key(cfg: StudyConfig, stage: str, keys: dict[str, str]) -> str:
     section = cfg.sections.get(stage, {})
     if stage in ("fusion", "cluster"):  # they re-fit probes with the probe stage's settings
         section = {**section, "probe": cfg.sections["probe"]}
+    if stage == "compare" and section.get("readout"):  # it reads every method with the fusion stage's settings
+        section = {**section, "fusion": cfg.sections["fusion"]}
     return hash_json({"stage": stage, "section": section, "shared": cfg.shared(),
                       "upstream": {d: keys.get(d) for d in REQUIRES[stage] + OPTIONAL.get(stage, ())}})
 
@@ -588,8 +613,14 @@ def render_markdown(cfg: StudyConfig, s: dict) -> str:
     if "fusion" in d:
         f = d["fusion"]
         lines += ["## Fused pairs", "", f"Top {f['best']['k']} pairs (k chosen on val): test top-1 "
-                  f"{f['best']['test_accuracy']:.1%}, macro F1 {f['best']['test_macro_f1']:.3f}; best single pair "
-                  f"{f['best_single_pair']['test_accuracy']:.1%}, {f['best_single_pair']['test_macro_f1']:.3f}.", ""]
+                  f"{f['best']['test_accuracy']:.1%}, macro F1 {f['best']['test_macro_f1']:.3f}, log loss "
+                  f"{f['best']['test_log_loss']:.3f}; best single pair {f['best_single_pair']['test_accuracy']:.1%}, "
+                  f"{f['best_single_pair']['test_macro_f1']:.3f}."]
+        if "refit" in f:
+            r = f["refit"]
+            lines[-1] += (f" Trained again on train + val (the bundled classifier): **test top-1 "
+                          f"{r['test_accuracy']:.1%}, macro F1 {r['test_macro_f1']:.3f}, log loss {r['test_log_loss']:.3f}**.")
+        lines.append("")
     if "ensemble" in d:
         e = d["ensemble"]
         lines += ["## Two readings, a head each, averaged", "",
@@ -609,7 +640,8 @@ def render_markdown(cfg: StudyConfig, s: dict) -> str:
         lines += ["", "![compare](compare.png)", ""]
     if "shift" in d:
         sh = d["shift"]
-        lines += ["## Robustness (DDPM probe, test top-1)", "", f"Clean {sh['clean']:.1%}.", "",
+        which = "the fused head" if sh.get("classifier") == "fusion" else "the best pair's linear probe"
+        lines += ["## Robustness (test top-1)", "", f"The DDPM features read by {which}; clean {sh['clean']:.1%}.", "",
                   "| shift | " + " | ".join(f"severity {v}" for v in sh["severities"]) + " |",
                   "|---|" + "---|" * len(sh["severities"])]
         lines += [f"| {k} | " + " | ".join(_pct(a) for a in accs) + " |" for k, accs in sh["accuracy"].items()]
