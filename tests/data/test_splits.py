@@ -108,3 +108,20 @@ def test_relative_sidecar_root_counts_from_the_manifest_folder(tmp_path):
     loaded = Manifest.load(shipped / "split.csv")
     assert loaded.full_path(0).resolve() == (tmp_path / "data" / "a" / "0000.png").resolve()
     assert Manifest.load(shipped / "split.csv", root="/elsewhere").full_path(0) == Path("/elsewhere/a/0000.png")
+
+
+def test_training_part_is_the_train_split_or_an_unsplit_folder_never_val_or_test():
+    from diffprobe.data.dataset import ImageArray
+    from diffprobe.data.preprocess import Preprocess
+
+    def array(splits):
+        n = len(splits)
+        return ImageArray(np.arange(n, dtype=np.uint8)[:, None, None] * np.ones((1, 2, 2), np.uint8),
+                          np.arange(n) % 2, ["a", "b"], np.array(splits), [f"{i}.png" for i in range(n)],
+                          Preprocess(size=8))
+
+    images, labels = array(["train", "val", "train", "test"]).training_part()
+    assert images[:, 0, 0].tolist() == [0, 2] and labels.tolist() == [0, 0]
+    assert len(array(["", "", ""]).training_part()[0]) == 3  # a folder without a split: all of it trains
+    with pytest.raises(DiffprobeError, match="held.csv: the split has no train part"):
+        array(["val", "test"]).training_part("held.csv")

@@ -79,3 +79,24 @@ def test_feature_store_and_grid(rcdit_run, synth_images, tmp_path):
     assert store.meta["backbone"] == "rcdit"
     assert store.pairs == [(b, t) for b in ("encoder", "dit0", "dit1") for t in (0, 25)]
     assert store.get("encoder", 25).shape == (len(synth_images), 32)
+
+
+def test_r_tokens_are_read_by_attention_and_leave_before_the_output(tiny_model_cfg):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = RCDiT(replace(tiny_model_cfg, r_tokens=2)).eval()
+    xt, t = _inputs()
+    r1, r2 = torch.randn(4, tiny_model_cfg.enc_dim), torch.randn(4, tiny_model_cfg.enc_dim)
+    with torch.no_grad():
+        for p in model.denoiser.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        eps, hidden = model.denoiser(xt, t, r1, return_hidden=True)
+        # Through the tokens alone (the adaLN path held fixed by the same c): r still changes the output.
+        c = model.denoiser.condition(t, r1)
+        model.denoiser.condition = lambda t_, r_: c
+        assert (model.denoiser(xt, t, r2) - eps).abs().mean() > 1e-4
+    grid = (16 // tiny_model_cfg.dit_patch) ** 2
+    assert eps.shape == (4, 1, 16, 16) and all(h.shape == (4, grid, tiny_model_cfg.dit_dim) for h in hidden)
+    with pytest.raises(DiffprobeError, match="r_tokens"):
+        replace(tiny_model_cfg, r_tokens=-1)

@@ -69,3 +69,24 @@ def test_conditioning_gap_is_zero_for_a_denoiser_that_ignores_r(synth_images, ti
             p.add_(0.05 * torch.randn_like(p))
     assert gap != conditioning_gap(untrained, synth_images.images[:32], per_bucket=16)
     assert all(v["gap"] != 0 for v in conditioning_gap(untrained, synth_images.images[:32], per_bucket=16).values())
+
+
+def test_timestep_weighting_and_encoder_view_change_only_what_they_say(synth_images, tiny_pretrain_cfg):
+    from diffprobe.pretrain.rcdit import RCDiTTask
+
+    imgs = synth_images.part("train")[0]
+    idx = torch.arange(len(imgs))
+
+    def batch(**kw):
+        return RCDiTTask(imgs, tiny_pretrain_cfg(**kw), sample=False).batch(None, idx, torch.Generator().manual_seed(3))
+
+    paper, high, view = batch(), batch(t_sampling="high"), batch(encoder_view="augmented")
+    # High: density rising with t (mean 2T/3 against T/2); the images and their noise are those of the paper's.
+    assert high["t"].float().mean() > 600 > paper["t"].float().mean() and torch.equal(high["x0"], paper["x0"])
+    # Augmented: the encoder gets its own flip / quarter turn of the same images; the denoiser's side unchanged.
+    assert "x_enc" not in paper and torch.equal(view["x0"], paper["x0"]) and torch.equal(view["t"], paper["t"])
+    turned = (view["x_enc"] != view["x0"]).flatten(1).any(1).float().mean()
+    assert 0.5 < turned < 1.0
+    assert torch.allclose(view["x_enc"].flatten(1).sort(1).values, view["x0"].flatten(1).sort(1).values)
+    with pytest.raises(DiffprobeError, match="t_sampling"):
+        tiny_pretrain_cfg(t_sampling="low")

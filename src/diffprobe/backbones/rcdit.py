@@ -68,7 +68,8 @@ class RCDiTDenoiser(nn.Module):
     """DiT on pixel patches: eps_hat = f(x_t, t, r).
 
     x_t (B, 1, S, S), t (B,) int, r (B, R) -> eps_hat (B, 1, S, S); with ``return_hidden`` also the
-    tokens after every block, a list of (B, (S/p)^2, D).
+    patch tokens after every block, a list of (B, (S/p)^2, D). With ``cfg.r_tokens`` = k > 0, r also enters as
+    k tokens before the patches (attention reads them; they leave before the output layer).
     """
 
     def __init__(self, cfg: RCDiTConfig, rep_dim: int):
@@ -81,6 +82,8 @@ class RCDiTDenoiser(nn.Module):
         self.time_proj = Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embed = TimestepEmbedding(256, d)
         self.rep_embed = Mlp(rep_dim, d, d, act_layer=nn.SiLU)
+        self.n_rep_tokens = cfg.r_tokens
+        self.rep_tokens = nn.Linear(rep_dim, cfg.r_tokens * d) if cfg.r_tokens else None
         self.blocks = nn.ModuleList(DiTBlock(d, cfg.dit_heads, cfg.mlp_ratio) for _ in range(cfg.dit_depth))
         self.norm_out = AdaLayerNormContinuous(d, d, elementwise_affine=False, eps=1e-6)
         self.proj_out = nn.Linear(d, p * p)
@@ -100,11 +103,14 @@ class RCDiTDenoiser(nn.Module):
     def forward(self, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, return_hidden: bool = False):
         c = self.condition(t, r)
         x = self.patch_embed(xt)
+        k = self.n_rep_tokens
+        if k:
+            x = torch.cat([self.rep_tokens(r).view(len(r), k, -1).to(x.dtype), x], dim=1)
         hidden = []
         for block in self.blocks:
             x = block(x, c)
-            hidden.append(x)
-        eps = self.unpatchify(self.proj_out(self.norm_out(x, c)))
+            hidden.append(x[:, k:])
+        eps = self.unpatchify(self.proj_out(self.norm_out(x[:, k:], c)))
         return (eps, hidden) if return_hidden else eps
 
 

@@ -10,7 +10,7 @@ from ..config import default_of
 from ..config.backbones import POOLINGS, POOLS, RCDiTConfig
 from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
 from ..config.features import ExtractConfig
-from ..config.pretrain import DEFAULT_MINUTES, RCDiTPretrainConfig
+from ..config.pretrain import DEFAULT_MINUTES, ENCODER_VIEWS, T_SAMPLINGS, RCDiTPretrainConfig
 from .args import add_precision_arg, add_split_args, add_training_args, ints, manifest_for, option, strs
 
 
@@ -34,14 +34,15 @@ def cmd_rcdit_pretrain(args):
     model = RCDiTConfig(image_size=args.image_size, enc_patch=args.enc_patch, enc_dim=args.enc_dim,
                         enc_depth=args.enc_depth, enc_heads=args.enc_heads, enc_pool=args.enc_pool,
                         dit_patch=args.dit_patch, dit_dim=args.dit_dim, dit_depth=args.dit_depth,
-                        dit_heads=args.dit_heads)
+                        dit_heads=args.dit_heads, r_tokens=args.r_tokens)
     cfg = RCDiTPretrainConfig(model=model, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
-                              r_dropout=args.r_dropout, steps=args.steps, minutes=args.minutes,
+                              r_dropout=args.r_dropout, t_sampling=args.t_sampling,
+                              encoder_view=args.encoder_view, steps=args.steps, minutes=args.minutes,
                               checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                               invert=not args.no_invert, flatfield=not args.no_flatfield)
-    arr = load_split_images(manifest_for(args, out), cfg.preprocess, report_dir=out)
-    train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
-    pretrain_rcdit(train, out, cfg, resume=args.resume)
+    manifest = manifest_for(args, out)
+    arr = load_split_images(manifest, cfg.preprocess, report_dir=out)
+    pretrain_rcdit(arr.training_part(manifest)[0], out, cfg, resume=args.resume)
     print(f"RC-DiT (EMA weights) -> {out}/rcdit.safetensors (backbone kind 'rcdit'); samples -> {out}/samples.png")
 
 
@@ -100,6 +101,13 @@ def add_commands(sub) -> None:
     option(s, "--dit-heads", RCDiTConfig, type=int)
     option(s, "--r-dropout", RCDiTPretrainConfig, type=float,
            help="share of images trained with a null r (default {default})")
+    option(s, "--r-tokens", RCDiTConfig, type=int,
+           help="r also given to the DiT as this many tokens it attends to (default {default}: adaLN only)")
+    option(s, "--t-sampling", RCDiTPretrainConfig, choices=T_SAMPLINGS,
+           help="timesteps drawn uniformly or weighted toward the large ones (default {default})")
+    option(s, "--encoder-view", RCDiTPretrainConfig, choices=ENCODER_VIEWS,
+           help="the encoder sees the same clean image as the denoiser, or its own flip / quarter turn of it "
+                "(default {default})")
     add_training_args(s, RCDiTPretrainConfig)
     s.set_defaults(fn=cmd_rcdit_pretrain)
 

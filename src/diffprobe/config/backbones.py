@@ -49,6 +49,8 @@ class RCDiTConfig:
     (192 wide, 6 deep, 4 px patches; 2.7M parameters) and a DiT as wide and deep on 4 px patches (4.2M).
 
     enc_pool: ``token`` (CLS token) or ``avg`` (mean of the patch tokens) gives r.
+    r_tokens: r is also given to the DiT as this many tokens its attention reads beside the patches (0: r only
+              modulates the blocks through adaLN, the paper's design).
     """
 
     image_size: int = 32
@@ -62,8 +64,11 @@ class RCDiTConfig:
     dit_depth: int = 6
     dit_heads: int = 3
     mlp_ratio: float = 4.0
+    r_tokens: int = 0
 
     def __post_init__(self):
+        if not isinstance(self.r_tokens, int) or isinstance(self.r_tokens, bool) or self.r_tokens < 0:
+            raise DiffprobeError(f"RC-DiT setting r_tokens must be a whole number >= 0, got {self.r_tokens!r}")
         for name in ("image_size", "enc_patch", "enc_dim", "enc_depth", "enc_heads", "dit_patch", "dit_dim",
                      "dit_depth", "dit_heads"):
             v = getattr(self, name)

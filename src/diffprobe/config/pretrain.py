@@ -88,12 +88,20 @@ class PretrainConfig(RunConfig):
         return d
 
 
+T_SAMPLINGS = ("uniform", "high")  # RCDiTPretrainConfig.t_sampling's choices
+ENCODER_VIEWS = ("same", "augmented")  # RCDiTPretrainConfig.encoder_view's choices
+
+
 @dataclass
 class RCDiTPretrainConfig(RunConfig):
     """Everything that defines an RC-DiT run; saved as ``config.json`` in the run folder.
 
     r_dropout: share of images whose r is replaced by a learned null vector (classifier-free
     style regulariser; 0 disables it).
+    t_sampling: ``uniform`` timesteps (the paper's), or ``high``: drawn with a density rising linearly with t,
+    so the large timesteps, where the noised image alone cannot give the image back and r must, weigh more.
+    encoder_view: ``same``: the encoder sees the clean image the denoiser must recover (the paper's);
+    ``augmented``: its own random flip and quarter turn of it, so r cannot hand the pixels' layout over.
     """
 
     settings_name = "RC-DiT pretrain"
@@ -105,6 +113,8 @@ class RCDiTPretrainConfig(RunConfig):
     warmup_steps: int = 200
     ema_decay: float = 0.999
     r_dropout: float = 0.1
+    t_sampling: str = "uniform"
+    encoder_view: str = "same"
     steps: int | None = None
     minutes: float | None = None
     checkpoint_every: int = 500
@@ -124,6 +134,10 @@ class RCDiTPretrainConfig(RunConfig):
             raise DiffprobeError(f"lr must be a positive number, got {self.lr!r}")
         if not 0 <= self.r_dropout < 1:
             raise DiffprobeError(f"r_dropout must be in [0, 1), got {self.r_dropout!r}")
+        if self.t_sampling not in T_SAMPLINGS:
+            raise DiffprobeError(f"t_sampling must be one of {T_SAMPLINGS}, got {self.t_sampling!r}")
+        if self.encoder_view not in ENCODER_VIEWS:
+            raise DiffprobeError(f"encoder_view must be one of {ENCODER_VIEWS}, got {self.encoder_view!r}")
         if self.steps is None and self.minutes is None:
             raise DiffprobeError("give a budget: steps or minutes")
 

@@ -65,6 +65,16 @@ class ImageArray:
         m = self.splits == split
         return self.images[m], self.labels[m]
 
+    def training_part(self, source: str | Path = "the data") -> tuple[np.ndarray, np.ndarray]:
+        """The images (and labels) a model may be trained on: the train part of a split; every image when none
+        has a split (a folder read as it is: all of it is training data). A split without a train part is an
+        error naming ``source``, never a silent fall-back onto val or test images."""
+        if not self.splits.astype(bool).any():
+            return self.images, self.labels
+        if not (self.splits == "train").any():
+            raise DiffprobeError(f"{source}: the split has no train part; make one with 'diffprobe split'")
+        return self.part("train")
+
     def write_skipped(self, path: str | Path) -> Path | None:
         """A CSV report of the files that were skipped and why (nothing written when none were)."""
         if not self.skipped:

@@ -325,10 +325,8 @@ def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: Baseline
                  progress: bool = True) -> Path:
     """Train a baseline on the train part of a split (val and test images are never seen)."""
     arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
-    train = arr.splits == "train"
-    if not train.any():
-        raise DiffprobeError(f"{manifest}: no train part; make a split first ('diffprobe split')")
-    return train_baseline(arr.images[train], out, cfg, labels=arr.labels[train], n_classes=len(arr.classes),
-                          resume=resume, progress=progress)
+    images, labels = arr.training_part(manifest)
+    return train_baseline(images, out, cfg, labels=labels, n_classes=len(arr.classes), resume=resume,
+                          progress=progress)
 
 

@@ -27,7 +27,7 @@ from ..config.pretrain import RCDiTPretrainConfig  # noqa: F401 - defined withou
 from ..data.dataset import ImageArray, to_model_input
 from ..report.plots import image_grid
 from ..utils import write_json
-from .ddpm import DDPMTask
+from .ddpm import DDPMTask, augment_batch
 from .loop import square_images, train
 
 
@@ -106,11 +106,12 @@ def conditioning_gap(model: RCDiT, images: np.ndarray, *, seed: int = 0, per_buc
 
 
 class RCDiTTask(DDPMTask):
-    """The DDPM task with an RC-DiT: the encoder sees the clean image, the denoiser its noised copy,
-    and a per-image r-dropout mask is drawn after the noise."""
+    """The DDPM task with an RC-DiT: the encoder sees the clean image (or its own flip / quarter turn of it,
+    ``encoder_view``), the denoiser its noised copy, and a per-image r-dropout mask is drawn after the noise.
+    The uniform timesteps and the same view draw exactly what they drew before those settings existed."""
 
     desc = "pretrain rcdit"
-    resume_keys = ("model", "seed", "batch_size", "r_dropout", "invert", "flatfield")
+    resume_keys = ("model", "seed", "batch_size", "r_dropout", "invert", "flatfield", "t_sampling", "encoder_view")
 
     def __init__(self, data: np.ndarray, cfg: RCDiTPretrainConfig, *, sample: bool = True):
         super().__init__(data, cfg, sample=sample)
@@ -122,11 +123,18 @@ class RCDiTTask(DDPMTask):
 
     def batch(self, model, idx, gen):
         batch = super().batch(model, idx, gen)
-        return {**batch, "drop": torch.rand(len(idx), generator=gen) < self.cfg.r_dropout}
+        if self.cfg.t_sampling == "high":  # density 2t / T^2: the inverse CDF of u is T * sqrt(u)
+            n_steps = len(self.alphas)
+            t = (torch.rand(len(idx), generator=gen).sqrt() * n_steps).long().clamp_(max=n_steps - 1)
+            batch = {**batch, "t": t, "alpha": self.alphas[t]}
+        batch["drop"] = torch.rand(len(idx), generator=gen) < self.cfg.r_dropout
+        if self.cfg.encoder_view == "augmented":
+            batch["x_enc"] = augment_batch(self.x[idx], gen)
+        return batch
 
     def loss(self, model, batch):
         drop = batch["drop"] if self.cfg.r_dropout > 0 else None
-        pred = model(batch["x0"], self.noised(batch), batch["t"], drop=drop)
+        pred = model(batch.get("x_enc", batch["x0"]), self.noised(batch), batch["t"], drop=drop)
         return F.mse_loss(pred.float(), batch["eps"])
 
     def conditioning(self, model) -> dict:

@@ -46,8 +46,7 @@ def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, 
                  progress: bool = True) -> Path:
     """Pretrain on the train part of a split (labels unused; val and test images are never seen)."""
     arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
-    train = arr.images[arr.splits == "train"] if (arr.splits == "train").any() else arr.images
-    return pretrain(train, out, cfg, resume=resume, progress=progress)
+    return pretrain(arr.training_part(manifest)[0], out, cfg, resume=resume, progress=progress)
 
 
 def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,

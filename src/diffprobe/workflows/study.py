@@ -163,6 +163,10 @@ class RCDiTSection:
     dit_depth: int = RCDiTConfig.dit_depth
     dit_heads: int = RCDiTConfig.dit_heads
     dit_patch: int = RCDiTConfig.dit_patch
+    r_tokens: int = RCDiTConfig.r_tokens
+    r_dropout: float = RCDiTPretrainConfig.r_dropout
+    t_sampling: str = RCDiTPretrainConfig.t_sampling
+    encoder_view: str = RCDiTPretrainConfig.encoder_view
 
 
 @dataclass(frozen=True)
@@ -453,11 +457,11 @@ def _rcdit(cfg: StudyConfig, done: dict) -> dict:
     from ..pretrain.rcdit import pretrain_rcdit  # noqa: PLC0415
 
     s = dict(cfg.sections["rcdit"])
-    steps, batch = s.pop("steps"), s.pop("batch_size")
-    rc = RCDiTPretrainConfig(model=RCDiTConfig(image_size=cfg.image_size, **s), steps=steps, batch_size=batch,
-                             seed=cfg.seed, precision=cfg.precision)
+    training = {k: s.pop(k) for k in ("steps", "batch_size", "r_dropout", "t_sampling", "encoder_view")}
+    rc = RCDiTPretrainConfig(model=RCDiTConfig(image_size=cfg.image_size, **s), **training, seed=cfg.seed,
+                             precision=cfg.precision)
     arr = load_split_images(done["split"]["manifest"], rc.preprocess, report_dir=cfg.work / "rcdit")
-    run = pretrain_rcdit(arr.images[arr.splits == "train"], cfg.work / "rcdit", rc, resume=True)
+    run = pretrain_rcdit(arr.training_part(done["split"]["manifest"])[0], cfg.work / "rcdit", rc, resume=True)
     return {"run": str(run), **read_json(Path(run) / "summary.json")}
 
 
