@@ -1,0 +1,105 @@
+"""Does the RC-DiT's denoiser use r, and does its encoder then classify? The paper's recipe against the design
+options that the literature uses against a collapsed r (issue #24), at the same number of training images.
+
+    python benchmarks/rcdit_conditioning.py --split models/ndsb/split.csv --out runs/rcdit-conditioning
+
+Every variant trains an RC-DiT on the split's train part for --steps steps of 64 images (resumable: a finished
+run is reused), then reads it two ways:
+- the conditioning diagnostic of its EMA weights (``summary.json``'s ``conditioning``): per timestep bucket the
+  denoising loss with each image's own r, another image's r (shuffled) and the null r; the relative gap
+  (shuffled - own) / own says whether r is specific to the image (the issue's target: >= 10% above t = 200);
+- zero-shot classification with r (``evaluate.zeroshot``: prototypes from all train images, weighted k-NN,
+  and the binary task), no classifier trained on labels; the diffusion classifier only with --dc-max-images.
+
+Writes benchmarks/results/<--name>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from _common import write
+from diffprobe.backbones.rcdit import RCDiTConfig
+from diffprobe.config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
+from diffprobe.config.pretrain import RCDiTPretrainConfig
+from diffprobe.data.dataset import load_split_images
+from diffprobe.evaluate.zeroshot import zeroshot
+from diffprobe.pretrain.rcdit import pretrain_rcdit
+from diffprobe.utils import read_json
+
+# name -> (RCDiTConfig overrides, RCDiTPretrainConfig overrides); the first row is the paper's recipe.
+VARIANTS = {
+    "paper": ({}, {}),
+    "r_tokens4": ({"r_tokens": 4}, {}),
+    "t_high": ({}, {"t_sampling": "high"}),
+    "encoder_augmented": ({}, {"encoder_view": "augmented"}),
+    "no_r_dropout": ({}, {"r_dropout": 0.0}),
+    "all_three": ({"r_tokens": 4}, {"t_sampling": "high", "encoder_view": "augmented"}),
+}
+
+
+def relative_gaps(conditioning: dict) -> dict:
+    """(shuffled - own) / own and (null - own) / own per bucket of a ``conditioning_gap`` result."""
+    return {b: {"shuffled": (v["shuffled"] - v["own"]) / v["own"], "null": (v["null"] - v["own"]) / v["own"]}
+            for b, v in conditioning.items()}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--split", default="models/ndsb/split.csv")
+    ap.add_argument("--out", default="runs/rcdit-conditioning")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {list(VARIANTS)}")
+    ap.add_argument("--steps", type=int, default=500, help="steps of 64 images per variant (the study's budget)")
+    ap.add_argument("--positive", default="copepod_*", help="positive classes of the binary task")
+    ap.add_argument("--dc-max-images", type=int, default=0, help="test images for the diffusion classifier (0: skip)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name", default="rcdit_conditioning")
+    a = ap.parse_args()
+    out = Path(a.out)
+    names = a.variants.split(",")
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
+    rows = []
+    for name in names:
+        model_kw, train_kw = VARIANTS[name]
+        cfg = RCDiTPretrainConfig(model=replace(RCDiTConfig(), **model_kw), steps=a.steps, batch_size=64, seed=a.seed,
+                                  **train_kw)
+        run = out / name
+        images = load_split_images(a.split, cfg.preprocess, report_dir=out)
+        if not (run / "summary.json").is_file():
+            pretrain_rcdit(images.training_part(a.split)[0], run, cfg, resume=True)
+        summary = read_json(run / "summary.json")
+        dc = DiffusionClassifierConfig(max_images=a.dc_max_images) if a.dc_max_images else None
+        t0 = time.time()
+        z = zeroshot(run, images, run / "zeroshot", ZeroShotConfig(shots=(0,), positive=a.positive, diffusion=dc,
+                                                                   seed=a.seed))
+        rows.append({"variant": name, "model": model_kw, "training": train_kw, "steps": a.steps,
+                     "train_minutes": round(summary["elapsed_s"] / 60, 1), "precision": summary.get("precision"),
+                     "conditioning": summary["conditioning"], "relative_gap": relative_gaps(summary["conditioning"]),
+                     "prototypes": z["prototypes"]["all"], "knn": z["knn"]["weighted"],
+                     "binary": {k: z["binary"][k] for k in ("two_prototypes", "knn")} if "binary" in z else None,
+                     "diffusion_classifier": z["diffusion_classifier"] if dc else None,
+                     "zeroshot_seconds": round(time.time() - t0, 1)})
+    buckets = [b for b in rows[0]["relative_gap"] if b != "all"]
+    table = [f"# RC-DiT: does the denoiser use r? ({a.steps} steps of 64 images each, split {a.split})", "",
+             "Relative conditioning gap (shuffled - own) / own of the EMA weights per timestep bucket (target: "
+             ">= 10% above t = 200), null - own overall, then zero-shot with r: prototypes from every train image, "
+             "weighted k-NN, binary F1 (" + a.positive + " vs the rest; prototypes / k-NN).", "",
+             "| variant | train min | " + " | ".join(f"gap t {b}" for b in buckets) + " | null gap | prototypes "
+             "| k-NN | binary F1 |", "|---|---|" + "---|" * len(buckets) + "---|---|---|---|"]
+    for r in rows:
+        g = r["relative_gap"]
+        b = r["binary"]
+        binary = f"{b['two_prototypes']['f1']:.3f} / {b['knn']['f1']:.3f}" if b else "–"
+        table.append(f"| {r['variant']} | {r['train_minutes']:.1f} | " + " | ".join(
+            f"{g[k]['shuffled']:+.1%}" for k in buckets) + f" | {g['all']['null']:+.1%} | "
+            f"{r['prototypes']['accuracy']:.1%} | {r['knn']['accuracy']:.1%} | {binary} |")
+    write(a.name, {"split": a.split, "steps": a.steps, "batch_size": 64, "rows": rows}, table)
+
+
+if __name__ == "__main__":
+    main()
