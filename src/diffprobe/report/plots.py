@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .tables import COMPARE_METRICS  # noqa: E402
+
 
 def grid_heatmap(grid: list[dict], path: str | Path, *, metrics=("val_accuracy", "test_accuracy"),
                  title: str = "Linear-probe accuracy per (block, timestep)", best: dict | None = None) -> Path:
@@ -127,3 +129,56 @@ def class_counts_plot(counts: dict[str, int], path: str | Path, *, title: str) -
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def compare_plot(rows: list[dict], path: str | Path, *, settings: list[str]) -> Path:
+    """Grouped bars: one panel per setting, metrics along x, one bar per method (and eval)."""
+    fig, axes = plt.subplots(len(settings), 1, figsize=(11, 3.2 * len(settings)), squeeze=False)
+    for ax, setting in zip(axes[:, 0], settings):
+        mine = [r for r in rows if r["setting"] == setting]
+        width = 0.8 / max(1, len(mine))
+        for k, row in enumerate(mine):
+            vals = [row.get(m) for m in COMPARE_METRICS]
+            vals = [np.nan if v is None else v for v in vals]
+            label = row["method"] if row["eval"] == "linear probe" else f"{row['method']} ({row['eval']})"
+            ax.bar(np.arange(len(COMPARE_METRICS)) + (k - (len(mine) - 1) / 2) * width, vals, width, label=label)
+        ax.set_xticks(range(len(COMPARE_METRICS)), list(COMPARE_METRICS.values()))
+        lowest = min([0.0] + [row[m] for row in mine for m in COMPARE_METRICS if row.get(m) is not None])
+        ax.set_ylim(lowest, 1.18)  # headroom for the legend; ARI can be below 0
+        ax.axhline(0, color="black", linewidth=0.6)
+        ax.set_title(f"{setting} setting", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=min(6, len(mine)), loc="upper center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def curves_plots(r: dict, out: Path) -> None:
+    """curves_compute.png and curves_labels.png: one panel per setting, one line per method (and eval)."""
+    n = len(r["settings"])
+    for name, points, xlabel in (("compute", r["rows"], "pretraining CPU-hours"),
+                                 ("labels", r["label_curves"], "labelled training images per class")):
+        fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+        for ax, setting in zip(axes[0], r["settings"]):
+            mine = [x for x in points if x["setting"] == setting]
+            for key in dict.fromkeys((x["method"], x.get("eval", "linear probe")) for x in mine):
+                line = [x for x in mine if (x["method"], x.get("eval", "linear probe")) == key]
+                if name == "compute":
+                    xs, ys, err = [x["cpu_hours"] for x in line], [x["accuracy"] for x in line], None
+                else:  # "all" sits at the mean number of train images per class
+                    xs = [x["shots"] if x["shots"] is not None else x["n_train"] / x["n_classes"] for x in line]
+                    ys, err = [x["accuracy_mean"] for x in line], [x["accuracy_std"] for x in line]
+                label = key[0] if key[1] == "linear probe" else f"{key[0]} ({key[1]})"
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls="--" if key[1] == "end to end" else "-",
+                            label=label)
+            ax.set_xscale("log")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel("test top-1")
+            ax.set_title(f"{setting} setting", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / f"curves_{name}.png", dpi=110)
+        plt.close(fig)

@@ -3,6 +3,8 @@ imported, so every stage may use them)."""
 
 from __future__ import annotations
 
+import math
+
 
 def probe_report(r: dict, fit_seconds: float) -> str:
     b = r["best"]
@@ -161,4 +163,194 @@ def shift_report(r: dict) -> str:
         lines.append(f"| {s} | " + " | ".join(f"{row['accuracy']:.2%} ({row['macro_f1']:.3f})" for row in rows) + " |")
     lines += ["", "Levels: " + "; ".join(f"{s}: " + ", ".join(lv.values()) for s, lv in r["levels"].items()), "",
               "![robustness](robustness.png)", "", "![examples](shift_examples.png)", ""]
+    return "\n".join(lines)
+
+
+# ---- the controlled comparison (workflows.compare) ----
+
+COMPARE_METRICS = {"accuracy": "top-1", "macro_f1": "macro F1", "balanced_accuracy": "bal. acc", "f1_head": "F1 head",
+           "f1_medium": "F1 medium", "f1_tail": "F1 tail", "nmi": "NMI", "ari": "ARI"}
+
+
+def readout_name(head: str, metadata: bool) -> str:
+    """The comparison's name for a fused readout, e.g. 'MLP, top-k pairs + measurements'."""
+    return f"{head if head == 'linear' else head.upper()}, top-k pairs" + (" + measurements" if metadata else "")
+
+
+def _fmt(v, pct: bool = False) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "–"
+    return f"{v:.1%}" if pct else f"{v:.3f}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def compare_report(r: dict) -> str:
+    """compare.md: one table per setting, every method and readout."""
+    lo, hi = r["shots"]
+    lines = ["# Controlled comparison: same data, same budget, same probe", "",
+             f"Every method trained from scratch for {r['budget_images']:,} training images seen (seed {r['seed']}, "
+             f"{r['image_size']} px); features probed by the same batched linear probe (best (block, timestep) "
+             f"chosen on val, test reported once); k-means (k = number of classes) on the chosen pair's test "
+             f"features. Head / medium / tail: classes with > {hi} / {lo}-{hi} / < {lo} training images; "
+             f"their score is the macro F1 over the group's classes."]
+    if r.get("fusion"):
+        f = r["fusion"]
+        lines[-1] += (f" Every method is also read the classifier recipe's way (rows "
+                      f"'{readout_name(f['head'], f['metadata'])}'): one "
+                      f"{f['head']} head on its top-k (block, timestep) pairs by val accuracy, k in {f['ks']} "
+                      f"chosen on val" + (f", with the objects' size and shape measurements (weight "
+                                          f"{f['metadata_weight']:g})" if f["metadata"] else "")
+                      + "; trained on train only.")
+    lines.append("")
+    for setting in r["settings"]:
+        s = r["splits"][setting]
+        counts = ", ".join(f"{g} {len(c)}" for g, c in s["groups"].items())
+        lines += [f"## {setting}", "",
+                  f"{s['n_classes']} classes ({counts}); train / val / test = {s['sizes']['train']} / "
+                  f"{s['sizes']['val']} / {s['sizes']['test']} images; split {s['manifest']}.", "",
+                  "| method | eval | top-1 | macro F1 | bal. acc | F1 head | F1 medium | F1 tail | NMI | ARI | "
+                  "best block, t | params | images seen | train time | img/s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in (x for x in r["rows"] if x["setting"] == setting):
+            where = row["block"] if row["timestep"] is None else f"{row['block']}, {row['timestep']}"
+            lines.append(
+                f"| {row['method']} | {row['eval']} | {_fmt(row['accuracy'], True)} | {_fmt(row['macro_f1'])} | "
+                f"{_fmt(row['balanced_accuracy'], True)} | {_fmt(row['f1_head'])} | {_fmt(row['f1_medium'])} | "
+                f"{_fmt(row['f1_tail'])} | {_fmt(row['nmi'])} | {_fmt(row['ari'])} | {where} | "
+                f"{row['params'] / 1e6:.2f} M | {row['images_seen']:,} | {_duration(row['train_seconds'])} | "
+                f"{row['images_per_s']:.0f} |")
+        lines.append("")
+    lines += ["![comparison](compare.png)", ""]
+    return "\n".join(lines)
+
+
+def curves_report(r: dict) -> str:
+    """curves.md: accuracy against pretraining compute and against labelled images per class."""
+    lines = ["# The comparison as curves", "",
+             f"Test top-1 of each method's linear probe (best (block, timestep) chosen on val) at each pretraining "
+             f"budget, and the supervised network's own head (end to end); CPU-hours are pretraining wall time x "
+             f"{r['threads']} threads. Then, at {r['budgets'][-1]:,} images, the same probe trained on a few "
+             f"labelled images per class ({r['draws']} random draws, mean +- std; the full val part still stops "
+             f"training).", ""]
+    for setting in r["settings"]:
+        mine = [x for x in r["rows"] if x["setting"] == setting]
+        lines += [f"## {setting}: accuracy against pretraining compute", "",
+                  "| method | eval | " + " | ".join(f"{b:,} images" for b in r["budgets"]) + " |",
+                  "|---|---|" + "---|" * len(r["budgets"])]
+        for method, ev in dict.fromkeys((x["method"], x["eval"]) for x in mine):
+            cells = []
+            for b in r["budgets"]:
+                x = next(x for x in mine if x["budget_images"] == b and (x["method"], x["eval"]) == (method, ev))
+                cells.append(f"{_fmt(x['accuracy'], True)} ({x['cpu_hours']:.2f} CPU-h)")
+            lines.append(f"| {method} | {ev} | " + " | ".join(cells) + " |")
+        curve = [x for x in r["label_curves"] if x["setting"] == setting]
+        lines += ["", f"## {setting}: accuracy against labelled images per class", "",
+                  "| method | " + " | ".join("all" if k is None else f"{k}" for k in r["label_shots"]) + " |",
+                  "|---|" + "---|" * len(r["label_shots"])]
+        for method in dict.fromkeys(x["method"] for x in curve):
+            lines.append(f"| {method} | " + " | ".join(
+                f"{x['accuracy_mean']:.1%} +- {x['accuracy_std']:.1%}" for x in curve if x["method"] == method) + " |")
+        lines.append("")
+    lines += ["![compute](curves_compute.png)", "", "![labels](curves_labels.png)", ""]
+    return "\n".join(lines)
+
+
+# ---- the study (workflows.study) ----
+
+def _pct(x) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
+
+
+def study_report(s: dict) -> str:
+    """study.md from a study.json dict: every stage that ran, its numbers and figures."""
+    shared, machine = s["shared"], s.get("machine", "an unrecorded machine")
+    d, lines = s["stages"], [f"# diffprobe study: {s['name']}", "",
+                             f"Config `{s['config']}`; data `{shared['data']}`; seed {shared['seed']}; "
+                             f"{shared['image_size']} px; diffprobe {s['version']}, commit "
+                             f"{', '.join(c[:12] + c[40:] for c in s['commits'])}. "
+                             f"Total {s['wall_minutes']:.0f} min on {machine}; stage times: " +
+                             ", ".join(f"{k} {v['wall_seconds'] / 60:.1f} min{' (reused)' if v['reused'] else ''}"
+                                       for k, v in s["timings"].items()) + ".", ""]
+    if "split" in d:
+        lines += [f"Split: {d['split']['sizes']} images, {d['split']['n_classes']} classes.", ""]
+    if "pretrain" in d:
+        p = d["pretrain"]
+        lines += [f"DDPM U-Net: {p.get('params', 0) / 1e6:.2f}M parameters, {p.get('images_seen', 0):,} images seen, "
+                  f"{p.get('elapsed_s', 0) / 60:.0f} min of training.", ""]
+    if "probe" in d:
+        p = d["probe"]
+        lines += ["## Linear probes over (block, timestep)", "",
+                  f"Best pair chosen on val, over {len(p['per_seed'])} probe seed(s): **test top-1 "
+                  f"{p['test_accuracy']['mean']:.1%} ± {p['test_accuracy']['std']:.1%}, macro F1 "
+                  f"{p['test_macro_f1']['mean']:.3f} ± {p['test_macro_f1']['std']:.3f}**, balanced accuracy "
+                  f"{p['test_balanced_accuracy']['mean']:.1%} (chance {p['chance_accuracy']:.1%}).", "",
+                  "| seed | best pair | val top-1 | test top-1 | test macro F1 |", "|---|---|---|---|---|"]
+        lines += [f"| {r['seed']} | {r['block']} t={r['timestep']} | {r['val_accuracy']:.1%} | {r['test_accuracy']:.1%} "
+                  f"| {r['test_macro_f1']:.3f} |" for r in p["per_seed"]]
+        lines += ["", "![heatmap](heatmap.png)", "", "![confusion](confusion.png)", ""]
+    if "cluster" in d:
+        c = d["cluster"]
+        lines += [f"k-means (k = {c['k']}) on the best pair's test features: NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}, "
+                  f"purity {c['purity']:.3f}.", ""]
+    if "fusion" in d:
+        f = d["fusion"]
+        lines += ["## Fused pairs", "", f"Top {f['best']['k']} pairs (k chosen on val): test top-1 "
+                  f"{f['best']['test_accuracy']:.1%}, macro F1 {f['best']['test_macro_f1']:.3f}, log loss "
+                  f"{f['best']['test_log_loss']:.3f}; best single pair {f['best_single_pair']['test_accuracy']:.1%}, "
+                  f"{f['best_single_pair']['test_macro_f1']:.3f}."]
+        if "refit" in f:
+            r = f["refit"]
+            lines[-1] += (f" Trained again on train + val (the bundled classifier): **test top-1 "
+                          f"{r['test_accuracy']:.1%}, macro F1 {r['test_macro_f1']:.3f}, log loss {r['test_log_loss']:.3f}**.")
+        lines.append("")
+    if "ensemble" in d:
+        e = d["ensemble"]
+        lines += ["## Two readings, a head each, averaged", "",
+                  f"The fused head above and one on the images {e['second_reading']} (k = {e['second_k']}, test top-1 "
+                  f"{e['second_test_accuracy']:.1%} alone), log-probabilities averaged: **test top-1 "
+                  f"{e['test_accuracy']:.1%}, macro F1 {e['test_macro_f1']:.3f}, log loss {e['test_log_loss']:.3f}**"
+                  f" (`{e['bundle']}`).", ""]
+    if "compare" in d:
+        lines += ["## Controlled comparison (same split, budget and probe)", "",
+                  "| setting | method | eval | top-1 | macro F1 | bal. acc | F1 head / medium / tail | NMI |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in d["compare"]["rows"]:
+            f1s = " / ".join("–" if r.get(g) is None else f"{r[g]:.3f}" for g in ("f1_head", "f1_medium", "f1_tail"))
+            nmi = "–" if r.get("nmi") is None else f"{r['nmi']:.3f}"
+            lines.append(f"| {r['setting']} | {r['method']} | {r['eval']} | {r['accuracy']:.1%} | {r['macro_f1']:.3f} | "
+                         f"{r['balanced_accuracy']:.1%} | {f1s} | {nmi} |")
+        lines += ["", "![compare](compare.png)", ""]
+    if "shift" in d:
+        sh = d["shift"]
+        which = "the fused head" if sh.get("classifier") == "fusion" else "the best pair's linear probe"
+        lines += ["## Robustness (test top-1)", "", f"The DDPM features read by {which}; clean {sh['clean']:.1%}.", "",
+                  "| shift | " + " | ".join(f"severity {v}" for v in sh["severities"]) + " |",
+                  "|---|" + "---|" * len(sh["severities"])]
+        lines += [f"| {k} | " + " | ".join(_pct(a) for a in accs) + " |" for k, accs in sh["accuracy"].items()]
+        lines += ["", "![robustness](robustness.png)", "", "![shift_examples](shift_examples.png)", ""]
+    if "zeroshot" in d:
+        z = d["zeroshot"]
+        shots = " / ".join("all" if k == 0 else str(k) for k in s["sections"]["zeroshot"]["shots"])
+        lines += ["## Zero-shot (no classifier trained on labels)", "",
+                  f"| model | representation | prototypes, {shots} shots | k-NN | diffusion classifier | "
+                  "binary F1 (prototypes / k-NN) |", "|---|---|---|---|---|---|"]
+        for name, r in z.items():
+            if name == "skipped":
+                continue
+            protos = " / ".join(_pct(v["accuracy"]) for v in r["prototypes"].values())
+            dc = r["diffusion_classifier"]
+            dct = "–" if "skipped" in dc else f"{dc['accuracy']:.1%} ({dc['calls_per_image']:.0f} calls/image)"
+            b = r["binary"]
+            bt = "–" if not b else f"{b['two_prototypes']['f1']:.3f} / {b['knn']['f1']:.3f}"
+            rep = f"{r['representation']['block']} t={r['representation']['timestep']}"
+            lines.append(f"| {name} | {rep} | {protos} | {_pct(r['knn']['accuracy'])} | {dct} | {bt} |")
+        lines += [""] + [f"Skipped {k}: {v}." for k, v in z.get("skipped", {}).items()] + [""]
+        if "rcdit_samples" in s["figures"]:
+            lines += ["RC-DiT samples:", "", "![rcdit_samples](rcdit_samples.png)", ""]
+    if "samples" in s["figures"]:
+        lines += ["DDPM samples:", "", "![samples](samples.png)", ""]
     return "\n".join(lines)

@@ -57,6 +57,8 @@ from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics, per_class_f1
 from ..probe.mlp import MLPProbe
 from ..probe.run import run_probe
+from ..report.plots import compare_plot, curves_plots
+from ..report.tables import compare_report, curves_report, readout_name
 from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .config import METHODS, SETTINGS, CompareConfig
 from .pipeline import run_pretrain, split
@@ -65,8 +67,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BUDGET = CompareConfig.budget_images
 DEFAULT_SHOTS = CompareConfig.shots
-METRICS = {"accuracy": "top-1", "macro_f1": "macro F1", "balanced_accuracy": "bal. acc", "f1_head": "F1 head",
-           "f1_medium": "F1 medium", "f1_tail": "F1 tail", "nmi": "NMI", "ari": "ARI"}
 MethodConfig = PretrainConfig | BaselineConfig
 
 
@@ -145,11 +145,6 @@ def _end_to_end(run_dir: Path, images: ImageArray, groups: dict[str, list[int]])
             **group_f1(np.asarray(per_class_f1(y, pred, len(images.classes))), groups)}
 
 
-def readout_name(head: str, metadata: bool) -> str:
-    """The comparison's name for a fused readout, e.g. 'MLP, top-k pairs + measurements'."""
-    return f"{head if head == 'linear' else head.upper()}, top-k pairs" + (" + measurements" if metadata else "")
-
-
 def _fused_row(store: FeatureStore, results: dict, out: Path, fusion: FusionConfig, probe: GridProbe,
                classes: list[str], groups: dict[str, list[int]]) -> dict:
     """The recipe's readout of one method's features (trained on train, k chosen on val, test once)."""
@@ -158,7 +153,8 @@ def _fused_row(store: FeatureStore, results: dict, out: Path, fusion: FusionConf
                    mlp=MLPProbe(seed=probe.seed, precision=probe.precision), bundle=False)
     best = r["best"]
     class_f1 = np.array([r["per_class_test_f1"][c] for c in classes])
-    return {"eval": readout_name(fusion.head, fusion.metadata), "accuracy": best["test_accuracy"], "macro_f1": best["test_macro_f1"],
+    return {"eval": readout_name(fusion.head, fusion.metadata), "accuracy": best["test_accuracy"],
+            "macro_f1": best["test_macro_f1"],
             "balanced_accuracy": best["test_balanced_accuracy"], "log_loss": best["test_log_loss"],
             **group_f1(class_f1, groups), "nmi": None, "ari": None, "block": f"top {best['k']}", "timestep": None,
             "val_accuracy": best["val_accuracy"], "fusion_dir": str(out)}
@@ -177,7 +173,8 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
     ``configs`` replaces the default config of the methods it names (same budget required).
     ``precision``: of feature extraction (training precision is each config's own).
     ``timesteps``: the DDPM's feature timesteps (default ``FeatureSpec``'s). ``fusion``: also read every
-    method's features the classifier recipe's way (an extra row each; None: the linear probe only). The returned dict lists
+    method's features the classifier recipe's way (an extra row each; None: the linear probe only). The returned
+    dict lists
     under ``trained`` / ``reused`` which runs were trained by this call.
     """
     timesteps = tuple(timesteps or FeatureSpec().timesteps)
@@ -259,86 +256,9 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
               "ddpm_timesteps": list(timesteps), "rows": rows, "trained": trained, "reused": reused,
               "wall_seconds": round(time.time() - t0, 1)}
     write_json(out / "compare.json", result)
-    (out / "compare.md").write_text(render_markdown(result))
-    compare_plot(rows, out / "compare.png", settings=settings)
+    (out / "compare.md").write_text(compare_report(result))
+    compare_plot(rows, out / "compare.png", settings=list(settings))
     return result
-
-
-def _fmt(v, pct: bool = False) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    return f"{v:.1%}" if pct else f"{v:.3f}"
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
-        f"{seconds / 3600:.1f} h"
-
-
-def render_markdown(r: dict) -> str:
-    lo, hi = r["shots"]
-    lines = ["# Controlled comparison: same data, same budget, same probe", "",
-             f"Every method trained from scratch for {r['budget_images']:,} training images seen (seed {r['seed']}, "
-             f"{r['image_size']} px); features probed by the same batched linear probe (best (block, timestep) "
-             f"chosen on val, test reported once); k-means (k = number of classes) on the chosen pair's test "
-             f"features. Head / medium / tail: classes with > {hi} / {lo}-{hi} / < {lo} training images; "
-             f"their score is the macro F1 over the group's classes."]
-    if r.get("fusion"):
-        f = r["fusion"]
-        lines[-1] += (f" Every method is also read the classifier recipe's way (rows "
-                      f"'{readout_name(f['head'], f['metadata'])}'): one "
-                      f"{f['head']} head on its top-k (block, timestep) pairs by val accuracy, k in {f['ks']} chosen on "
-                      f"val" + (f", with the objects' size and shape measurements (weight {f['metadata_weight']:g})"
-                                if f["metadata"] else "") + "; trained on train only.")
-    lines.append("")
-    for setting in r["settings"]:
-        s = r["splits"][setting]
-        counts = ", ".join(f"{g} {len(c)}" for g, c in s["groups"].items())
-        lines += [f"## {setting}", "",
-                  f"{s['n_classes']} classes ({counts}); train / val / test = {s['sizes']['train']} / "
-                  f"{s['sizes']['val']} / {s['sizes']['test']} images; split {s['manifest']}.", "",
-                  "| method | eval | top-1 | macro F1 | bal. acc | F1 head | F1 medium | F1 tail | NMI | ARI | "
-                  "best block, t | params | images seen | train time | img/s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for row in (x for x in r["rows"] if x["setting"] == setting):
-            where = row["block"] if row["timestep"] is None else f"{row['block']}, {row['timestep']}"
-            lines.append(
-                f"| {row['method']} | {row['eval']} | {_fmt(row['accuracy'], True)} | {_fmt(row['macro_f1'])} | "
-                f"{_fmt(row['balanced_accuracy'], True)} | {_fmt(row['f1_head'])} | {_fmt(row['f1_medium'])} | "
-                f"{_fmt(row['f1_tail'])} | {_fmt(row['nmi'])} | {_fmt(row['ari'])} | {where} | "
-                f"{row['params'] / 1e6:.2f} M | {row['images_seen']:,} | {_duration(row['train_seconds'])} | "
-                f"{row['images_per_s']:.0f} |")
-        lines.append("")
-    lines += ["![comparison](compare.png)", ""]
-    return "\n".join(lines)
-
-
-def compare_plot(rows: list[dict], path: str | Path, *, settings=SETTINGS) -> Path:
-    """Grouped bars: one panel per setting, metrics along x, one bar per method (and eval)."""
-    import matplotlib  # noqa: PLC0415 - plotting only here
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, axes = plt.subplots(len(settings), 1, figsize=(11, 3.2 * len(settings)), squeeze=False)
-    for ax, setting in zip(axes[:, 0], settings):
-        mine = [r for r in rows if r["setting"] == setting]
-        width = 0.8 / max(1, len(mine))
-        for k, row in enumerate(mine):
-            vals = [row.get(m) for m in METRICS]
-            vals = [np.nan if v is None else v for v in vals]
-            label = row["method"] + (" (end to end)" if row["eval"] == "end to end" else "")
-            ax.bar(np.arange(len(METRICS)) + (k - (len(mine) - 1) / 2) * width, vals, width, label=label)
-        ax.set_xticks(range(len(METRICS)), list(METRICS.values()))
-        lowest = min([0.0] + [row[m] for row in mine for m in METRICS if row.get(m) is not None])
-        ax.set_ylim(lowest, 1.18)  # headroom for the legend; ARI can be below 0
-        ax.axhline(0, color="black", linewidth=0.6)
-        ax.set_title(f"{setting} setting", fontsize=10)
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7, ncol=min(6, len(mine)), loc="upper center")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
 
 
 def compare_curves(data: str | Path, out: str | Path, *, budgets: tuple[int, ...],
@@ -384,68 +304,5 @@ def compare_curves(data: str | Path, out: str | Path, *, budgets: tuple[int, ...
               "runs": runs}
     write_json(out / "curves.json", result)
     curves_plots(result, out)
-    (out / "curves.md").write_text(render_curves_markdown(result))
+    (out / "curves.md").write_text(curves_report(result))
     return result
-
-
-def render_curves_markdown(r: dict) -> str:
-    lines = ["# The comparison as curves", "",
-             f"Test top-1 of each method's linear probe (best (block, timestep) chosen on val) at each pretraining "
-             f"budget, and the supervised network's own head (end to end); CPU-hours are pretraining wall time x "
-             f"{r['threads']} threads. Then, at {r['budgets'][-1]:,} images, the same probe trained on a few "
-             f"labelled images per class ({r['draws']} random draws, mean +- std; the full val part still stops "
-             f"training).", ""]
-    for setting in r["settings"]:
-        mine = [x for x in r["rows"] if x["setting"] == setting]
-        lines += [f"## {setting}: accuracy against pretraining compute", "",
-                  "| method | eval | " + " | ".join(f"{b:,} images" for b in r["budgets"]) + " |",
-                  "|---|---|" + "---|" * len(r["budgets"])]
-        for method, ev in dict.fromkeys((x["method"], x["eval"]) for x in mine):
-            cells = []
-            for b in r["budgets"]:
-                x = next(x for x in mine if x["budget_images"] == b and (x["method"], x["eval"]) == (method, ev))
-                cells.append(f"{_fmt(x['accuracy'], True)} ({x['cpu_hours']:.2f} CPU-h)")
-            lines.append(f"| {method} | {ev} | " + " | ".join(cells) + " |")
-        curve = [x for x in r["label_curves"] if x["setting"] == setting]
-        lines += ["", f"## {setting}: accuracy against labelled images per class", "",
-                  "| method | " + " | ".join("all" if k is None else f"{k}" for k in r["label_shots"]) + " |",
-                  "|---|" + "---|" * len(r["label_shots"])]
-        for method in dict.fromkeys(x["method"] for x in curve):
-            lines.append(f"| {method} | " + " | ".join(
-                f"{x['accuracy_mean']:.1%} +- {x['accuracy_std']:.1%}" for x in curve if x["method"] == method) + " |")
-        lines.append("")
-    lines += ["![compute](curves_compute.png)", "", "![labels](curves_labels.png)", ""]
-    return "\n".join(lines)
-
-
-def curves_plots(r: dict, out: Path) -> None:
-    """curves_compute.png and curves_labels.png: one panel per setting, one line per method (and eval)."""
-    import matplotlib  # noqa: PLC0415 - plotting only here
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    n = len(r["settings"])
-    for name, points, xlabel in (("compute", r["rows"], "pretraining CPU-hours"),
-                                 ("labels", r["label_curves"], "labelled training images per class")):
-        fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
-        for ax, setting in zip(axes[0], r["settings"]):
-            mine = [x for x in points if x["setting"] == setting]
-            for key in dict.fromkeys((x["method"], x.get("eval", "linear probe")) for x in mine):
-                line = [x for x in mine if (x["method"], x.get("eval", "linear probe")) == key]
-                if name == "compute":
-                    xs, ys, err = [x["cpu_hours"] for x in line], [x["accuracy"] for x in line], None
-                else:  # "all" sits at the mean number of train images per class
-                    xs = [x["shots"] if x["shots"] is not None else x["n_train"] / x["n_classes"] for x in line]
-                    ys, err = [x["accuracy_mean"] for x in line], [x["accuracy_std"] for x in line]
-                label = key[0] + (" (end to end)" if key[1] == "end to end" else "")
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls="--" if key[1] == "end to end" else "-",
-                            label=label)
-            ax.set_xscale("log")
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel("test top-1")
-            ax.set_title(f"{setting} setting", fontsize=10)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / f"curves_{name}.png", dpi=110)
-        plt.close(fig)

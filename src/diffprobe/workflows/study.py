@@ -17,10 +17,7 @@ the long stages also resume inside themselves (checkpoints, partial feature stor
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
-import math
 import shutil
 import time
 import tomllib
@@ -37,6 +34,8 @@ from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotCo
 from ..config.features import ExtractConfig, FeatureSpec
 from ..config.pretrain import PretrainConfig, RCDiTPretrainConfig
 from ..config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
+from ..report.html import markdown_page
+from ..report.tables import study_report
 from ..utils import PRECISIONS, DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
 from .config import CompareConfig
 
@@ -574,139 +573,12 @@ FIGURES = {  # figure name in the report -> (stage, path under work)
 }
 
 
-def _pct(x) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.1%}"
-
-
 def _machine() -> str:
     import torch  # noqa: PLC0415
 
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
     return f"{torch.get_num_threads()} CPU threads"
-
-
-def render_markdown(cfg: StudyConfig, s: dict) -> str:
-    d, lines = s["stages"], [f"# diffprobe study: {cfg.name}", "",
-                             f"Config `{cfg.source}`; data `{cfg.data}`; seed {cfg.seed}; {cfg.image_size} px; "
-                             f"diffprobe {s['version']}, commit {', '.join(c[:12] + c[40:] for c in s['commits'])}. "
-                             f"Total {s['wall_minutes']:.0f} min on {_machine()}; stage times: " +
-                             ", ".join(f"{k} {v['wall_seconds'] / 60:.1f} min{' (reused)' if v['reused'] else ''}"
-                                       for k, v in s["timings"].items()) + ".", ""]
-    if "split" in d:
-        lines += [f"Split: {d['split']['sizes']} images, {d['split']['n_classes']} classes.", ""]
-    if "pretrain" in d:
-        p = d["pretrain"]
-        lines += [f"DDPM U-Net: {p.get('params', 0) / 1e6:.2f}M parameters, {p.get('images_seen', 0):,} images seen, "
-                  f"{p.get('elapsed_s', 0) / 60:.0f} min of training.", ""]
-    if "probe" in d:
-        p = d["probe"]
-        lines += ["## Linear probes over (block, timestep)", "",
-                  f"Best pair chosen on val, over {len(p['per_seed'])} probe seed(s): **test top-1 "
-                  f"{p['test_accuracy']['mean']:.1%} ± {p['test_accuracy']['std']:.1%}, macro F1 "
-                  f"{p['test_macro_f1']['mean']:.3f} ± {p['test_macro_f1']['std']:.3f}**, balanced accuracy "
-                  f"{p['test_balanced_accuracy']['mean']:.1%} (chance {p['chance_accuracy']:.1%}).", "",
-                  "| seed | best pair | val top-1 | test top-1 | test macro F1 |", "|---|---|---|---|---|"]
-        lines += [f"| {r['seed']} | {r['block']} t={r['timestep']} | {r['val_accuracy']:.1%} | {r['test_accuracy']:.1%} "
-                  f"| {r['test_macro_f1']:.3f} |" for r in p["per_seed"]]
-        lines += ["", "![heatmap](heatmap.png)", "", "![confusion](confusion.png)", ""]
-    if "cluster" in d:
-        c = d["cluster"]
-        lines += [f"k-means (k = {c['k']}) on the best pair's test features: NMI {c['nmi']:.3f}, ARI {c['ari']:.3f}, "
-                  f"purity {c['purity']:.3f}.", ""]
-    if "fusion" in d:
-        f = d["fusion"]
-        lines += ["## Fused pairs", "", f"Top {f['best']['k']} pairs (k chosen on val): test top-1 "
-                  f"{f['best']['test_accuracy']:.1%}, macro F1 {f['best']['test_macro_f1']:.3f}, log loss "
-                  f"{f['best']['test_log_loss']:.3f}; best single pair {f['best_single_pair']['test_accuracy']:.1%}, "
-                  f"{f['best_single_pair']['test_macro_f1']:.3f}."]
-        if "refit" in f:
-            r = f["refit"]
-            lines[-1] += (f" Trained again on train + val (the bundled classifier): **test top-1 "
-                          f"{r['test_accuracy']:.1%}, macro F1 {r['test_macro_f1']:.3f}, log loss {r['test_log_loss']:.3f}**.")
-        lines.append("")
-    if "ensemble" in d:
-        e = d["ensemble"]
-        lines += ["## Two readings, a head each, averaged", "",
-                  f"The fused head above and one on the images {e['second_reading']} (k = {e['second_k']}, test top-1 "
-                  f"{e['second_test_accuracy']:.1%} alone), log-probabilities averaged: **test top-1 "
-                  f"{e['test_accuracy']:.1%}, macro F1 {e['test_macro_f1']:.3f}, log loss {e['test_log_loss']:.3f}**"
-                  f" (`{e['bundle']}`).", ""]
-    if "compare" in d:
-        lines += ["## Controlled comparison (same split, budget and probe)", "",
-                  "| setting | method | eval | top-1 | macro F1 | bal. acc | F1 head / medium / tail | NMI |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in d["compare"]["rows"]:
-            f1s = " / ".join("–" if r.get(g) is None else f"{r[g]:.3f}" for g in ("f1_head", "f1_medium", "f1_tail"))
-            nmi = "–" if r.get("nmi") is None else f"{r['nmi']:.3f}"
-            lines.append(f"| {r['setting']} | {r['method']} | {r['eval']} | {r['accuracy']:.1%} | {r['macro_f1']:.3f} | "
-                         f"{r['balanced_accuracy']:.1%} | {f1s} | {nmi} |")
-        lines += ["", "![compare](compare.png)", ""]
-    if "shift" in d:
-        sh = d["shift"]
-        which = "the fused head" if sh.get("classifier") == "fusion" else "the best pair's linear probe"
-        lines += ["## Robustness (test top-1)", "", f"The DDPM features read by {which}; clean {sh['clean']:.1%}.", "",
-                  "| shift | " + " | ".join(f"severity {v}" for v in sh["severities"]) + " |",
-                  "|---|" + "---|" * len(sh["severities"])]
-        lines += [f"| {k} | " + " | ".join(_pct(a) for a in accs) + " |" for k, accs in sh["accuracy"].items()]
-        lines += ["", "![robustness](robustness.png)", "", "![shift_examples](shift_examples.png)", ""]
-    if "zeroshot" in d:
-        z = d["zeroshot"]
-        shots = " / ".join("all" if k == 0 else str(k) for k in cfg.sections["zeroshot"]["shots"])
-        lines += ["## Zero-shot (no classifier trained on labels)", "",
-                  f"| model | representation | prototypes, {shots} shots | k-NN | diffusion classifier | "
-                  "binary F1 (prototypes / k-NN) |", "|---|---|---|---|---|---|"]
-        for name, r in z.items():
-            if name == "skipped":
-                continue
-            protos = " / ".join(_pct(v["accuracy"]) for v in r["prototypes"].values())
-            dc = r["diffusion_classifier"]
-            dct = "–" if "skipped" in dc else f"{dc['accuracy']:.1%} ({dc['calls_per_image']:.0f} calls/image)"
-            b = r["binary"]
-            bt = "–" if not b else f"{b['two_prototypes']['f1']:.3f} / {b['knn']['f1']:.3f}"
-            rep = f"{r['representation']['block']} t={r['representation']['timestep']}"
-            lines.append(f"| {name} | {rep} | {protos} | {_pct(r['knn']['accuracy'])} | {dct} | {bt} |")
-        lines += [""] + [f"Skipped {k}: {v}." for k, v in z.get("skipped", {}).items()] + [""]
-        if "rcdit_samples" in s["figures"]:
-            lines += ["RC-DiT samples:", "", "![rcdit_samples](rcdit_samples.png)", ""]
-    if "samples" in s["figures"]:
-        lines += ["DDPM samples:", "", "![samples](samples.png)", ""]
-    return "\n".join(lines)
-
-
-def render_html(markdown: str, figures: dict[str, Path], title: str) -> str:
-    """A self-contained page: the Markdown's text and tables, with every figure embedded (base64)."""
-    body, table = [], []
-
-    def flush_table():
-        if table:
-            rows = [r.strip("|").split("|") for r in table if not set(r.replace("|", "").strip()) <= {"-"}]
-            cells = lambda r, tag: "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in r)  # noqa: E731
-            body.append("<table><thead><tr>" + cells(rows[0], "th") + "</tr></thead><tbody>"
-                        + "".join("<tr>" + cells(r, "td") + "</tr>" for r in rows[1:]) + "</tbody></table>")
-            table.clear()
-
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.startswith("!["):
-            name = line[line.index("(") + 1:line.index(")")].removesuffix(".png")
-            if name in figures:
-                data = base64.b64encode(figures[name].read_bytes()).decode()
-                body.append(f'<figure><img alt="{name}" src="data:image/png;base64,{data}"></figure>')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line).replace('**', '')}</p>")
-    flush_table()
-    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
-             "img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
 
 
 def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
@@ -724,9 +596,10 @@ def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
     study = {"name": cfg.name, "config": str(cfg.source), "results_dir": str(cfg.results), "version": __version__,
              "commits": commits, "wall_minutes": round(sum(t["wall_seconds"] for t in timings.values()) / 60, 1),
              "shared": cfg.shared(), "precision_used": resolve_precision(cfg.precision),
-             "sections": cfg.sections, "stages": done, "timings": timings, "figures": sorted(figures)}
+             "sections": cfg.sections, "stages": done, "timings": timings, "figures": sorted(figures),
+             "machine": _machine()}
     write_json(cfg.results / "study.json", study)
-    md = render_markdown(cfg, study)
+    md = study_report(study)
     (cfg.results / "study.md").write_text(md)
-    (cfg.results / "study.html").write_text(render_html(md, figures, f"diffprobe study: {cfg.name}"))
+    (cfg.results / "study.html").write_text(markdown_page(md, figures, f"diffprobe study: {cfg.name}"))
     return study
