@@ -55,7 +55,6 @@ from ..probe.fusion import fuse_pairs
 from ..probe.label_curve import label_curve
 from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics, per_class_f1
-from ..probe.mlp import MLPProbe
 from ..probe.run import run_probe
 from ..report.plots import compare_plot, curves_plots
 from ..report.tables import compare_report, curves_report, readout_name
@@ -149,8 +148,7 @@ def _fused_row(store: FeatureStore, results: dict, out: Path, fusion: FusionConf
                classes: list[str], groups: dict[str, list[int]]) -> dict:
     """The recipe's readout of one method's features (trained on train, k chosen on val, test once)."""
     r = fuse_pairs(store, results, out, ks=fusion.ks, head=fusion.head, metadata=fusion.metadata,
-                   metadata_weight=fusion.metadata_weight, refit=False, probe=probe,
-                   mlp=MLPProbe(seed=probe.seed, precision=probe.precision), bundle=False)
+                   metadata_weight=fusion.metadata_weight, refit=False, probe=probe, bundle=False)
     best = r["best"]
     class_f1 = np.array([r["per_class_test_f1"][c] for c in classes])
     return {"eval": readout_name(fusion.head, fusion.metadata), "accuracy": best["test_accuracy"],

@@ -18,6 +18,7 @@ the long stages also resume inside themselves (checkpoints, partial feature stor
 from __future__ import annotations
 
 import logging
+import platform
 import shutil
 import time
 import tomllib
@@ -578,7 +579,9 @@ def _machine() -> str:
 
     if torch.cuda.is_available():
         return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}"
-    return f"{torch.get_num_threads()} CPU threads"
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").is_file() else platform.processor()
+    return f"{torch.get_num_threads()} CPU threads of {cpu or 'an unnamed CPU'}"
 
 
 def write_report(cfg: StudyConfig, done: dict, timings: dict) -> dict:
