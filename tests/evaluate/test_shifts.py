@@ -45,6 +45,15 @@ def test_margin_frames_the_organism_loosely_and_the_crop_undoes_it(organism):
         preprocess(out[5], loose) - reference).mean()
 
 
+@pytest.mark.parametrize("field", [0.9, 0.1])
+def test_overlay_marks_stand_out_from_the_field(organism, field):
+    img = organism if field > 0.5 else 1.0 - organism  # light field (NDSB) and dark field (dark-field cameras)
+    out = apply_shift(img, "overlay", 3, seed=0, key="a.png")
+    marked = np.abs(out - img) > 0.5
+    assert marked.sum() >= 0.02 * img.size  # the bar and the label are drawn in the opposite tone to the field
+    assert np.all(np.abs(out[marked] - field) > 0.5)
+
+
 def test_random_shifts_depend_on_seed_and_file(organism):
     a = apply_shift(organism, "noise", 2, seed=0, key="a.png")
     assert not np.array_equal(a, apply_shift(organism, "noise", 2, seed=1, key="a.png"))

@@ -118,8 +118,7 @@ def _texture(img, level, rng):
 def _overlay(img, level, rng):
     h, w = img.shape
     out = img.copy()
-    ink = 1.0 - border_level(img) > 0.5  # dark marks on a light field, light ones on a dark field
-    value = 0.0 if ink else 1.0
+    value = 0.0 if border_level(img) > 0.5 else 1.0  # dark marks on a light field, light ones on a dark field
     thick = max(1, round(0.03 * h))
     row, length = h - 2 * thick - 1, max(2, round(level * w))
     out[row:row + thick, w - length - thick:w - thick] = value  # the scale bar, bottom right
