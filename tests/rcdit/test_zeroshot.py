@@ -11,9 +11,10 @@ from diffprobe.backbones.ddpm_unet import make_scheduler
 from diffprobe.cli import main
 from diffprobe.data.dataset import ImageArray
 from diffprobe.data.preprocess import Preprocess
-from diffprobe.evaluate.zeroshot import (DiffusionClassifierConfig, ZeroShotConfig, diffusion_classify,
-                                         knn_predict, positive_classes, prototype_predict, sample_references, zeroshot)
-from diffprobe.utils import DiffprobeError, read_json
+from diffprobe.evaluate.zeroshot import (DiffusionClassifierConfig, ZeroShotConfig, diagnostic_t_range,
+                                         diffusion_classify, knn_predict, positive_classes, prototype_predict,
+                                         sample_references, zeroshot)
+from diffprobe.utils import DiffprobeError, read_json, write_json
 
 
 def _easy_images(n_per_class=30, size=16, seed=0) -> ImageArray:
@@ -98,6 +99,22 @@ def test_diffusion_classifier_compares_classes_on_the_same_t_and_eps():
     assert (pred == 0).all()
 
 
+def test_diffusion_classifier_timesteps_from_the_conditioning_diagnostic(tmp_path):
+    gaps = {"0-250": (0.30, 0.36), "250-500": (0.10, 0.13), "500-750": (0.05, 0.06), "750-1000": (0.02, 0.021)}
+    write_json(tmp_path / "summary.json", {"conditioning": {
+        **{b: {"own": own, "shuffled": sh, "null": sh, "gap": sh - own} for b, (own, sh) in gaps.items()},
+        "all": {"own": 0.1, "shuffled": 0.2, "null": 0.2, "gap": 0.1}}})
+    # Relative gaps 20%, 30%, 20%, 5%: the relative gap counts, not the absolute one (largest at 0-250)
+    assert diagnostic_t_range(tmp_path) == (250, 500)
+    with pytest.raises(DiffprobeError, match="no conditioning diagnostic"):
+        diagnostic_t_range(tmp_path / "missing")
+    assert DiffusionClassifierConfig(t_range="500,1000").t_range == (500, 1000)
+    assert DiffusionClassifierConfig(t_range="auto").t_range == "auto"
+    for bad in ("high", "900,100", "1,2,3", (0, 1001)):
+        with pytest.raises(DiffprobeError, match="LOW"):
+            DiffusionClassifierConfig(t_range=bad)
+
+
 def test_diffusion_classifier_on_an_rcdit(rcdit_backbone, synth_images, tmp_path):
     cfg = ZeroShotConfig(shots=(1, 0), episodes=2, positive="spiny_*",
                          diffusion=DiffusionClassifierConfig(schedule=((1, 3), (2, 1)), max_images=8))
@@ -178,9 +195,11 @@ def test_cli_pretrain_and_zeroshot(synth_split, tmp_path, capsys):
     out = tmp_path / "zs"
     assert main(["zeroshot", "--model", str(run), "--data", str(run / "split.csv"), "--out", str(out),
                  "--shots", "1,0", "--episodes", "2", "--positive", "chain_*", "--dc-schedule", "1:2,1:1",
-                 "--dc-max-images", "4"]) == 0
+                 "--dc-max-images", "4", "--dc-t-range", "auto"]) == 0
     printed = capsys.readouterr().out
     assert "denoiser calls per image" in printed and (out / "zeroshot.json").is_file()
+    # 'auto' reads the timesteps from the run's own conditioning diagnostic
+    assert read_json(out / "zeroshot.json")["diffusion_classifier"]["t_range"] == list(diagnostic_t_range(run))
     assert main(["zeroshot", "--model", str(run), "--data", str(run / "split.csv"), "--out", str(out),
                  "--positive", "nothing_*", "--no-diffusion"]) == 2
     assert "matches none" in capsys.readouterr().err

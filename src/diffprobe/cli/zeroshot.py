@@ -61,7 +61,8 @@ def cmd_zeroshot(args):
         block, timestep = results["best"]["block"], results["best"]["timestep"]
         read = {k: results["feature_spec"][k] for k in read}
     dc = None if args.no_diffusion else DiffusionClassifierConfig(
-        schedule=args.dc_schedule, max_images=args.dc_max_images, shots=args.dc_shots, batch_size=args.dc_batch_size)
+        schedule=args.dc_schedule, max_images=args.dc_max_images, shots=args.dc_shots, batch_size=args.dc_batch_size,
+        t_range=args.dc_t_range)
     cfg = ZeroShotConfig(block=block, timestep=timestep, **read, shots=args.shots, episodes=args.episodes,
                          knn_k=args.knn, center=not args.no_center, positive=args.positive, diffusion=dc,
                          seed=args.seed, precision=args.precision)
@@ -135,6 +136,9 @@ def add_commands(sub) -> None:
     option(s, "--dc-max-images", dc, "max_images", type=int,
            help="test images for the diffusion classifier (seeded subset; 0 = all; default {default})")
     option(s, "--dc-shots", dc, "shots", type=int, help="references per class for its prototypes (0 = all)")
+    option(s, "--dc-t-range", dc, "t_range",
+           help="timesteps LOW,HIGH its samples are drawn from, or 'auto': the bucket where the model's "
+                "conditioning diagnostic says r matters most (default {default})")
     option(s, "--dc-batch-size", dc, "batch_size", type=int, help="denoiser inputs per forward pass")
     option(s, "--batch-size", ExtractConfig, type=int, help="images per batch for feature extraction")
     add_precision_arg(s, ZeroShotConfig)

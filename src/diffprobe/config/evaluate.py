@@ -18,10 +18,12 @@ class DiffusionClassifierConfig:
     adds 16 and picks the lowest mean error (28 samples for the finalists).
     max_images: test images classified (a seeded subset; 0 = all), as each costs hundreds of
     denoiser calls. shots: references per class for the conditioning prototypes (0 = all).
+    t_range: the (low, high) timesteps its samples are drawn from, or "auto": the bucket of the model's
+    conditioning diagnostic where r matters most (the largest (shuffled - own) / own in its summary.json).
     """
 
     schedule: tuple[tuple[int, int], ...] = ((4, 10), (8, 3), (16, 1))
-    t_range: tuple[int, int] = (1, 1000)
+    t_range: tuple[int, int] | str = (1, 1000)
     max_images: int = 500
     shots: int = 0
     batch_size: int = 512  # denoiser inputs per forward pass
@@ -31,9 +33,17 @@ class DiffusionClassifierConfig:
         if not self.schedule or any(n < 1 or k < 1 for n, k in self.schedule):
             raise DiffprobeError(f"diffusion-classifier schedule needs stages of (samples >= 1, keep >= 1), "
                                  f"got {list(self.schedule)}")
-        lo, hi = self.t_range
+        if self.t_range == "auto":
+            return
+        try:  # "LOW,HIGH" as a command line or a study config writes it, or a pair
+            lo, hi = (int(v) for v in (self.t_range.split(",") if isinstance(self.t_range, str) else self.t_range))
+        except ValueError:
+            raise DiffprobeError(f"the diffusion classifier's timesteps must be LOW,HIGH (e.g. 500,1000) or "
+                                 f"'auto', got {self.t_range!r}") from None
         if not 0 <= lo < hi <= 1000:
-            raise DiffprobeError(f"t_range must satisfy 0 <= low < high <= 1000, got {self.t_range}")
+            raise DiffprobeError(f"the diffusion classifier's timesteps must satisfy 0 <= LOW < HIGH <= 1000, "
+                                 f"got {self.t_range!r}")
+        object.__setattr__(self, "t_range", (lo, hi))
 
     @property
     def samples(self) -> int:

@@ -48,7 +48,7 @@ from ..features.extract import FeatureSpec
 from ..features.store import extract_features
 from ..probe.metrics import chance_accuracy, classification_metrics
 from ..report.tables import zeroshot_report
-from ..utils import DiffprobeError, stable_seed, write_json
+from ..utils import DiffprobeError, read_json, stable_seed, write_json
 
 log = logging.getLogger(__name__)
 
@@ -175,13 +175,30 @@ def diffusion_classify(denoise: Denoiser, x0: torch.Tensor, prototypes: torch.Te
     return cand[:, 0].cpu().numpy(), calls
 
 
+def diagnostic_t_range(run: str | Path) -> tuple[int, int]:
+    """The timestep bucket where an RC-DiT's denoiser uses r most: the largest relative conditioning gap
+    (shuffled - own) / own among the buckets of ``summary.json``'s ``conditioning`` (``rcdit-pretrain``'s
+    diagnostic of its final weights). There the denoising error depends most on which r it is given."""
+    path = Path(run) / "summary.json"
+    buckets = {k: v for k, v in (read_json(path).get("conditioning") or {}).items() if k != "all"} \
+        if path.exists() else {}
+    if not buckets:
+        raise DiffprobeError(f"{path}: no conditioning diagnostic (trained before it was recorded?); give the "
+                             f"diffusion classifier's timesteps as LOW,HIGH instead of 'auto'")
+    best = max(buckets, key=lambda b: (buckets[b]["shuffled"] - buckets[b]["own"]) / buckets[b]["own"])
+    lo, hi = best.split("-")
+    return int(lo), int(hi)
+
+
 def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_train: np.ndarray, y_train: np.ndarray,
                              n_classes: int, cfg: DiffusionClassifierConfig, *, seed: int = 0, precision: str = "auto",
                              image_batch: int = 16, progress: bool = True) -> dict:
     """Diffusion-classify uint8 images (N, S, S) against prototypes from raw train r (M, R) with labels.
 
-    Returns {"pred": (N,) labels, "calls_per_image", "exhaustive_calls_per_image", "seconds", "n_candidates"}.
+    Returns {"pred": (N,) labels, "calls_per_image", "exhaustive_calls_per_image", "seconds", "n_candidates",
+    "t_range"}.
     """
+    t_range = diagnostic_t_range(backbone.path) if cfg.t_range == "auto" else cfg.t_range
     refs = sample_references(y_train, cfg.shots, np.random.default_rng(stable_seed("dc-shots", seed)))
     protos, present = class_means(r_train[refs], y_train[refs], n_classes)
     classes = np.flatnonzero(present)
@@ -193,11 +210,11 @@ def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_trai
         chunk = images[start:start + image_batch]
         pred, calls = diffusion_classify(denoise, to_model_input(chunk).to(backbone.device), prototypes,
                                          image_seeds(chunk, stable_seed("dc", seed)), cfg.schedule,
-                                         t_range=cfg.t_range, batch_size=cfg.batch_size)
+                                         t_range=t_range, batch_size=cfg.batch_size)
         preds.append(classes[pred])
     return {"pred": np.concatenate(preds), "calls_per_image": calls,
             "exhaustive_calls_per_image": cfg.samples * len(classes), "seconds": round(time.time() - t0, 1),
-            "n_candidates": len(classes)}
+            "n_candidates": len(classes), "t_range": list(t_range)}
 
 
 # --- the stage -----------------------------------------------------------------------------------------------
@@ -301,6 +318,7 @@ def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Pa
             **classification_metrics(y_te[sub], dc["pred"]), "n_images": len(sub),
             "calls_per_image": dc["calls_per_image"], "exhaustive_calls_per_image": dc["exhaustive_calls_per_image"],
             "n_candidates": dc["n_candidates"], "seconds": dc["seconds"], "schedule": [list(s) for s in dcfg.schedule],
+            "t_range": dc["t_range"],
             "prototypes_all_same_images": classification_metrics(y_te[sub], proto_all[sub])}
 
     if cfg.positive is not None:

@@ -128,7 +128,8 @@ def zeroshot_report(r: dict) -> str:
     else:
         lines.append(row(f"diffusion classifier ({dc['n_images']} test images)", dc))
         lines += ["", f"Diffusion classifier: {dc['calls_per_image']} denoiser calls per image with adaptive pruning "
-                      f"(schedule {dc['schedule']}: new (t, eps) samples, candidates kept), instead of "
+                      f"(schedule {dc['schedule']}: new (t, eps) samples, candidates kept; t in "
+                      f"{dc.get('t_range', [1, 1000])}), instead of "
                       f"{dc['exhaustive_calls_per_image']} for all {dc['n_candidates']} classes; {dc['seconds']} s. "
                       f"Prototypes (all shots) on the same images: {dc['prototypes_all_same_images']['accuracy']:.2%}."]
     if r["classes_without_references"]:
