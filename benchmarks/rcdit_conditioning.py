@@ -11,6 +11,10 @@ run is reused), then reads it two ways:
 - zero-shot classification with r (``evaluate.zeroshot``: prototypes from all train images, weighted k-NN,
   and the binary task), no classifier trained on labels; the diffusion classifier only with --dc-max-images.
 
+Two reference rows: ``untrained`` (one step at the warm-up's first learning rate: the encoder as initialised,
+what zero-shot reads from a random ViT) and, with --dino-images, DINO on the same ViT (the study's baseline
+config) for about the same CPU time, read the same way (its ``cls`` block).
+
 Writes benchmarks/results/<--name>.json and .md.
 """
 
@@ -22,11 +26,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import write
+
 from diffprobe.backbones.rcdit import RCDiTConfig
 from diffprobe.config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
-from diffprobe.config.pretrain import RCDiTPretrainConfig
+from diffprobe.config.pretrain import BaselineConfig, RCDiTPretrainConfig, default_arch
 from diffprobe.data.dataset import load_split_images
 from diffprobe.evaluate.zeroshot import zeroshot
+from diffprobe.pretrain.baselines import train_baseline
 from diffprobe.pretrain.rcdit import pretrain_rcdit
 from diffprobe.utils import read_json
 
@@ -38,6 +44,7 @@ VARIANTS = {
     "encoder_augmented": ({}, {"encoder_view": "augmented"}),
     "no_r_dropout": ({}, {"r_dropout": 0.0}),
     "all_three": ({"r_tokens": 4}, {"t_sampling": "high", "encoder_view": "augmented"}),
+    "untrained": ({}, {"steps": 1}),
 }
 
 
@@ -45,6 +52,23 @@ def relative_gaps(conditioning: dict) -> dict:
     """(shuffled - own) / own and (null - own) / own per bucket of a ``conditioning_gap`` result."""
     return {b: {"shuffled": (v["shuffled"] - v["own"]) / v["own"], "null": (v["null"] - v["own"]) / v["own"]}
             for b, v in conditioning.items()}
+
+
+def dino_row(a, images) -> dict:
+    """DINO on the RC-DiT encoder's ViT (the study's baseline config), read like the variants at its cls token."""
+    cfg = BaselineConfig(method="dino", arch=default_arch("dino", 32, "vit"), budget_images=a.dino_images,
+                         seed=a.seed)
+    run = Path(a.out) / "dino"
+    if not (run / "summary.json").is_file():
+        train_baseline(images.training_part(a.split)[0], run, cfg, resume=True)
+    summary = read_json(run / "summary.json")
+    z = zeroshot(run, images, run / "zeroshot", ZeroShotConfig(block="cls", shots=(0,), positive=a.positive,
+                                                               diffusion=None, seed=a.seed))
+    return {"variant": f"DINO ({a.dino_images} images)", "model": "vit", "training": {}, "steps": summary["steps"],
+            "train_minutes": round(summary["elapsed_s"] / 60, 1), "precision": summary.get("precision"),
+            "conditioning": None, "relative_gap": None, "prototypes": z["prototypes"]["all"],
+            "knn": z["knn"]["weighted"], "diffusion_classifier": None,
+            "binary": {k: z["binary"][k] for k in ("two_prototypes", "knn")} if "binary" in z else None}
 
 
 def main():
@@ -55,6 +79,10 @@ def main():
     ap.add_argument("--steps", type=int, default=500, help="steps of 64 images per variant (the study's budget)")
     ap.add_argument("--positive", default="copepod_*", help="positive classes of the binary task")
     ap.add_argument("--dc-max-images", type=int, default=0, help="test images for the diffusion classifier (0: skip)")
+    ap.add_argument("--dc-t-range", default="auto", help="timesteps of the diffusion classifier: LOW,HIGH or auto")
+    ap.add_argument("--dino-images", type=int, default=0,
+                    help="also train DINO on the same ViT for this many images (0: skip; 28160 took about the "
+                         "paper variant's time on a 2-core AMX Xeon)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="rcdit_conditioning")
     a = ap.parse_args()
@@ -66,24 +94,29 @@ def main():
     rows = []
     for name in names:
         model_kw, train_kw = VARIANTS[name]
-        cfg = RCDiTPretrainConfig(model=replace(RCDiTConfig(), **model_kw), steps=a.steps, batch_size=64, seed=a.seed,
-                                  **train_kw)
+        cfg = RCDiTPretrainConfig(model=replace(RCDiTConfig(), **model_kw), batch_size=64, seed=a.seed,
+                                  **{"steps": a.steps, **train_kw})
         run = out / name
         images = load_split_images(a.split, cfg.preprocess, report_dir=out)
         if not (run / "summary.json").is_file():
             pretrain_rcdit(images.training_part(a.split)[0], run, cfg, resume=True)
         summary = read_json(run / "summary.json")
-        dc = DiffusionClassifierConfig(max_images=a.dc_max_images) if a.dc_max_images else None
+        # untrained, the adaLN-zero gates are zero: the denoiser ignores r and every class scores the same
+        dc = (DiffusionClassifierConfig(max_images=a.dc_max_images, t_range=a.dc_t_range)
+              if a.dc_max_images and name != "untrained" else None)
         t0 = time.time()
         z = zeroshot(run, images, run / "zeroshot", ZeroShotConfig(shots=(0,), positive=a.positive, diffusion=dc,
                                                                    seed=a.seed))
-        rows.append({"variant": name, "model": model_kw, "training": train_kw, "steps": a.steps,
+        rows.append({"variant": name, "model": model_kw, "training": train_kw, "steps": cfg.steps,
                      "train_minutes": round(summary["elapsed_s"] / 60, 1), "precision": summary.get("precision"),
                      "conditioning": summary["conditioning"], "relative_gap": relative_gaps(summary["conditioning"]),
                      "prototypes": z["prototypes"]["all"], "knn": z["knn"]["weighted"],
-                     "binary": {k: z["binary"][k] for k in ("two_prototypes", "knn")} if "binary" in z else None,
+                     "binary": {k: v for k, v in z["binary"].items() if k in ("two_prototypes", "knn", "diffusion_classifier")}
+                     if "binary" in z else None,
                      "diffusion_classifier": z["diffusion_classifier"] if dc else None,
                      "zeroshot_seconds": round(time.time() - t0, 1)})
+    if a.dino_images:
+        rows.append(dino_row(a, images))
     buckets = [b for b in rows[0]["relative_gap"] if b != "all"]
     table = [f"# RC-DiT: does the denoiser use r? ({a.steps} steps of 64 images each, split {a.split})", "",
              "Relative conditioning gap (shuffled - own) / own of the EMA weights per timestep bucket (target: "
@@ -95,9 +128,22 @@ def main():
         g = r["relative_gap"]
         b = r["binary"]
         binary = f"{b['two_prototypes']['f1']:.3f} / {b['knn']['f1']:.3f}" if b else "–"
-        table.append(f"| {r['variant']} | {r['train_minutes']:.1f} | " + " | ".join(
-            f"{g[k]['shuffled']:+.1%}" for k in buckets) + f" | {g['all']['null']:+.1%} | "
-            f"{r['prototypes']['accuracy']:.1%} | {r['knn']['accuracy']:.1%} | {binary} |")
+        gaps = [f"{g[k]['shuffled']:+.1%}" for k in buckets] + [f"{g['all']['null']:+.1%}"] if g else ["–"] * (
+            len(buckets) + 1)
+        table.append(f"| {r['variant']} | {r['train_minutes']:.1f} | " + " | ".join(gaps) + " | "
+                     f"{r['prototypes']['accuracy']:.1%} | {r['knn']['accuracy']:.1%} | {binary} |")
+    dcs = [r for r in rows if r["diffusion_classifier"]]
+    if dcs:
+        table += ["", "Diffusion classifier (timesteps " + a.dc_t_range + ") on a seeded subset of the test part, "
+                  "beside the prototypes on the same images:", "",
+                  "| variant | t range | images | diffusion classifier | prototypes, same images | binary F1 |",
+                  "|---|---|---|---|---|---|"]
+        for r in dcs:
+            d = r["diffusion_classifier"]
+            binary = (r["binary"] or {}).get("diffusion_classifier", {}).get("f1")
+            table.append(f"| {r['variant']} | {d['t_range']} | {d['n_images']} | {d['accuracy']:.1%} | "
+                         f"{d['prototypes_all_same_images']['accuracy']:.1%} | "
+                         + (f"{binary:.3f}" if binary is not None else "–") + " |")
     write(a.name, {"split": a.split, "steps": a.steps, "batch_size": 64, "rows": rows}, table)
 
 

@@ -5,7 +5,13 @@ import pytest
 from PIL import Image
 
 from diffprobe.data import Preprocess, preprocess, read_image
-from diffprobe.data.preprocess import CROP_MARGIN, border_level, illumination_plane, object_box
+from diffprobe.data.preprocess import (
+    CROP_MARGIN,
+    border_level,
+    illumination_plane,
+    instrument_marks,
+    object_box,
+)
 from diffprobe.evaluate.shifts import apply_shift
 
 
@@ -148,3 +154,21 @@ def test_crop_keeps_an_empty_frame_and_is_saved_only_when_on():
     assert Preprocess.from_dict(Preprocess(crop=True).to_dict()).crop is True
     with pytest.raises(ValueError, match="crop must be true or false"):
         Preprocess(crop=1)
+
+
+@pytest.mark.parametrize("dark_field", [False, True])
+def test_crop_paints_over_a_scale_bar_and_its_label(dark_field):
+    """Printed marks are not the organism: with them the crop gives exactly the input it gives without them."""
+    bg = 0.05 if dark_field else 0.95
+    img = np.full((100, 100), bg, np.float32)
+    yy, xx = np.mgrid[0:100, 0:100]
+    body = ((yy - 45) / 10) ** 2 + ((xx - 35) / 16) ** 2 < 1
+    shade = 0.3 + 0.4 * (xx - 19) / 32  # an organism's contrast varies over it
+    img[body] = (bg + shade if dark_field else bg - shade)[body]
+    marked = apply_shift(img, "overlay", 3)
+    assert not instrument_marks(img, invert=not dark_field).any()
+    assert instrument_marks(marked, invert=not dark_field).any()
+    pre = Preprocess(size=32, polarity="auto", crop=True)
+    np.testing.assert_array_equal(preprocess(marked, pre), preprocess(img, pre))
+    # Without the crop (the preprocessing of models saved before it), the marks stay in the frame.
+    assert not np.array_equal(preprocess(marked, replace(pre, crop=False)), preprocess(img, replace(pre, crop=False)))

@@ -23,7 +23,7 @@ from ..utils import DiffprobeError, hash_json, read_json
 from .io import ImageReadError, read_image
 from .manifest import Manifest
 from .metadata import METADATA_NAMES, measure_object
-from .preprocess import Preprocess, flattened, model_input
+from .preprocess import CROP_REVISION, Preprocess, flattened, model_input
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,8 @@ def load_images(manifest: Manifest, preprocess: Preprocess, *, classes: list[str
     not among them get label -1.
     """
     classes = list(classes) if classes is not None else manifest.classes
-    fp = hash_json([manifest.fingerprint(), preprocess.to_dict(), classes, METADATA_NAMES])
+    key = [manifest.fingerprint(), preprocess.to_dict(), classes, METADATA_NAMES]
+    fp = hash_json(key + [CROP_REVISION] if preprocess.crop else key)  # caches without a crop keep their names
     cache = Path(cache_dir) / f"images-{fp}.npz" if cache_dir is not None else None
     if cache is not None and cache.is_file():
         try:
