@@ -77,4 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run again with --resume where the command supports it", file=sys.stderr)
         return 130
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Leave the process group before the interpreter exits, as PyTorch asks: a rank whose gloo threads are still
+    running at exit can abort ("terminate called without an active exception") after its work is done."""
+    import torch.distributed as dist  # noqa: PLC0415 - only under a launcher; --help does not load torch
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
