@@ -48,7 +48,7 @@ def test_two_processes_train_the_same_model_as_one(runs):
     assert s2["last_loss"] == pytest.approx(s1["last_loss"], rel=2e-2)  # the loss of the whole global batch
 
 
-def test_two_processes_extract_the_identical_feature_store(runs, synth_split):
+def test_two_processes_extract_the_same_feature_store(runs, synth_split):
     for n in (1, 2):
         _diffprobe("features", "--model", runs / "p1", "--data", synth_split, "--out", runs / f"f{n}",
                    "--timesteps", "1,50", "--batch-size", "16", processes=n)
@@ -56,8 +56,13 @@ def test_two_processes_extract_the_identical_feature_store(runs, synth_split):
     assert s1.name == s2.name
     files = sorted(p.name for p in s1.glob("*.npy"))
     assert files == sorted(p.name for p in s2.glob("*.npy")) and len(files) > 2
-    for f in files:
-        np.testing.assert_array_equal(np.load(s2 / f), np.load(s1 / f))
+    for f in files:  # labels and splits exactly; features within fp32 rounding (2 processes batch other images
+        # together, and some CPUs' kernels round by batch: 1 ulp apart held to AVX2 kernels)
+        a, b = np.load(s2 / f), np.load(s1 / f)
+        if np.issubdtype(a.dtype, np.floating):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(a, b)
     assert not list(runs.glob("f2/.*partial"))
 
 
