@@ -30,7 +30,7 @@ from scipy.special import softmax
 
 from diffprobe.data.io import read_image
 from diffprobe.data.manifest import Manifest, open_dataset
-from diffprobe.evaluate.crossdata import _renormalise, read_class_map
+from diffprobe.evaluate.crossdata import read_class_map
 from diffprobe.evaluate.shifts import SHIFTS, apply_shift
 from diffprobe.features.store import FeatureStore
 from diffprobe.probe.bundle import ClassifierBundle
@@ -134,7 +134,8 @@ def main():
         r["test_by_shift"] = {s: float(np.mean([h for h, (ss, _) in zip(hit, test_info) if ss == s])) for s in SHIFTS}
         if target is not None:
             feats, groups, cmap = target
-            met = classification_metrics(groups, _renormalise(cmap.group_probs(softmax(head.logits(feats), 1))).argmax(1))
+            # the most probable mapped group (renormalising over the groups would not change the argmax)
+            met = classification_metrics(groups, cmap.group_probs(softmax(head.logits(feats), 1)).argmax(1))
             r["target_zero_shot"] = {k: met[k] for k in ("accuracy", "macro_f1")}
         results[name] = r
         print(name, r, flush=True)
