@@ -89,23 +89,16 @@ def test_a_new_default_reaches_the_command_line(monkeypatch):
     assert build_parser().parse_args(["pretrain", "--data", "d", "--out", "o"]).lr == 1e-3
 
 
-def test_the_data_layer_keeps_the_split_and_synth_defaults():
-    """``data`` sits below ``config`` (it cannot import it): its functions repeat these defaults, held equal here."""
-    from diffprobe.data import manifest, synthetic
+def test_the_command_line_reads_the_data_settings_without_loading_numpy():
+    """The data layer's settings (its functions' defaults) sit in ``base``, where the parser reads them cheaply."""
+    import subprocess
+    import sys
 
-    def defaults(fn):
-        return {k: p.default for k, p in inspect.signature(fn).parameters.items()
-                if p.default is not inspect.Parameter.empty}
-
-    split = {k: default_of(SplitConfig, k) for k in ("setting", "per_class", "val", "test", "seed")}
-    assert {k: v for k, v in defaults(manifest.prepare_split).items() if k in split} == split
-    assert defaults(manifest.make_setting)["per_class"] == split["per_class"]
-    assert {k: defaults(manifest.split_manifest)[k] for k in ("val", "test", "seed")} == {
-        k: split[k] for k in ("val", "test", "seed")}
-    for fn in (synthetic.generate, synthetic.generate_arrays):
-        d = defaults(fn)
-        assert {k: d[k] for k in ("n_per_class", "size", "long_tail", "seed")} == {
-            k: default_of(SynthConfig, k) for k in ("n_per_class", "size", "long_tail", "seed")}
+    code = ("import sys; from diffprobe.cli import build_parser; build_parser(); "
+            "import diffprobe.config.data; "
+            "print(sorted(m for m in ('numpy', 'torch', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("value, shown", [((1e-5, 1e-4, 1e-3), "1e-5,1e-4,1e-3"), (0.03, "0.03"), (4.0, "4"),

@@ -195,3 +195,42 @@ def test_compare_command_reads_the_recipe_way_with_readout(long_tail_dir, tmp_pa
     assert saved["fusion"] == {"ks": [1, 2], "head": "mlp", "metadata": True, "metadata_weight": 3.0}
     assert [x["eval"] for x in saved["rows"]] == ["linear probe", "MLP, top-k pairs + measurements"]
     assert "MLP, top-k pairs + measurements" in capsys.readouterr().out
+
+
+def _piece(budget: int, device: str, seconds: float, acc: float, threads: int | None = 2) -> dict:
+    rows = [{"setting": "natural", "method": m, "eval": "linear probe", "accuracy": acc, "macro_f1": acc / 2,
+             "images_seen": budget, "train_seconds": seconds, "device": device} for m in ("ddpm", "mae")]
+    return {"budget_images": budget, "threads": threads, "rows": rows}
+
+
+def test_merge_joins_pieces_estimates_gpu_cpu_hours_and_keeps_the_largest_label_curve(tmp_path):
+    """A grid built in pieces: two budgets on a 2-thread CPU, the largest on a GPU in another folder."""
+    cpu, gpu = tmp_path / "cpu", tmp_path / "gpu"
+    for b, secs in ((1000, 36.0), (2000, 72.0)):
+        (cpu / f"budget-{b}").mkdir(parents=True)
+        (cpu / f"budget-{b}" / "compare.json").write_text(json.dumps(_piece(b, "cpu", secs, 0.3 + b / 1e4)))
+    (gpu / "budget-8000").mkdir(parents=True)
+    (gpu / "budget-8000" / "compare.json").write_text(json.dumps(_piece(8000, "cuda", 6.0, 0.6, threads=16)))
+    point = {"setting": "natural", "method": "ddpm", "shots": 1, "n_train": 3.0, "n_classes": 3,
+             "accuracy_mean": 0.2, "accuracy_std": 0.01, "macro_f1_mean": 0.1, "macro_f1_std": 0.0, "draws": [{}, {}]}
+    (cpu / "curves.json").write_text(json.dumps({"budgets": [1000, 2000], "label_curves": [point]}))
+    (gpu / "curves.json").write_text(json.dumps({"budgets": [8000], "label_curves": [{**point, "accuracy_mean": 0.4}]}))
+
+    r = cmp.merge_curves([cpu, gpu], tmp_path / "merged")
+
+    assert r["budgets"] == [1000, 2000, 8000] and r["methods"] == ["ddpm", "mae"] and r["settings"] == ["natural"]
+    by = {(x["method"], x["budget_images"]): x for x in r["rows"]}
+    assert by["ddpm", 2000]["cpu_hours"] == pytest.approx(72.0 * 2 / 3600) and not by["ddpm", 2000]["cpu_hours_estimated"]
+    # The GPU row: its own GPU time, CPU-hours at the CPU rate of the largest CPU budget (4x the images).
+    g = by["ddpm", 8000]
+    assert g["gpu_hours"] == pytest.approx(6.0 / 3600) and g["cpu_hours_estimated"]
+    assert g["cpu_hours"] == pytest.approx(4 * 72.0 * 2 / 3600)
+    assert [x["accuracy_mean"] for x in r["label_curves"]] == [0.4] and r["label_curves"][0]["budget_images"] == 8000
+    md = (tmp_path / "merged" / "curves.md").read_text()
+    assert "GPU-min" in md and "| ddpm | 8,000 images | 40.0% +- 1.0% |" in md
+    assert (tmp_path / "merged" / "curves_compute.png").stat().st_size > 10_000
+
+    with pytest.raises(DiffprobeError, match="pass each piece once"):
+        cmp.merge_curves([cpu, cpu], tmp_path / "twice")
+    with pytest.raises(DiffprobeError, match="no compare.json"):
+        cmp.merge_curves([tmp_path / "merged"], tmp_path / "none")

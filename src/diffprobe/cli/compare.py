@@ -91,6 +91,15 @@ def cmd_compare(args):
           f"compare.md, compare.png in {r['wall_seconds'] / 60:.1f} min")
 
 
+def cmd_compare_merge(args):
+    from ..workflows.compare import merge_curves  # noqa: PLC0415
+
+    r = merge_curves(args.sources, args.out)
+    print(f"{len(r['budgets'])} budgets ({', '.join(f'{b:,}' for b in r['budgets'])}), {len(r['rows'])} rows, "
+          f"{len(r['label_curves'])} label-curve points; wrote {args.out}/curves.json, curves.md, "
+          f"curves_compute.png, curves_labels.png")
+
+
 def add_commands(sub) -> None:
     s = sub.add_parser("baseline", help="train a supervised / SimCLR / DINO / MAE baseline from scratch on the "
                                         "train images, saved as a backbone folder")
@@ -147,3 +156,10 @@ def add_commands(sub) -> None:
     _arch_args(s)
     add_precision_arg(s, CompareConfig)
     s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser("compare-merge", help="join comparison grids built in pieces (budgets run apart, on other "
+                                             "machines, one method per process) into one set of curves")
+    s.add_argument("sources", nargs="+", help="folders written by 'diffprobe compare' (every compare.json and "
+                                              "curves.json below them)")
+    s.add_argument("--out", required=True, help="folder for curves.json, curves.md and the two figures")
+    s.set_defaults(fn=cmd_compare_merge)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..base import SplitConfig
 from ..utils import DiffprobeError, expand_data_path, hash_json, read_json, stable_seed, write_json
 from .ecotaxa import CATEGORY_COLUMN, read_ecotaxa_rows
 from .io import IMAGE_EXTENSIONS, is_image_name
@@ -228,7 +229,8 @@ def open_dataset(source: str | Path, labelled: bool = True) -> Manifest:
     raise DiffprobeError(f"{source}: no such folder or manifest; give an image folder or a .csv/.tsv manifest")
 
 
-def split_manifest(m: Manifest, *, val: float = 0.15, test: float = 0.15, seed: int = 0,
+def split_manifest(m: Manifest, *, val: float = SplitConfig.val, test: float = SplitConfig.test,
+                   seed: int = SplitConfig.seed,
                    min_per_class: int = 3) -> Manifest:
     """Stratified, deterministic train/val/test split.
 
@@ -269,7 +271,8 @@ def split_manifest(m: Manifest, *, val: float = 0.15, test: float = 0.15, seed: 
     return out
 
 
-def make_setting(m: Manifest, setting: str = "natural", *, per_class: int = 80, seed: int = 0) -> Manifest:
+def make_setting(m: Manifest, setting: str = SplitConfig.setting, *, per_class: int = SplitConfig.per_class,
+                 seed: int = SplitConfig.seed) -> Manifest:
     """``natural``: every class as collected (long-tailed). ``balanced``: classes with at least
     ``per_class`` images, ``per_class`` drawn from each by seed."""
     if setting not in SETTINGS:
@@ -297,8 +300,9 @@ def make_setting(m: Manifest, setting: str = "natural", *, per_class: int = 80, 
     return out
 
 
-def prepare_split(source: str | Path, *, setting: str = "natural", per_class: int = 80, val: float = 0.15,
-                  test: float = 0.15, seed: int = 0, min_per_class: int = 3) -> Manifest:
+def prepare_split(source: str | Path, *, setting: str = SplitConfig.setting, per_class: int = SplitConfig.per_class,
+                  val: float = SplitConfig.val, test: float = SplitConfig.test, seed: int = SplitConfig.seed,
+                  min_per_class: int = 3) -> Manifest:
     """Source (folder or manifest) -> setting -> stratified split. Keeps an existing split if the manifest has one."""
     m = open_dataset(source, labelled=True)
     if all(s in SPLITS for s in m.splits) and setting == "natural":

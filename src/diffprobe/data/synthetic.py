@@ -32,6 +32,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..base import SynthConfig
+
 DEFAULT_CLASSES: tuple[str, ...] = (
     "elongated_thin",
     "elongated_thick",
@@ -271,9 +273,9 @@ def _plan(n_per_class: int, classes: Sequence[str] | None, long_tail: bool, imba
     return names, class_counts(n_per_class, len(names), long_tail, imbalance)
 
 
-def generate_arrays(*, n_per_class: int = 80, size: int = 64, classes: Sequence[str] | None = None,
-                    long_tail: bool = False, imbalance: float = 10.0,
-                    seed: int = 0) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
+def generate_arrays(*, n_per_class: int = SynthConfig.n_per_class, size: int = SynthConfig.size,
+                    classes: Sequence[str] | None = None, long_tail: bool = SynthConfig.long_tail,
+                    imbalance: float = 10.0, seed: int = SynthConfig.seed) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Generate in memory: (images of varying shape, int64 labels, class names).
 
     Gives exactly the images that ``generate`` with the same arguments writes to disk.
@@ -288,8 +290,9 @@ def generate_arrays(*, n_per_class: int = 80, size: int = 64, classes: Sequence[
     return images, np.asarray(labels, dtype=np.int64), names
 
 
-def generate(out_dir: str | Path, *, n_per_class: int = 80, size: int = 64, classes: Sequence[str] | None = None,
-             long_tail: bool = False, imbalance: float = 10.0, seed: int = 0, fmt: str = "png") -> Path:
+def generate(out_dir: str | Path, *, n_per_class: int = SynthConfig.n_per_class, size: int = SynthConfig.size,
+             classes: Sequence[str] | None = None, long_tail: bool = SynthConfig.long_tail, imbalance: float = 10.0,
+             seed: int = SynthConfig.seed, fmt: str = "png") -> Path:
     """Write an NDSB-like folder tree ``out_dir/<class>/<class>_<i:05d>.<fmt>``; return ``out_dir``.
 
     Deterministic: the same arguments give byte-identical files.

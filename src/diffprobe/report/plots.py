@@ -156,9 +156,11 @@ def compare_plot(rows: list[dict], path: str | Path, *, settings: list[str]) -> 
 
 
 def curves_plots(r: dict, out: Path) -> None:
-    """curves_compute.png and curves_labels.png: one panel per setting, one line per method (and eval)."""
+    """curves_compute.png and curves_labels.png: one panel per setting, one line per method (and eval); in the
+    first, points whose CPU-hours are estimated (trained on a GPU) hollow."""
     n = len(r["settings"])
-    for name, points, xlabel in (("compute", r["rows"], "pretraining CPU-hours"),
+    for name, points, xlabel in (("compute", [x for x in r["rows"] if x["cpu_hours"] is not None],
+                                  "pretraining CPU-hours (hollow: estimated from the method's CPU rate)"),
                                  ("labels", r["label_curves"], "labelled training images per class")):
         fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
         for ax, setting in zip(axes[0], r["settings"]):
@@ -166,15 +168,19 @@ def curves_plots(r: dict, out: Path) -> None:
             for key in dict.fromkeys((x["method"], x.get("eval", "linear probe")) for x in mine):
                 line = [x for x in mine if (x["method"], x.get("eval", "linear probe")) == key]
                 if name == "compute":
+                    line.sort(key=lambda x: x["cpu_hours"])
                     xs, ys, err = [x["cpu_hours"] for x in line], [x["accuracy"] for x in line], None
                 else:  # "all" sits at the mean number of train images per class
                     xs = [x["shots"] if x["shots"] is not None else x["n_train"] / x["n_classes"] for x in line]
                     ys, err = [x["accuracy_mean"] for x in line], [x["accuracy_std"] for x in line]
                 label = key[0] if key[1] == "linear probe" else f"{key[0]} ({key[1]})"
-                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls="--" if key[1] == "end to end" else "-",
-                            label=label)
+                drawn = ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3,
+                                    ls="--" if key[1] == "end to end" else "-", label=label)
+                hollow = [(x["cpu_hours"], x["accuracy"]) for x in line if x.get("cpu_hours_estimated")]
+                if hollow:
+                    ax.scatter(*zip(*hollow), s=40, facecolors="white", edgecolors=drawn[0].get_color(), zorder=3)
             ax.set_xscale("log")
-            ax.set_xlabel(xlabel)
+            ax.set_xlabel(xlabel, fontsize=8 if name == "compute" else 10)
             ax.set_ylabel("test top-1")
             ax.set_title(f"{setting} setting", fontsize=10)
             ax.grid(alpha=0.3)

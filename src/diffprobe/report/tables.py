@@ -229,14 +229,24 @@ def compare_report(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _compute(x: dict) -> str:
+    if x["cpu_hours"] is None:
+        return f"{x['gpu_hours'] * 60:.1f} GPU-min"
+    if x.get("cpu_hours_estimated"):
+        return f"~{x['cpu_hours']:.2f} CPU-h est., {x['gpu_hours'] * 60:.1f} GPU-min"
+    return f"{x['cpu_hours']:.2f} CPU-h"
+
+
 def curves_report(r: dict) -> str:
     """curves.md: accuracy against pretraining compute and against labelled images per class."""
     lines = ["# The comparison as curves", "",
-             f"Test top-1 of each method's linear probe (best (block, timestep) chosen on val) at each pretraining "
-             f"budget, and the supervised network's own head (end to end); CPU-hours are pretraining wall time x "
-             f"{r['threads']} threads. Then, at {r['budgets'][-1]:,} images, the same probe trained on a few "
-             f"labelled images per class ({r['draws']} random draws, mean +- std; the full val part still stops "
-             f"training).", ""]
+             "Test top-1 of each method's linear probe (best (block, timestep) chosen on val) at each pretraining "
+             "budget (training images seen), the supervised network's own head (end to end) and, where run, the "
+             "classifier recipe's readout. Compute: pretraining wall time x the threads torch used (CPU-hours) for "
+             "runs trained on a CPU; for runs trained on a GPU, the GPU time and the CPU-hours the same method "
+             "took per image at its largest CPU-trained budget (estimated). Then, at each method's largest budget, "
+             "the same probe trained on a few labelled images per class (random draws, mean +- std; the full val "
+             "part still stops training).", ""]
     for setting in r["settings"]:
         mine = [x for x in r["rows"] if x["setting"] == setting]
         lines += [f"## {setting}: accuracy against pretraining compute", "",
@@ -245,16 +255,20 @@ def curves_report(r: dict) -> str:
         for method, ev in dict.fromkeys((x["method"], x["eval"]) for x in mine):
             cells = []
             for b in r["budgets"]:
-                x = next(x for x in mine if x["budget_images"] == b and (x["method"], x["eval"]) == (method, ev))
-                cells.append(f"{_fmt(x['accuracy'], True)} ({x['cpu_hours']:.2f} CPU-h)")
+                x = next((x for x in mine if x["budget_images"] == b and (x["method"], x["eval"]) == (method, ev)),
+                         None)
+                cells.append("–" if x is None else f"{_fmt(x['accuracy'], True)} ({_compute(x)})")
             lines.append(f"| {method} | {ev} | " + " | ".join(cells) + " |")
         curve = [x for x in r["label_curves"] if x["setting"] == setting]
         lines += ["", f"## {setting}: accuracy against labelled images per class", "",
-                  "| method | " + " | ".join("all" if k is None else f"{k}" for k in r["label_shots"]) + " |",
-                  "|---|" + "---|" * len(r["label_shots"])]
+                  "| method | pretrained on | " + " | ".join("all" if k is None else f"{k}" for k in r["label_shots"])
+                  + " |", "|---|---|" + "---|" * len(r["label_shots"])]
         for method in dict.fromkeys(x["method"] for x in curve):
-            lines.append(f"| {method} | " + " | ".join(
-                f"{x['accuracy_mean']:.1%} +- {x['accuracy_std']:.1%}" for x in curve if x["method"] == method) + " |")
+            points = {x["shots"]: x for x in curve if x["method"] == method}
+            budget = next(iter(points.values())).get("budget_images")
+            lines.append(f"| {method} | " + ("–" if budget is None else f"{budget:,} images") + " | " + " | ".join(
+                f"{points[k]['accuracy_mean']:.1%} +- {points[k]['accuracy_std']:.1%}" if k in points else "–"
+                for k in r["label_shots"]) + " |")
         lines.append("")
     lines += ["![compute](curves_compute.png)", "", "![labels](curves_labels.png)", ""]
     return "\n".join(lines)

@@ -231,7 +231,7 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
             common = {"setting": setting, "method": method, "params": summary["params"],
                       "images_seen": summary["images_seen"], "train_seconds": round(summary["elapsed_s"], 1),
                       "images_per_s": round(summary["images_seen"] / max(1e-9, summary["elapsed_s"]), 1),
-                      "run_dir": str(run_dir)}
+                      "device": summary.get("device", "cpu"), "run_dir": str(run_dir)}
             rows.append({**common, "eval": "linear probe", "accuracy": best["test_accuracy"],
                          "macro_f1": best["test_macro_f1"], "balanced_accuracy": best["test_balanced_accuracy"],
                          **group_f1(class_f1, groups), "nmi": km["nmi"], "ari": km["ari"],
@@ -244,6 +244,7 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
                 rows.append({**common, "eval": "end to end", **_end_to_end(run_dir, images, groups),
                              "nmi": None, "ari": None, "block": "head", "timestep": None})
     result = {"budget_images": budget_images, "seed": seed, "image_size": pre.size, "methods": list(methods),
+              "threads": torch.get_num_threads(),
               "settings": list(settings), "shots": list(shots), "splits": split_info,
               "configs": {m: c.to_dict() for m, c in cfgs.items()},
               "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
@@ -281,26 +282,94 @@ def compare_curves(data: str | Path, out: str | Path, *, budgets: tuple[int, ...
     probe = probe or GridProbe(seed=seed)
     templates = {**default_configs(methods, image_size=kwargs.get("image_size", CompareConfig.image_size),
                                    seed=seed), **(configs or {})}
-    threads = torch.get_num_threads()
-    rows, runs = [], {}
+    rows, runs, labels = [], {}, []
     for b in budgets:
         r = compare(data, out / f"budget-{b}", methods=methods, settings=settings, budget_images=b, probe=probe,
                     configs={m: at_budget(m, c, b) for m, c in templates.items() if m in methods},
                     progress=progress, **kwargs)
         runs[b] = {"trained": r["trained"], "reused": r["reused"]}
-        # CPU-hours of pretraining: wall time x the threads torch used (on a GPU, read them as GPU-hours / threads).
-        rows += [{**row, "budget_images": b, "cpu_hours": row["train_seconds"] * threads / 3600} for row in r["rows"]]
-    labels = []
+        rows += rows_with_compute(r)
+    _estimate_cpu_hours(rows)
     for row in (x for x in rows if x["budget_images"] == budgets[-1] and x["eval"] == "linear probe"):
         store = FeatureStore(read_json(Path(row["probe_dir"]) / "results.json")["feature_store"])
         curve = label_curve(store, row["block"], row["timestep"], shots=tuple(label_shots), draws=draws, probe=probe,
                             seed=seed)
-        labels += [{"setting": row["setting"], "method": row["method"], "block": row["block"],
-                    "timestep": row["timestep"], "n_classes": len(store.classes), **point} for point in curve]
-    result = {"budgets": list(budgets), "label_shots": list(label_shots), "draws": draws, "threads": threads,
-              "methods": list(methods), "settings": list(settings), "rows": rows, "label_curves": labels,
-              "runs": runs}
+        labels += [{"setting": row["setting"], "method": row["method"], "budget_images": budgets[-1],
+                    "block": row["block"], "timestep": row["timestep"], "n_classes": len(store.classes), **point}
+                   for point in curve]
+    result = {"budgets": list(budgets), "label_shots": list(label_shots), "draws": draws,
+              "threads": torch.get_num_threads(), "methods": list(methods), "settings": list(settings),
+              "rows": rows, "label_curves": labels, "runs": runs}
+    _write_curves(result, out)
+    return result
+
+
+def rows_with_compute(result: dict) -> list[dict]:
+    """A ``compare.json``'s rows with their budget and pretraining compute: CPU-hours (wall time x the threads
+    torch used) for runs trained on the CPU, GPU-hours for runs trained on a GPU (``cpu_hours`` None there)."""
+    threads, rows = result.get("threads"), []
+    for row in result["rows"]:
+        gpu = row.get("device", "cpu") != "cpu"
+        rows.append({**row, "budget_images": result["budget_images"],
+                     "cpu_hours": None if gpu or threads is None else row["train_seconds"] * threads / 3600,
+                     "gpu_hours": row["train_seconds"] / 3600 if gpu else None, "cpu_hours_estimated": False})
+    return rows
+
+
+def _estimate_cpu_hours(rows: list[dict]) -> None:
+    """For rows without CPU-hours (trained on a GPU): the CPU-hours the same method and setting would take at the
+    images-per-CPU-hour measured at its largest CPU-trained budget (training cost is linear in images seen)."""
+    for row in (x for x in rows if x["cpu_hours"] is None):
+        ref = [x for x in rows if x["cpu_hours"] is not None and not x["cpu_hours_estimated"]
+               and (x["setting"], x["method"]) == (row["setting"], row["method"])]
+        if ref:
+            r = max(ref, key=lambda x: x["images_seen"])
+            row.update(cpu_hours=r["cpu_hours"] * row["images_seen"] / r["images_seen"], cpu_hours_estimated=True)
+
+
+def merge_curves(sources: list[str | Path], out: str | Path) -> dict:
+    """Join comparison grids built in pieces (budgets run apart, on other machines, one method per process)
+    into one set of curves: every ``compare.json`` and ``curves.json`` under ``sources``. Each method's label
+    curve is kept at the largest budget that has one. A (setting, method, eval, budget) met twice is an error.
+
+    Rows trained on a GPU keep their GPU-hours and get CPU-hours estimated from the same method's CPU rate
+    (``cpu_hours_estimated``; drawn hollow). Writes ``curves.json``, ``curves.md`` and both figures to ``out``.
+    """
+    rows, labels, seen = [], [], {}
+    for src in map(Path, sources):
+        found = sorted(src.rglob("compare.json"))
+        if not found:
+            raise DiffprobeError(f"{src}: no compare.json below it; pass folders written by 'diffprobe compare'")
+        for f in found:
+            for row in rows_with_compute(read_json(f)):
+                key = (row["setting"], row["method"], row["eval"], row["budget_images"])
+                if key in seen:
+                    raise DiffprobeError(f"{f} and {seen[key]} both hold {key}; pass each piece once")
+                seen[key] = f
+                rows.append(row)
+        for f in src.rglob("curves.json"):
+            c = read_json(f)
+            labels += [{"budget_images": c["budgets"][-1], **x} for x in c["label_curves"]]
+    _estimate_cpu_hours(rows)
+    largest = {}
+    for x in labels:
+        k = (x["setting"], x["method"])
+        largest[k] = max(largest.get(k, 0), x["budget_images"])
+    labels = [x for x in labels if x["budget_images"] == largest[(x["setting"], x["method"])]]
+    order = {m: i for i, m in enumerate(METHODS)}
+    methods = sorted({x["method"] for x in rows}, key=lambda m: order.get(m, len(order)))
+    settings = [s for s in SETTINGS if any(x["setting"] == s for x in rows)]
+    result = {"budgets": sorted({x["budget_images"] for x in rows}),
+              "label_shots": list(dict.fromkeys(x["shots"] for x in labels)),
+              "draws": max((len(x["draws"]) for x in labels), default=0), "methods": methods, "settings": settings,
+              "rows": sorted(rows, key=lambda x: (x["setting"], order.get(x["method"], 99), x["budget_images"])),
+              "label_curves": labels, "sources": [str(s) for s in sources]}
+    _write_curves(result, Path(out))
+    return result
+
+
+def _write_curves(result: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "curves.json", result)
     curves_plots(result, out)
     (out / "curves.md").write_text(curves_report(result))
-    return result
