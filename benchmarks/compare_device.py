@@ -5,7 +5,7 @@ image folder: the images travel decoded, every (method, setting) trains in its o
 images once with the comparison's preprocessing, into ``<pack>/<setting>/split.csv`` and one compressed image
 cache. ``run`` (on the GPU machine): one process per (method, setting), each the ``diffprobe compare`` command
 itself (``--budgets <b> --methods <m> --settings <s>``, the study's options), reading the packed split and
-images instead of the folder; each writes its own ``curves.json``. ``diffprobe compare --merge`` then joins
+images instead of the folder; each writes its own ``curves.json``. ``diffprobe compare-merge`` then joins
 them with the CPU grid.
 
 Only two things are swapped, and only in this script: the split (read from the pack, not made again from a

@@ -159,10 +159,12 @@ def curves_plots(r: dict, out: Path) -> None:
     """curves_compute.png and curves_labels.png: one panel per setting, one line per method (and eval); in the
     first, points whose CPU-hours are estimated (trained on a GPU) hollow."""
     n = len(r["settings"])
+    methods = list(dict.fromkeys(x["method"] for x in r["rows"] + r["label_curves"]))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for name, points, xlabel in (("compute", [x for x in r["rows"] if x["cpu_hours"] is not None],
                                   "pretraining CPU-hours (hollow: estimated from the method's CPU rate)"),
                                  ("labels", r["label_curves"], "labelled training images per class")):
-        fig, axes = plt.subplots(1, n, figsize=(5.5 * n, 4), squeeze=False)
+        fig, axes = plt.subplots(1, n, figsize=(5.5 * n + 2.8, 4), squeeze=False)
         for ax, setting in zip(axes[0], r["settings"]):
             mine = [x for x in points if x["setting"] == setting]
             for key in dict.fromkeys((x["method"], x.get("eval", "linear probe")) for x in mine):
@@ -174,17 +176,20 @@ def curves_plots(r: dict, out: Path) -> None:
                     xs = [x["shots"] if x["shots"] is not None else x["n_train"] / x["n_classes"] for x in line]
                     ys, err = [x["accuracy_mean"] for x in line], [x["accuracy_std"] for x in line]
                 label = key[0] if key[1] == "linear probe" else f"{key[0]} ({key[1]})"
-                drawn = ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3,
-                                    ls="--" if key[1] == "end to end" else "-", label=label)
+                # One colour per method, one line style per readout: the linear probe solid, the recipe's readout
+                # dotted, the supervised network's own head dashed.
+                color = colors[methods.index(key[0]) % len(colors)]
+                style = {"linear probe": "-", "end to end": "--"}.get(key[1], ":")
+                ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, ls=style, color=color, label=label)
                 hollow = [(x["cpu_hours"], x["accuracy"]) for x in line if x.get("cpu_hours_estimated")]
                 if hollow:
-                    ax.scatter(*zip(*hollow), s=40, facecolors="white", edgecolors=drawn[0].get_color(), zorder=3)
+                    ax.scatter(*zip(*hollow), s=40, facecolors="white", edgecolors=color, zorder=3)
             ax.set_xscale("log")
             ax.set_xlabel(xlabel, fontsize=8 if name == "compute" else 10)
             ax.set_ylabel("test top-1")
             ax.set_title(f"{setting} setting", fontsize=10)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+        axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the panels, off the lines
         fig.tight_layout()
         fig.savefig(out / f"curves_{name}.png", dpi=110)
         plt.close(fig)

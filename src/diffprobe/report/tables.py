@@ -230,6 +230,8 @@ def compare_report(r: dict) -> str:
 
 
 def _compute(x: dict) -> str:
+    if x["cpu_hours"] is None and x.get("gpu_hours") is None:  # written before compare.json recorded its threads
+        return f"{x['train_seconds'] / 60:.1f} min, threads not recorded"
     if x["cpu_hours"] is None:
         return f"{x['gpu_hours'] * 60:.1f} GPU-min"
     if x.get("cpu_hours_estimated"):

@@ -363,7 +363,8 @@ def merge_curves(sources: list[str | Path], out: str | Path) -> dict:
               "label_shots": list(dict.fromkeys(x["shots"] for x in labels)),
               "draws": max((len(x["draws"]) for x in labels), default=0), "methods": methods, "settings": settings,
               "rows": sorted(rows, key=lambda x: (x["setting"], order.get(x["method"], 99), x["budget_images"])),
-              "label_curves": labels, "sources": [str(s) for s in sources]}
+              "label_curves": sorted(labels, key=lambda x: (x["setting"], order.get(x["method"], len(order)))),
+              "sources": [str(s) for s in sources]}
     _write_curves(result, Path(out))
     return result
 
