@@ -44,6 +44,9 @@ VARIANTS = {
     "encoder_augmented": ({}, {"encoder_view": "augmented"}),
     "no_r_dropout": ({}, {"r_dropout": 0.0}),
     "all_three": ({"r_tokens": 4}, {"t_sampling": "high", "encoder_view": "augmented"}),
+    "v_prediction": ({"prediction": "v_prediction"}, {}),
+    "v_r_tokens4": ({"prediction": "v_prediction", "r_tokens": 4}, {}),
+    "v_t_high": ({"prediction": "v_prediction"}, {"t_sampling": "high"}),
     "untrained": ({}, {"steps": 1}),
 }
 
@@ -54,11 +57,16 @@ def relative_gaps(conditioning: dict) -> dict:
             for b, v in conditioning.items()}
 
 
+def seeded(name: str, seed: int) -> str:
+    """A run's folder: the variant's name, with the seed unless it is 0 (the first runs were made without)."""
+    return name if seed == 0 else f"{name}-seed{seed}"
+
+
 def dino_row(a, images) -> dict:
     """DINO on the RC-DiT encoder's ViT (the study's baseline config), read like the variants at its cls token."""
     cfg = BaselineConfig(method="dino", arch=default_arch("dino", 32, "vit"), budget_images=a.dino_images,
                          seed=a.seed)
-    run = Path(a.out) / "dino"
+    run = Path(a.out) / seeded("dino", a.seed)
     if not (run / "summary.json").is_file():
         train_baseline(images.training_part(a.split)[0], run, cfg, resume=True)
     summary = read_json(run / "summary.json")
@@ -96,7 +104,7 @@ def main():
         model_kw, train_kw = VARIANTS[name]
         cfg = RCDiTPretrainConfig(model=replace(RCDiTConfig(), **model_kw), batch_size=64, seed=a.seed,
                                   **{"steps": a.steps, **train_kw})
-        run = out / name
+        run = out / seeded(name, a.seed)
         images = load_split_images(a.split, cfg.preprocess, report_dir=out)
         if not (run / "summary.json").is_file():
             pretrain_rcdit(images.training_part(a.split)[0], run, cfg, resume=True)

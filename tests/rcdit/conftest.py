@@ -22,8 +22,8 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _pretrain_cfg(steps: int = 60, **kw) -> RCDiTPretrainConfig:
-    return RCDiTPretrainConfig(model=TINY, steps=steps, batch_size=16, lr=1e-3, warmup_steps=5, checkpoint_every=20,
+def _pretrain_cfg(steps: int = 60, model: RCDiTConfig = TINY, **kw) -> RCDiTPretrainConfig:
+    return RCDiTPretrainConfig(model=model, steps=steps, batch_size=16, lr=1e-3, warmup_steps=5, checkpoint_every=20,
                                seed=0, **kw)
 
 

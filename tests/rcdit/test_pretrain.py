@@ -90,3 +90,25 @@ def test_timestep_weighting_and_encoder_view_change_only_what_they_say(synth_ima
     assert torch.allclose(view["x_enc"].flatten(1).sort(1).values, view["x0"].flatten(1).sort(1).values)
     with pytest.raises(DiffprobeError, match="t_sampling"):
         tiny_pretrain_cfg(t_sampling="low")
+
+
+def test_v_prediction_trains_on_v_and_reads_back_eps(synth_images, tiny_pretrain_cfg, tiny_model_cfg):
+    from dataclasses import replace
+
+    from diffprobe.backbones.rcdit import RCDiT
+    from diffprobe.pretrain.rcdit import RCDiTTask
+
+    v_cfg = replace(tiny_model_cfg, prediction="v_prediction")
+    task = RCDiTTask(synth_images.part("train")[0], tiny_pretrain_cfg(model=v_cfg), sample=False)
+    torch.manual_seed(0)
+    model = RCDiT(v_cfg)
+    batch = task.batch(model, torch.arange(16), torch.Generator().manual_seed(1))
+    a = batch["alpha"].view(-1, 1, 1, 1)
+    v = a.sqrt() * batch["eps"] - (1 - a).sqrt() * batch["x0"]
+    # A denoiser that outputs the true v has zero loss, and predict_eps turns its output into the true noise.
+    model.denoiser.forward = lambda xt, t, r, return_hidden=False: v
+    assert task.loss(model, batch).item() < 1e-10
+    eps = model.predict_eps(task.noised(batch), batch["t"], torch.zeros(16, v_cfg.enc_dim))
+    assert torch.allclose(eps, batch["eps"], atol=1e-4)
+    with pytest.raises(DiffprobeError, match="prediction"):
+        replace(tiny_model_cfg, prediction="sample")

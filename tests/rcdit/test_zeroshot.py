@@ -190,8 +190,10 @@ def test_cli_pretrain_and_zeroshot(synth_split, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["rcdit-pretrain", "--data", str(synth_split), "--out", str(run), "--image-size", "16",
                  "--enc-dim", "16", "--enc-depth", "1", "--enc-heads", "2", "--dit-dim", "16", "--dit-depth", "1",
-                 "--dit-heads", "2", "--steps", "3", "--batch-size", "8", "--checkpoint-every", "0"]) == 0
+                 "--dit-heads", "2", "--steps", "3", "--batch-size", "8", "--checkpoint-every", "0",
+                 "--prediction", "v_prediction"]) == 0
     assert (run / "rcdit.safetensors").is_file() and (run / "samples.png").is_file()
+    assert read_json(run / "backbone.json")["model"]["prediction"] == "v_prediction"
     out = tmp_path / "zs"
     assert main(["zeroshot", "--model", str(run), "--data", str(run / "split.csv"), "--out", str(out),
                  "--shots", "1,0", "--episodes", "2", "--positive", "chain_*", "--dc-schedule", "1:2,1:1",

@@ -1,7 +1,7 @@
 """The representation-conditioned diffusion transformer (RC-DiT) of the second paper, and its features.
 
 A ViT encoder (timm ``VisionTransformer``, ``in_chans=1``) maps the *clean* image x0 to a
-representation r. A DiT denoiser predicts the noise of x_t conditioned on r: the conditioning
+representation r. A DiT denoiser predicts the noise of x_t (or v, ``RCDiTConfig.prediction``) conditioned on r: the conditioning
 vector c = timestep_embedding(t) + proj(r) modulates every block and the final layer by
 adaptive layer norm with zero-initialised gates (adaLN-Zero, the way DiT takes a class label).
 Trained together by the denoising loss alone, r must carry what the denoiser needs, so the
@@ -115,7 +115,8 @@ class RCDiTDenoiser(nn.Module):
 
 
 class RCDiT(nn.Module):
-    """Encoder + denoiser, trained together: ``forward(x0, xt, t)`` -> eps_hat (B, 1, S, S).
+    """Encoder + denoiser, trained together: ``forward(x0, xt, t)`` -> the denoiser's output (B, 1, S, S), eps_hat
+    or v_hat as ``config.prediction`` says; ``predict_eps`` gives eps_hat in both cases.
 
     ``drop`` (B,) bool replaces r by a learned null representation for those images (r-dropout,
     classifier-free style); the denoiser then learns an unconditional fallback too.
@@ -124,6 +125,8 @@ class RCDiT(nn.Module):
     def __init__(self, cfg: RCDiTConfig):
         super().__init__()
         self.config = cfg
+        # Not saved: the forward process is fixed (make_scheduler), and files written before v existed still load.
+        self.register_buffer("alphas_cumprod", make_scheduler().alphas_cumprod.clone(), persistent=False)
         self.encoder = VisionTransformer(img_size=cfg.image_size, patch_size=cfg.enc_patch, in_chans=1,
                                          num_classes=0, global_pool=cfg.enc_pool, class_token=cfg.enc_pool == "token",
                                          embed_dim=cfg.enc_dim, depth=cfg.enc_depth, num_heads=cfg.enc_heads,
@@ -141,6 +144,14 @@ class RCDiT(nn.Module):
         if drop is not None:
             r = torch.where(drop[:, None], self.null_rep.to(r.dtype).expand_as(r), r)
         return self.denoiser(xt, t, r)
+
+    def predict_eps(self, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """eps_hat (B, 1, S, S) for x_t (B, 1, S, S), t (B,), r (B, R), whatever the denoiser outputs."""
+        out = self.denoiser(xt, t, r)
+        if self.config.prediction == "epsilon":
+            return out
+        a = self.alphas_cumprod.to(xt.device)[t].view(-1, 1, 1, 1)
+        return a.sqrt() * out.float() + (1 - a).sqrt() * xt.float()  # eps = sqrt(a) v + sqrt(1 - a) x_t
 
 
 def block_names(cfg: RCDiTConfig) -> list[str]:
@@ -197,7 +208,7 @@ class RCDiTBackbone(Backbone):
     def denoise(self, xt: torch.Tensor, t: torch.Tensor, r: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """eps_hat float32 (B, 1, S, S) for x_t (B, 1, S, S), t (B,), r (B, enc_dim), all on the model's device."""
         with autocast(self.device, precision):
-            return self.model.denoiser(xt, t, r).float()
+            return self.model.predict_eps(xt, t, r).float()
 
     @torch.no_grad()
     def features_batch(self, images: np.ndarray, spec) -> dict[tuple[str, int], np.ndarray]:

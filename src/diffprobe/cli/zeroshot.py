@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from ..config import default_of
-from ..config.backbones import POOLINGS, POOLS, RCDiTConfig
+from ..config.backbones import POOLINGS, POOLS, PREDICTIONS, RCDiTConfig
 from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
 from ..config.features import ExtractConfig
 from ..config.pretrain import DEFAULT_MINUTES, ENCODER_VIEWS, T_SAMPLINGS, RCDiTPretrainConfig
@@ -34,7 +34,8 @@ def cmd_rcdit_pretrain(args):
     model = RCDiTConfig(image_size=args.image_size, enc_patch=args.enc_patch, enc_dim=args.enc_dim,
                         enc_depth=args.enc_depth, enc_heads=args.enc_heads, enc_pool=args.enc_pool,
                         dit_patch=args.dit_patch, dit_dim=args.dit_dim, dit_depth=args.dit_depth,
-                        dit_heads=args.dit_heads, r_tokens=args.r_tokens)
+                        dit_heads=args.dit_heads, r_tokens=args.r_tokens,
+                        prediction=args.prediction)
     cfg = RCDiTPretrainConfig(model=model, batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps,
                               r_dropout=args.r_dropout, t_sampling=args.t_sampling,
                               encoder_view=args.encoder_view, steps=args.steps, minutes=args.minutes,
@@ -104,6 +105,9 @@ def add_commands(sub) -> None:
            help="share of images trained with a null r (default {default})")
     option(s, "--r-tokens", RCDiTConfig, type=int,
            help="r also given to the DiT as this many tokens it attends to (default {default}: adaLN only)")
+    option(s, "--prediction", RCDiTConfig, choices=PREDICTIONS,
+           help="the DiT predicts the noise (the paper's) or v, whose loss weighs the large timesteps, where only "
+                "r can give the image back (default {default})")
     option(s, "--t-sampling", RCDiTPretrainConfig, choices=T_SAMPLINGS,
            help="timesteps drawn uniformly or weighted toward the large ones (default {default})")
     option(s, "--encoder-view", RCDiTPretrainConfig, choices=ENCODER_VIEWS,

@@ -43,6 +43,9 @@ class UNetConfig:
         return d
 
 
+PREDICTIONS = ("epsilon", "v_prediction")  # RCDiTConfig.prediction's choices
+
+
 @dataclass(frozen=True)
 class RCDiTConfig:
     """Architecture of encoder and denoiser. Defaults, for 32 px on a CPU budget: a ViT-Tiny-wide encoder
@@ -51,6 +54,10 @@ class RCDiTConfig:
     enc_pool: ``token`` (CLS token) or ``avg`` (mean of the patch tokens) gives r.
     r_tokens: r is also given to the DiT as this many tokens its attention reads beside the patches (0: r only
               modulates the blocks through adaLN, the paper's design).
+    prediction: what the DiT outputs and is trained on, in diffusers' names: ``epsilon`` (the noise, the paper's)
+                or ``v_prediction`` (v = sqrt(a) eps - sqrt(1 - a) x0). The epsilon loss weighs each timestep by
+                its signal-to-noise ratio, so the large timesteps, where only r can give the image back, barely
+                count; v's loss there is the error on the clean image itself.
     """
 
     image_size: int = 32
@@ -65,8 +72,11 @@ class RCDiTConfig:
     dit_heads: int = 3
     mlp_ratio: float = 4.0
     r_tokens: int = 0
+    prediction: str = "epsilon"
 
     def __post_init__(self):
+        if self.prediction not in PREDICTIONS:
+            raise DiffprobeError(f"RC-DiT setting prediction must be one of {PREDICTIONS}, got {self.prediction!r}")
         if not isinstance(self.r_tokens, int) or isinstance(self.r_tokens, bool) or self.r_tokens < 0:
             raise DiffprobeError(f"RC-DiT setting r_tokens must be a whole number >= 0, got {self.r_tokens!r}")
         for name in ("image_size", "enc_patch", "enc_dim", "enc_depth", "enc_heads", "dit_patch", "dit_dim",

@@ -1,7 +1,7 @@
 """Pretrain an RC-DiT (ViT encoder + representation-conditioned DiT) by the denoising loss alone.
 
-Same forward process as the U-Net (``make_scheduler``: 1000 steps, linear betas, epsilon
-prediction; ``RCDiTTask`` extends ``DDPMTask``) and the same loop (``loop.train``: Accelerate,
+Same forward process as the U-Net (``make_scheduler``: 1000 steps, linear betas; epsilon prediction, or v with
+``RCDiTConfig.prediction``; ``RCDiTTask`` extends ``DDPMTask``) and the same loop (``loop.train``: Accelerate,
 bf16 autocast where native, EMA weights, atomic checkpoints), with randomness that is a pure function of
 (seed, step) (batch order, augmentation, timesteps, noise, r-dropout), so ``resume``
 continues exactly as an uninterrupted run would. Labels are never used.
@@ -39,14 +39,14 @@ def sample_conditioned(model: RCDiT, images: np.ndarray, path: Path, *, steps: i
     Samples that resemble their originals show that r carries the image's content.
     """
     device = next(model.parameters()).device
-    sched = DDIMScheduler.from_config(make_scheduler().config)
+    sched = DDIMScheduler.from_config(make_scheduler().config, prediction_type=model.config.prediction)
     sched.set_timesteps(steps)
     r = model.encode(to_model_input(images).to(device))
     size = model.config.image_size
     x = torch.randn(len(images), 1, size, size, generator=torch.Generator().manual_seed(seed)).to(device)
     for t in sched.timesteps:
-        eps = model.denoiser(x, t.expand(len(x)).to(device), r)
-        x = sched.step(eps, t, x).prev_sample
+        out = model.denoiser(x, t.expand(len(x)).to(device), r)
+        x = sched.step(out, t, x).prev_sample
     rows = [list(images / 255.0), list(((x.clamp(-1, 1) + 1) / 2).squeeze(1).cpu().numpy())]
     image_grid([[1 - im if invert else im for im in row] for row in rows], path,
                row_labels=["originals", "samples | r"], label_width=0.8, cell=1.1,
@@ -63,7 +63,7 @@ CONDITIONS = ("own", "shuffled", "null")
 @torch.no_grad()
 def conditioning_gap(model: RCDiT, images: np.ndarray, *, seed: int = 0, per_bucket: int = 64,
                      batch_size: int = 64) -> dict:
-    """Does the denoiser use r? Its denoising loss (MSE of the noise prediction) on ``images`` (uint8 (N, S, S))
+    """Does the denoiser use r? Its denoising loss (MSE of the noise prediction, whatever the model outputs) on ``images`` (uint8 (N, S, S))
     with each image's own r, with r shuffled across the images (another image's r), and with the learned null
     r, per timestep bucket (``BUCKETS``). ``per_bucket`` images per bucket, the same images, timesteps and
     noise at every call (drawn from ``seed``), so values from checkpoint to checkpoint compare.
@@ -93,7 +93,7 @@ def conditioning_gap(model: RCDiT, images: np.ndarray, *, seed: int = 0, per_buc
         for s in range(0, n, batch_size):
             b = slice(s, s + batch_size)
             for c, rc in reps.items():
-                pred = model.denoiser(xt[b].to(device), t[b].to(device), rc[b])
+                pred = model.predict_eps(xt[b].to(device), t[b].to(device), rc[b])
                 losses[c] += float(F.mse_loss(pred.float(), eps[b].to(device), reduction="sum"))
         per = {c: losses[c] / eps.numel() for c in CONDITIONS}
         for c in CONDITIONS:
@@ -116,6 +116,7 @@ class RCDiTTask(DDPMTask):
     def __init__(self, data: np.ndarray, cfg: RCDiTPretrainConfig, *, sample: bool = True):
         super().__init__(data, cfg, sample=sample)
         self.images = data  # uint8, for the conditioning diagnostic
+        self.scheduler = make_scheduler()
         self.samples_from = data[np.linspace(0, len(data) - 1, 8).astype(int)]  # originals whose r the samples use
 
     def build_model(self):
@@ -135,7 +136,10 @@ class RCDiTTask(DDPMTask):
     def loss(self, model, batch):
         drop = batch["drop"] if self.cfg.r_dropout > 0 else None
         pred = model(batch.get("x_enc", batch["x0"]), self.noised(batch), batch["t"], drop=drop)
-        return F.mse_loss(pred.float(), batch["eps"])
+        target = batch["eps"]
+        if self.cfg.model.prediction == "v_prediction":  # v = sqrt(a) eps - sqrt(1 - a) x0
+            target = self.scheduler.get_velocity(batch["x0"], batch["eps"], batch["t"])
+        return F.mse_loss(pred.float(), target)
 
     def conditioning(self, model) -> dict:
         return conditioning_gap(model, self.images, seed=self.cfg.seed)

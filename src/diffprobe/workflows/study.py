@@ -164,6 +164,7 @@ class RCDiTSection:
     dit_heads: int = RCDiTConfig.dit_heads
     dit_patch: int = RCDiTConfig.dit_patch
     r_tokens: int = RCDiTConfig.r_tokens
+    prediction: str = RCDiTConfig.prediction
     r_dropout: float = RCDiTPretrainConfig.r_dropout
     t_sampling: str = RCDiTPretrainConfig.t_sampling
     encoder_view: str = RCDiTPretrainConfig.encoder_view
