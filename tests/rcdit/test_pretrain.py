@@ -69,6 +69,8 @@ def test_conditioning_gap_is_zero_for_a_denoiser_that_ignores_r(synth_images, ti
             p.add_(0.05 * torch.randn_like(p))
     assert gap != conditioning_gap(untrained, synth_images.images[:32], per_bucket=16)
     assert all(v["gap"] != 0 for v in conditioning_gap(untrained, synth_images.images[:32], per_bucket=16).values())
+    narrow = conditioning_gap(untrained, synth_images.images[:32], per_bucket=16, buckets=((200, 250),))
+    assert set(narrow) == {"200-250", "all"} and narrow["200-250"] == narrow["all"]
 
 
 def test_timestep_weighting_and_encoder_view_change_only_what_they_say(synth_images, tiny_pretrain_cfg):

@@ -90,6 +90,17 @@ def test_diffusion_classifier_finds_the_true_class_and_pruning_cuts_calls():
     assert (perm[again] == truth).all()
 
 
+def test_diffusion_classifier_takes_one_conditioning_vector_per_image_and_class():
+    """condition = "nearest" gives every image its own r per class: candidate c of image i is scored with
+    prototypes[i, c]. Each image here sees the templates in its own order and must find where its class sits."""
+    denoise, x0, templates, truth, seeds = _oracle_setup(n_classes=6)
+    perms = torch.stack([torch.randperm(6, generator=torch.Generator().manual_seed(i)) for i in range(len(x0))])
+    pred, _ = diffusion_classify(denoise, x0, templates[perms], seeds, ((2, 3), (4, 1)))
+    assert (perms[torch.arange(len(x0)), torch.from_numpy(pred)] == truth).all()
+    with pytest.raises(DiffprobeError, match="condition"):
+        DiffusionClassifierConfig(condition="mean")
+
+
 def test_diffusion_classifier_compares_classes_on_the_same_t_and_eps():
     """The error of the true class is only lowest when every class sees the same (t, eps): with a denoiser that
     ignores r, every class ties, and the stable ranking returns the first candidate, never a lucky draw."""
@@ -115,12 +126,14 @@ def test_diffusion_classifier_timesteps_from_the_conditioning_diagnostic(tmp_pat
             DiffusionClassifierConfig(t_range=bad)
 
 
-def test_diffusion_classifier_on_an_rcdit(rcdit_backbone, synth_images, tmp_path):
+@pytest.mark.parametrize("condition", ["prototype", "nearest"])
+def test_diffusion_classifier_on_an_rcdit(rcdit_backbone, synth_images, tmp_path, condition):
     cfg = ZeroShotConfig(shots=(1, 0), episodes=2, positive="spiny_*",
-                         diffusion=DiffusionClassifierConfig(schedule=((1, 3), (2, 1)), max_images=8))
+                         diffusion=DiffusionClassifierConfig(schedule=((1, 3), (2, 1)), max_images=8,
+                                                             condition=condition))
     r = zeroshot(rcdit_backbone, synth_images, tmp_path, cfg, progress=False)
     dc = r["diffusion_classifier"]
-    assert dc["n_images"] == 8 and dc["n_candidates"] == 8
+    assert dc["n_images"] == 8 and dc["n_candidates"] == 8 and dc["condition"] == condition
     assert dc["calls_per_image"] == 1 * 8 + 2 * 3 < dc["exhaustive_calls_per_image"] == 3 * 8
     assert 0 <= dc["accuracy"] <= 1
     b = r["binary"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..config import default_of
 from ..config.backbones import POOLINGS, POOLS, PREDICTIONS, RCDiTConfig
-from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
+from ..config.evaluate import DC_CONDITIONS, DiffusionClassifierConfig, ZeroShotConfig
 from ..config.features import ExtractConfig
 from ..config.pretrain import DEFAULT_MINUTES, ENCODER_VIEWS, T_SAMPLINGS, RCDiTPretrainConfig
 from .args import add_precision_arg, add_split_args, add_training_args, ints, manifest_for, option, strs
@@ -63,7 +63,7 @@ def cmd_zeroshot(args):
         read = {k: results["feature_spec"][k] for k in read}
     dc = None if args.no_diffusion else DiffusionClassifierConfig(
         schedule=args.dc_schedule, max_images=args.dc_max_images, shots=args.dc_shots, batch_size=args.dc_batch_size,
-        t_range=args.dc_t_range)
+        t_range=args.dc_t_range, condition=args.dc_condition)
     cfg = ZeroShotConfig(block=block, timestep=timestep, **read, shots=args.shots, episodes=args.episodes,
                          knn_k=args.knn, center=not args.no_center, positive=args.positive, diffusion=dc,
                          seed=args.seed, precision=args.precision)
@@ -143,6 +143,9 @@ def add_commands(sub) -> None:
     option(s, "--dc-t-range", dc, "t_range",
            help="timesteps LOW,HIGH its samples are drawn from, or 'auto': the bucket where the model's "
                 "conditioning diagnostic says r matters most (default {default})")
+    option(s, "--dc-condition", dc, "condition", choices=DC_CONDITIONS,
+           help="each class scored with its prototype r or with the r of its reference nearest to the image "
+                "(default {default})")
     option(s, "--dc-batch-size", dc, "batch_size", type=int, help="denoiser inputs per forward pass")
     option(s, "--batch-size", ExtractConfig, type=int, help="images per batch for feature extraction")
     add_precision_arg(s, ZeroShotConfig)

@@ -10,6 +10,9 @@ from ..base import DiffprobeError
 from .features import ExtractConfig
 
 
+DC_CONDITIONS = ("prototype", "nearest")  # DiffusionClassifierConfig.condition's choices
+
+
 @dataclass(frozen=True)
 class DiffusionClassifierConfig:
     """schedule: stages of (new (t, eps) samples per candidate, candidates kept after the stage).
@@ -20,6 +23,9 @@ class DiffusionClassifierConfig:
     denoiser calls. shots: references per class for the conditioning prototypes (0 = all).
     t_range: the (low, high) timesteps its samples are drawn from, or "auto": the bucket of the model's
     conditioning diagnostic where r matters most (the largest (shuffled - own) / own in its summary.json).
+    condition: what r each class is scored with: ``prototype``, the mean r of its references (one per class), or
+    ``nearest``, the r of its reference closest to the image (cosine, centred as for k-NN; one per image and
+    class). The denoiser was trained on single images' r, and a mean of many can be far from any of them.
     """
 
     schedule: tuple[tuple[int, int], ...] = ((4, 10), (8, 3), (16, 1))
@@ -27,8 +33,12 @@ class DiffusionClassifierConfig:
     max_images: int = 500
     shots: int = 0
     batch_size: int = 512  # denoiser inputs per forward pass
+    condition: str = "prototype"
 
     def __post_init__(self):
+        if self.condition not in DC_CONDITIONS:
+            raise DiffprobeError(f"the diffusion classifier's condition must be one of {DC_CONDITIONS}, "
+                                 f"got {self.condition!r}")
         object.__setattr__(self, "schedule", tuple((int(n), int(k)) for n, k in self.schedule))
         if not self.schedule or any(n < 1 or k < 1 for n, k in self.schedule):
             raise DiffprobeError(f"diffusion-classifier schedule needs stages of (samples >= 1, keep >= 1), "

@@ -139,12 +139,13 @@ def diffusion_classify(denoise: Denoiser, x0: torch.Tensor, prototypes: torch.Te
     """Class of lowest conditional denoising error, with adaptive pruning of candidates.
 
     denoise(x_t (N, 1, S, S), t (N,), r (N, R)) -> eps_hat (N, 1, S, S); x0 (B, 1, S, S) in [-1, 1];
-    prototypes (C, R), one conditioning vector per candidate class; seeds: one per image, from which
+    prototypes (C, R), one conditioning vector per candidate class, or (B, C, R), one per image and candidate;
+    seeds: one per image, from which
     its (t, eps) samples are drawn (the same ones for every candidate). Returns the chosen
     candidate per image (B,) and the number of denoiser calls per image.
     """
     device = x0.device
-    b_n, c_n = len(x0), len(prototypes)
+    b_n, c_n = len(x0), prototypes.shape[-2]
     total = sum(n for n, _ in schedule)
     ts, eps = [], []
     for s in seeds:
@@ -165,7 +166,8 @@ def diffusion_classify(denoise: Denoiser, x0: torch.Tensor, prototypes: torch.Te
         err = torch.empty(len(bi), device=device)
         for i in range(0, len(bi), batch_size):
             b, s, c = bi[i:i + batch_size], si[i:i + batch_size], ci[i:i + batch_size]
-            pred = denoise(xt[b, s], ts[b, s], prototypes[cand[b, c]])
+            r = prototypes[b, cand[b, c]] if prototypes.dim() == 3 else prototypes[cand[b, c]]
+            pred = denoise(xt[b, s], ts[b, s], r)
             err[i:i + batch_size] = (pred.float() - eps[b, s]).pow(2).flatten(1).mean(1)
         err_sum.scatter_add_(1, cand, err.view(b_n, n_new, k_n).sum(1))
         done, calls = done + n_new, calls + n_new * k_n
@@ -193,7 +195,8 @@ def diagnostic_t_range(run: str | Path) -> tuple[int, int]:
 def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_train: np.ndarray, y_train: np.ndarray,
                              n_classes: int, cfg: DiffusionClassifierConfig, *, seed: int = 0, precision: str = "auto",
                              image_batch: int = 16, progress: bool = True) -> dict:
-    """Diffusion-classify uint8 images (N, S, S) against prototypes from raw train r (M, R) with labels.
+    """Diffusion-classify uint8 images (N, S, S) against raw train r (M, R) with labels: each class scored with
+    its prototype or, ``cfg.condition == "nearest"``, with its reference nearest to the image.
 
     Returns {"pred": (N,) labels, "calls_per_image", "exhaustive_calls_per_image", "seconds", "n_candidates",
     "t_range"}.
@@ -203,11 +206,17 @@ def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_trai
     protos, present = class_means(r_train[refs], y_train[refs], n_classes)
     classes = np.flatnonzero(present)
     prototypes = torch.from_numpy(protos[classes]).to(backbone.device)
+    mean = r_train.mean(0)
+    z_refs, y_refs = normalise(r_train[refs], mean), y_train[refs]
     denoise = lambda xt, t, r: backbone.denoise(xt, t, r, precision=precision)  # noqa: E731
     preds, calls, t0 = [], 0, time.time()
     for start in tqdm(range(0, len(images), image_batch), desc="diffusion classifier", unit="batch",
                       disable=not progress, mininterval=2.0):
         chunk = images[start:start + image_batch]
+        if cfg.condition == "nearest":
+            sims = normalise(backbone.encode(chunk, precision).cpu().numpy(), mean) @ z_refs.T  # (B, M)
+            nearest = np.stack([refs[y_refs == c][sims[:, y_refs == c].argmax(1)] for c in classes], 1)  # (B, C)
+            prototypes = torch.from_numpy(r_train[nearest]).to(backbone.device)
         pred, calls = diffusion_classify(denoise, to_model_input(chunk).to(backbone.device), prototypes,
                                          image_seeds(chunk, stable_seed("dc", seed)), cfg.schedule,
                                          t_range=t_range, batch_size=cfg.batch_size)
@@ -318,7 +327,7 @@ def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Pa
             **classification_metrics(y_te[sub], dc["pred"]), "n_images": len(sub),
             "calls_per_image": dc["calls_per_image"], "exhaustive_calls_per_image": dc["exhaustive_calls_per_image"],
             "n_candidates": dc["n_candidates"], "seconds": dc["seconds"], "schedule": [list(s) for s in dcfg.schedule],
-            "t_range": dc["t_range"],
+            "t_range": dc["t_range"], "condition": dcfg.condition,
             "prototypes_all_same_images": classification_metrics(y_te[sub], proto_all[sub])}
 
     if cfg.positive is not None:

@@ -62,11 +62,12 @@ CONDITIONS = ("own", "shuffled", "null")
 
 @torch.no_grad()
 def conditioning_gap(model: RCDiT, images: np.ndarray, *, seed: int = 0, per_bucket: int = 64,
-                     batch_size: int = 64) -> dict:
-    """Does the denoiser use r? Its denoising loss (MSE of the noise prediction, whatever the model outputs) on ``images`` (uint8 (N, S, S))
-    with each image's own r, with r shuffled across the images (another image's r), and with the learned null
-    r, per timestep bucket (``BUCKETS``). ``per_bucket`` images per bucket, the same images, timesteps and
-    noise at every call (drawn from ``seed``), so values from checkpoint to checkpoint compare.
+                     batch_size: int = 64, buckets: tuple[tuple[int, int], ...] = BUCKETS) -> dict:
+    """Does the denoiser use r? Its denoising loss (MSE of the noise prediction, whatever the model outputs) on
+    ``images`` (uint8 (N, S, S)) with each image's own r, with r shuffled across the images (another image's r),
+    and with the learned null r, per timestep bucket (``buckets``: [low, high) pairs, by default ``BUCKETS``).
+    ``per_bucket`` images per bucket, the same images, timesteps and noise at every call (drawn from ``seed``),
+    so values from checkpoint to checkpoint compare.
 
     Returns ``{"0-250": {"own": .., "shuffled": .., "null": .., "gap": shuffled - own}, ..., "all": {...}}``:
     a gap near 0 means the denoiser ignores r and the encoder gets no reason to learn.
@@ -79,7 +80,7 @@ def conditioning_gap(model: RCDiT, images: np.ndarray, *, seed: int = 0, per_buc
     alphas = make_scheduler().alphas_cumprod
     sums = {c: [] for c in CONDITIONS}
     out = {}
-    for lo, hi in BUCKETS:
+    for lo, hi in buckets:
         idx = torch.randperm(len(images), generator=gen)[:n].numpy()
         x0 = to_model_input(images[np.sort(idx)])
         t = torch.randint(lo, hi, (n,), generator=gen)

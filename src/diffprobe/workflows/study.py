@@ -180,6 +180,7 @@ class ZeroShotSection:
     episodes: int = ZeroShotConfig.episodes
     dc_max_images: int = DiffusionClassifierConfig.max_images
     dc_t_range: str = ""  # "LOW,HIGH" or "auto" (DiffusionClassifierConfig.t_range); empty: its default
+    dc_condition: str = DiffusionClassifierConfig.condition
     diffusion_classifier: bool = True
 
 
@@ -498,7 +499,7 @@ def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
     out = {"skipped": skipped}
     for name, (model, rep) in models.items():
         # The diffusion classifier needs a denoiser conditioned on r: only the RC-DiT has one.
-        dc = DiffusionClassifierConfig(max_images=s["dc_max_images"],
+        dc = DiffusionClassifierConfig(max_images=s["dc_max_images"], condition=s["dc_condition"],
                                        **({"t_range": s["dc_t_range"]} if s["dc_t_range"] else {})) if (
             name == "rcdit" and s["diffusion_classifier"]) else None
         zc = ZeroShotConfig(**rep, shots=tuple(s["shots"]), episodes=s["episodes"], positive=s["positive"] or None,
