@@ -188,13 +188,13 @@ def main():
         table += ["", "Diffusion classifier (timesteps " + a.dc_t_range + ", each class scored with its "
                   + {"prototype": "prototype r", "nearest": "reference nearest to the image"}[a.dc_condition]
                   + ") on a seeded subset of the test part, beside the prototypes on the same images:", "",
-                  "| variant | seed | t range | images | diffusion classifier | prototypes, same images | binary F1 |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| variant | seed | t range | images | diffusion classifier | prototypes, same images "
+                  "| k-NN, same images | binary F1 |", "|---|---|---|---|---|---|---|---|"]
         for r in dcs:
             d = r["diffusion_classifier"]
             binary = (r["binary"] or {}).get("diffusion_classifier", {}).get("f1")
             table.append(f"| {r['variant']} | {r['seed']} | {d['t_range']} | {d['n_images']} | {d['accuracy']:.1%} | "
-                         f"{d['prototypes_all_same_images']['accuracy']:.1%} | "
+                         f"{d['prototypes_all_same_images']['accuracy']:.1%} | {d['knn_same_images']['accuracy']:.1%} | "
                          + (f"{binary:.3f}" if binary is not None else "–") + " |")
     write(a.name, {"split": a.split, "steps": a.steps, "batch_size": 64, "seeds": seeds, "rows": rows}, table)
 

@@ -328,7 +328,8 @@ def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Pa
             "calls_per_image": dc["calls_per_image"], "exhaustive_calls_per_image": dc["exhaustive_calls_per_image"],
             "n_candidates": dc["n_candidates"], "seconds": dc["seconds"], "schedule": [list(s) for s in dcfg.schedule],
             "t_range": dc["t_range"], "condition": dcfg.condition,
-            "prototypes_all_same_images": classification_metrics(y_te[sub], proto_all[sub])}
+            "prototypes_all_same_images": classification_metrics(y_te[sub], proto_all[sub]),
+            "knn_same_images": classification_metrics(y_te[sub], knn["weighted"][sub])}
 
     if cfg.positive is not None:
         results["binary"] = binary_task(images.classes, cfg.positive, z_tr, y_tr, z_te, y_te, proto_all, cfg, dc)

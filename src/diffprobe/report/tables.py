@@ -130,8 +130,10 @@ def zeroshot_report(r: dict) -> str:
         lines += ["", f"Diffusion classifier: {dc['calls_per_image']} denoiser calls per image with adaptive pruning "
                       f"(schedule {dc['schedule']}: new (t, eps) samples, candidates kept; t in "
                       f"{dc.get('t_range', [1, 1000])}), instead of "
-                      f"{dc['exhaustive_calls_per_image']} for all {dc['n_candidates']} classes; {dc['seconds']} s. "
-                      f"Prototypes (all shots) on the same images: {dc['prototypes_all_same_images']['accuracy']:.2%}."]
+                      f"{dc['exhaustive_calls_per_image']} for all {dc['n_candidates']} classes; {dc['seconds']} s; "
+                      f"each class scored with {dc.get('condition', 'prototype')} r. "
+                      f"Prototypes (all shots) on the same images: {dc['prototypes_all_same_images']['accuracy']:.2%}"
+                      + (f", k-NN: {dc['knn_same_images']['accuracy']:.2%}" if "knn_same_images" in dc else "") + "."]
     if r["classes_without_references"]:
         lines += ["", f"Classes without train references (never predicted): {r['classes_without_references']}"]
     if "binary" in r:
