@@ -153,6 +153,7 @@ def main():
                     help="also train DINO on the same ViT for this many images (0: skip; 28160 took about the "
                          "paper variant's time on a 2-core AMX Xeon)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; every variant (and DINO) runs at each")
+    ap.add_argument("--dino-seeds", default="", help="seeds of the DINO rows (default: --seeds)")
     ap.add_argument("--name", default="rcdit_conditioning")
     a = ap.parse_args()
     names = a.variants.split(",")
@@ -163,7 +164,7 @@ def main():
     images = load_split_images(a.split, RCDiTPretrainConfig(steps=1).preprocess, report_dir=Path(a.out))
     rows = [variant_row(a, name, seed, images) for seed in seeds for name in names]
     if a.dino_images:
-        rows += [dino_row(a, images, seed) for seed in seeds]
+        rows += [dino_row(a, images, int(seed)) for seed in (a.dino_seeds.split(",") if a.dino_seeds else seeds)]
     buckets = [b for b in rows[0]["relative_gap"] if b != "all"]
     table = [f"# RC-DiT: does the denoiser use r? ({a.steps} steps of 64 images each, split {a.split})", "",
              "Relative conditioning gap (shuffled - own) / own of the EMA weights per timestep bucket (target: "
