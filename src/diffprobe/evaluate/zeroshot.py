@@ -206,16 +206,18 @@ def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_trai
     protos, present = class_means(r_train[refs], y_train[refs], n_classes)
     classes = np.flatnonzero(present)
     prototypes = torch.from_numpy(protos[classes]).to(backbone.device)
-    mean = r_train.mean(0)
-    z_refs, y_refs = normalise(r_train[refs], mean), y_train[refs]
+    if cfg.condition == "nearest":  # each class's references, normalised once for every chunk
+        mean = r_train.mean(0)
+        by_class = [refs[y_train[refs] == c] for c in classes]
+        z_by_class = [normalise(r_train[idx], mean) for idx in by_class]
     denoise = lambda xt, t, r: backbone.denoise(xt, t, r, precision=precision)  # noqa: E731
     preds, calls, t0 = [], 0, time.time()
     for start in tqdm(range(0, len(images), image_batch), desc="diffusion classifier", unit="batch",
                       disable=not progress, mininterval=2.0):
         chunk = images[start:start + image_batch]
         if cfg.condition == "nearest":
-            sims = normalise(backbone.encode(chunk, precision).cpu().numpy(), mean) @ z_refs.T  # (B, M)
-            nearest = np.stack([refs[y_refs == c][sims[:, y_refs == c].argmax(1)] for c in classes], 1)  # (B, C)
+            z = normalise(backbone.encode(chunk, precision).cpu().numpy(), mean)
+            nearest = np.stack([idx[(z @ zc.T).argmax(1)] for idx, zc in zip(by_class, z_by_class)], 1)  # (B, C)
             prototypes = torch.from_numpy(r_train[nearest]).to(backbone.device)
         pred, calls = diffusion_classify(denoise, to_model_input(chunk).to(backbone.device), prototypes,
                                          image_seeds(chunk, stable_seed("dc", seed)), cfg.schedule,
