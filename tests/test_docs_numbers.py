@@ -69,7 +69,7 @@ def blocks(page: Path) -> list[tuple[int, str, list[str]]]:
             if not SOURCE.sub("", chunk).strip():
                 pending = sources
             else:
-                out.append((line, chunk, sources + pending))
+                out.append((line, chunk, list(dict.fromkeys(sources + pending))))
                 pending = []
         line += chunk.count("\n")
     return out
