@@ -61,14 +61,15 @@ def test_the_dashboard_counts_precision_abundance_and_confusion(client, project)
     cells = dict(zip(out["confusion"]["classes"], out["confusion"]["counts"], strict=True))
     col = out["confusion"]["classes"].index(c)
     assert cells[c][col] == 2 and cells[other][col] == 1  # rows: validated label, columns: predicted label
-    # Abundances: the library's adjusted classify and count, with a bootstrap interval around it.
+    # Abundances: the library's adjusted classify and count, with a bootstrap interval around it, never below the
+    # images validated as the class.
     predicted = np.asarray([r["predicted"] for r in out["classes"]])
     confusion = np.zeros((len(predicted), len(predicted)), np.int64)
     index = {r["class"]: k for k, r in enumerate(out["classes"])}
     confusion[index[c], index[c]], confusion[index[other], index[c]] = 2, 1
-    expected = acc_counts(predicted, confusion)
+    expected = np.maximum(acc_counts(predicted, confusion), confusion.sum(1))
     got = np.asarray([r["abundance"] for r in out["classes"]])
-    assert got == pytest.approx(expected, abs=0.06) and got.sum() == pytest.approx(80, abs=0.5)
+    assert got == pytest.approx(expected, abs=0.06) and got.sum() >= 80 - 0.5
     assert all(r["abundance_low"] <= r["abundance"] + 0.05 and r["abundance"] <= r["abundance_high"] + 0.05
                for r in out["classes"])
 

@@ -3,7 +3,8 @@
 Per class the model predicts: how many objects, how many of those a person validated, and the precision that
 sample gives (validated as predicted / validated) with a Wilson interval. Abundances: the model's counts
 (classify and count) and the library's adjusted classify and count (``evaluate.abundance``), whose
-P(predicted | true) comes from the validated objects, with a bootstrap interval over them. The confusion:
+P(predicted | true) comes from the validated objects, with a bootstrap interval over them, never below the number
+of objects validated as the class (a person saw them). The confusion:
 validated label against predicted label.
 
 Both estimates assume the validated objects are a fair sample of their class. People validate what they choose
@@ -68,6 +69,9 @@ def summary(project: Project, *, n_bootstrap: int = N_BOOTSTRAP, seed: int = 0) 
         draws = np.stack([acc_counts(predicted, rng.multinomial(n_validated, cells).reshape(confusion.shape))
                           for _ in range(n_bootstrap)])
         low, high = np.percentile(draws, [2.5, 97.5], axis=0)
+        # A class holds at least the images a person validated as it, whatever the correction says.
+        floor = confusion.sum(1)
+        acc, low, high = np.maximum(acc, floor), np.maximum(low, floor), np.maximum(high, floor)
 
     rows = []
     for k, name in enumerate(classes):

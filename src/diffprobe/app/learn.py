@@ -2,7 +2,9 @@
 
 ``retrain``: a new head (the logistic regression of ``workflows.adapt``, on the project bundle's hidden layer or
 its features, as ``adapt`` chooses) on every validated label, then every object re-predicted; objects still
-``predicted`` follow the new head. ``cluster``: k-means (or HDBSCAN) on the uncertain objects, each cluster
+``predicted`` follow the new head, except those the bundle's model puts in a class the head did not learn
+(they keep the model's prediction); ``back_to_model`` undoes it.
+``cluster``: k-means (or HDBSCAN) on the uncertain objects, each cluster
 ordered by distance to its centre, so a person can name a whole group at once; ``split_cluster`` and
 ``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
 objects whose label would teach the head most (uncertain) without showing ten of the same (diverse).
@@ -34,7 +36,8 @@ from ..probe.mlp import MLPHead
 from ..utils import DiffprobeError, write_json
 from ..workflows.adapt import fit_readout
 from ..workflows.config import AdaptConfig
-from .project import EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, save_uncertainty, uncertainty, uncertainty_of
+from .project import (EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, model_predictions, save_uncertainty, uncertainty,
+                      uncertainty_of)
 
 CHUNK = 8192  # objects re-predicted at a time, so a 100,000-object project never holds all logits twice
 EMBEDDING_DIMS = 32  # clusters and neighbours live in this many principal components: fast, and distances mean
@@ -196,28 +199,61 @@ def source_head(project: Project) -> LinearHead | MLPHead | None:
 
 def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dict:
     """Refit the head on the validated objects; re-predict all objects. Classes with fewer than 2 validated
-    objects are left out of the fit (and named in ``left_out``). Returns what changed: how many predictions of
-    unvalidated objects moved class, and the most frequent moves (``transitions``, from -> to), and what the head
-    read (``readout``: the bundle's hidden layer or its features, chosen as ``diffprobe adapt`` chooses)."""
+    objects are left out of the fit (named in ``left_out``), and every object the bundle's own model predicts as
+    one of them keeps that prediction: a head that never saw a class must not take its images away. ``effect``:
+    right answers on the validated images, each predicted without having been fitted on (its cross-validated
+    prediction, or the head's for a left-out class), by the model's own predictions and by the retrained ones
+    (``worse`` when fewer). Returns that, how many predictions of unvalidated objects moved class, the most
+    frequent moves (``transitions``, from -> to), and what the head read (``readout``: the bundle's hidden layer or
+    its features, as ``diffprobe adapt`` chooses). ``back_to_model`` undoes it."""
     started = time.perf_counter()
     ids, labels = project.store.validated()
-    fit = fit_and_predict(project.features(), np.asarray(ids, np.int64), labels, project.store.classes(),
+    model = model_predictions(project)
+    class_order = project.store.classes()
+    fit = fit_and_predict(project.features(), np.asarray(ids, np.int64), labels, class_order,
                           source=source_head(project), seed=seed)
-    new_labels = [fit.classes[i] for i in fit.best]
-    changes = project.store.set_predictions(list(range(len(new_labels))), new_labels, fit.probability.tolist(),
-                                            user=user, classes=fit.classes, n_validated=fit.n_fitted)
-    save_uncertainty(project.root, fit.margin, fit.entropy)
+    keep = ~np.isin(model["label"], fit.classes)
+    new_labels = np.where(keep, model["label"], np.asarray(fit.classes, dtype=str)[fit.best])
+    transitions = _store_predictions(
+        project, new_labels, np.where(keep, model["probability"], fit.probability),
+        np.where(keep, model["margin"], fit.margin), np.where(keep, model["entropy"], fit.entropy),
+        user=user, classes=fit.classes, n_validated=fit.n_fitted, kind="retrain")
+    truth = np.asarray(labels, dtype=str)
+    model_right = int((model["label"][ids] == truth).sum())
+    retrain_right = int((new_labels[ids] == truth).sum())
+    return {"n_validated": fit.n_fitted, "classes": fit.classes,
+            "left_out": [c for c in class_order if c not in fit.classes], "n_kept": int(keep.sum()),
+            "readout": fit.readout, "C": fit.c, "temperature": round(fit.temperature, 4),
+            "cross_validated_accuracy": round(fit.cross_validated_accuracy, 4),
+            "effect": {"n": len(ids), "model_right": model_right, "retrain_right": retrain_right,
+                       "worse": retrain_right < model_right},
+            **transitions, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def back_to_model(project: Project, *, user: str) -> dict:
+    """Undo every retrain: the bundle's own predictions again for all objects (validated and dubious ones keep
+    their label). Returns how many predictions of unvalidated objects moved class, and the most frequent moves."""
+    started = time.perf_counter()
+    model = model_predictions(project)
+    transitions = _store_predictions(project, model["label"], model["probability"], model["margin"],
+                                     model["entropy"], user=user, classes=project.info["classes"], n_validated=0,
+                                     kind="model")
+    return {**transitions, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def _store_predictions(project: Project, labels: np.ndarray, probability: np.ndarray, margin: np.ndarray,
+                       entropy: np.ndarray, **record) -> dict:
+    """New predictions into the store and the project's files; returns {n_changed, transitions (the top ones)}."""
+    changes = project.store.set_predictions(list(range(len(labels))), labels.tolist(), probability.tolist(), **record)
+    save_uncertainty(project.root, margin, entropy)
     moved: dict[tuple[str, str], list[int]] = {}
     for object_id, before, after in changes:
         moved.setdefault((before, after), []).append(object_id)
     transitions = [{"from": a, "to": b, "n": len(ids), "ids": ids}
                    for (a, b), ids in sorted(moved.items(), key=lambda kv: -len(kv[1]))]
     write_json(project.root / LAST_RETRAIN_FILE, {"n_changed": len(changes), "transitions": transitions})
-    return {"n_validated": fit.n_fitted, "classes": fit.classes, "left_out": fit.left_out, "readout": fit.readout,
-            "C": fit.c, "temperature": round(fit.temperature, 4),
-            "cross_validated_accuracy": round(fit.cross_validated_accuracy, 4), "n_changed": len(changes),
-            "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in transitions[:TOP_TRANSITIONS]],
-            "seconds": round(time.perf_counter() - started, 2)}
+    return {"n_changed": len(changes),
+            "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in transitions[:TOP_TRANSITIONS]]}
 
 
 def cluster(project: Project, *, k: int = 8, max_probability: float = 0.8, method: str = "kmeans",

@@ -9,6 +9,8 @@ Layout of a project folder::
       decisions.sqlite   objects, classes and the decision history (``app.store``)
       skipped.csv        images that could not be read (path, reason), if any
       uncertainty.npz    margin and entropy of the latest model's probabilities per object (active learning)
+      model_predictions.npz  the bundle's own prediction, probability, margin and entropy per object, kept so a
+                         retrain can keep them for the classes it did not learn, and be undone
       embedding.npy      (N, 32) principal components of the features, made on first use (clusters, neighbours)
       clusters.json      the latest clustering of uncertain images (``diffprobe app``'s Clusters view)
       last_retrain.json  what the latest retrain changed (ids per class transition)
@@ -48,6 +50,7 @@ SKIPPED_FILE = "skipped.csv"
 UNCERTAINTY_FILE = "uncertainty.npz"
 EMBEDDING_FILE = "embedding.npy"
 LAST_RETRAIN_FILE = "last_retrain.json"
+MODEL_FILE = "model_predictions.npz"
 PARTIAL_DIR = ".partial"
 FORMAT = 1
 
@@ -108,6 +111,38 @@ def uncertainty(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def save_uncertainty(root: Path, margin: np.ndarray, entropy: np.ndarray) -> None:
     _save_atomic(root / UNCERTAINTY_FILE, margin=np.asarray(margin, np.float32),
                  entropy=np.asarray(entropy, np.float32))
+
+
+def save_model_predictions(root: Path, labels: list[str], probability: np.ndarray, margin: np.ndarray,
+                           entropy: np.ndarray) -> None:
+    _save_atomic(root / MODEL_FILE, label=np.asarray(labels, dtype=str),
+                 probability=np.asarray(probability, np.float64), margin=np.asarray(margin, np.float32),
+                 entropy=np.asarray(entropy, np.float32))
+
+
+def model_predictions(project: Project) -> dict[str, np.ndarray]:
+    """The bundle's own predictions per object: {label, probability, margin, entropy}. A project made before they
+    were kept gets them now: from the store while no retrain has replaced them, else from the bundle's head."""
+    path = project.root / MODEL_FILE
+    if not path.is_file():
+        if not project.store.retrains():
+            rows = project.store.all_objects()
+            stored = uncertainty_of(project.root)
+            if stored is None:
+                raise DiffprobeError(f"{project.root}: {UNCERTAINTY_FILE} is missing; re-create the project")
+            save_model_predictions(project.root, [r["predicted_label"] for r in rows],
+                                   np.asarray([r["probability"] for r in rows]), stored["margin"], stored["entropy"])
+        else:
+            meta, head = ClassifierBundle.load_head(Path(project.info["model"]))
+            features, labels, parts = project.features(), [], []
+            for start in range(0, len(features), 8192):
+                probs = softmax(head.logits(np.asarray(features[start : start + 8192], np.float32))
+                                / float(meta["temperature"]), axis=1)
+                labels += [meta["classes"][c] for c in probs.argmax(1)]
+                parts.append((probs.max(1), *uncertainty(probs)))
+            save_model_predictions(project.root, labels, *(np.concatenate(p) for p in zip(*parts, strict=True)))
+    with np.load(path) as f:
+        return {k: f[k] for k in ("label", "probability", "margin", "entropy")}
 
 
 def uncertainty_of(root: Path) -> dict[str, np.ndarray] | None:
@@ -213,7 +248,9 @@ def init_project(directory: str | Path, images: str | Path | Manifest, model: st
              "predicted_label": bundle.classes[c], "probability": float(probs[k, c])}
             for k, (oid, p, s, (w, h), c) in enumerate(zip(_object_ids(paths), paths, samples, sizes, best, strict=True))]
 
-    save_uncertainty(directory, *uncertainty(probs))
+    margin, entropy = uncertainty(probs)
+    save_uncertainty(directory, margin, entropy)
+    save_model_predictions(directory, [r["predicted_label"] for r in rows], probs.max(1), margin, entropy)
     np.save(directory / (FEATURES_FILE + ".tmp.npy"), features)
     os.replace(directory / (FEATURES_FILE + ".tmp.npy"), directory / FEATURES_FILE)
     info = {"format": FORMAT, "images": source["images"], "images_root": str(manifest.root.resolve()),

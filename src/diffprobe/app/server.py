@@ -2,9 +2,13 @@
 
 Safe by default: ``serve`` binds 127.0.0.1; any other interface needs a token (sent as ``Authorization: Bearer``,
 or once as ``?token=`` in the address, which sets a cookie). Requests naming another host are refused (no DNS
-rebinding onto a local server). Images are served by object id from the store, never by a path from the request,
-so only the project's own images can be read; the one thing it writes besides the store and its own files is a
-new bundle, always into the project's ``bundle/`` folder. Errors are 4xx with a message that says what to change.
+rebinding onto a local server), and so is every state-changing request a browser sends from another site
+(``Sec-Fetch-Site``, else ``Origin`` against ``Host``, as Go's ``http.CrossOriginProtection`` checks them): a
+page elsewhere cannot undo, retrain or decide through the user's browser. A decision names the version of each
+object it was made on; one made on an older version is refused with 409 and the objects as they are now.
+Images are served by object id from the store, never by a path from the request, so only the project's own images
+can be read; the one thing it writes besides the store and its own files is a new bundle, always into the
+project's ``bundle/`` folder. Errors are 4xx with a message that says what to change.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import ipaddress
 import json
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -32,19 +38,25 @@ from ..utils import DiffprobeError, read_json, write_json
 from . import dashboard, export, learn
 from .config import BundleConfig, ServeConfig
 from .project import LAST_RETRAIN_FILE, Project
-from .store import ACTIONS, SORTS, STATUSES
+from .store import ACTIONS, MAX_CLASS_NAME, SORTS, STATUSES, StaleError
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_COOKIE = "diffprobe_token"
 CLUSTERS_FILE = "clusters.json"
 MAX_PAGE = 500
+MAX_INT = 2**63 - 1  # SQLite's integers are 64-bit: larger ids would fail in the database, not as a 4xx
+MAX_PAGE_NUMBER = MAX_INT // MAX_PAGE
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+Id = Annotated[int, Field(ge=0, le=MAX_INT)]
+ClusterNumber = Annotated[int, PathParam(ge=0, le=MAX_INT)]
 
 
 class Decision(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=100_000)
+    ids: list[Id] = Field(min_length=1, max_length=100_000)
     action: Literal[tuple(ACTIONS)]  # type: ignore[valid-type]
     label: str | None = None
     new_class: bool = False
+    versions: list[Id] | None = None  # of each object as the client read it (the page always sends them)
 
 
 class ClusterRequest(BaseModel):
@@ -63,7 +75,7 @@ class BundleRequest(BaseModel):
 
 
 class NameRequest(BaseModel):
-    label: str = Field(min_length=1, max_length=200)
+    label: str = Field(min_length=1, max_length=MAX_CLASS_NAME)
     new_class: bool = False
 
 
@@ -76,6 +88,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def same_origin(headers) -> bool:
+    """Whether a request comes from the app's own pages, or from no browser at all (scripts send neither header;
+    browsers send ``Sec-Fetch-Site`` or at least ``Origin`` with every cross-site POST)."""
+    site = headers.get("sec-fetch-site")
+    if site is not None:
+        return site in ("same-origin", "none")  # none: typed into the address bar, a bookmark
+    origin = headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == headers.get("host")
+
+
 def create_app(project: Project, *, token: str | None = None, user: str | None = None,
                allowed_hosts: list[str] | None = None) -> FastAPI:
     """The app over an opened project. ``token``: required on every request when set. ``user``: who decides
@@ -86,6 +108,15 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
 
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
+
+    @app.middleware("http")
+    async def _refuse_cross_site(request: Request, call_next):
+        if request.method not in SAFE_METHODS and not same_origin(request.headers):
+            source = request.headers.get("origin") or f"Sec-Fetch-Site: {request.headers.get('sec-fetch-site')}"
+            return JSONResponse({"detail": f"cross-site request refused: {request.method} {request.url.path} came "
+                                           f"from another site ({source}); only the app's own page may change the "
+                                           f"project"}, status_code=403)
+        return await call_next(request)
 
     if token:
         @app.middleware("http")
@@ -104,6 +135,10 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
     @app.exception_handler(DiffprobeError)
     async def _user_error(_request, e: DiffprobeError):
         return JSONResponse({"detail": str(e)}, status_code=400)
+
+    @app.exception_handler(StaleError)
+    async def _stale(_request, e: StaleError):
+        return JSONResponse({"detail": str(e), "current": [_public(o) for o in e.current]}, status_code=409)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(_request, e: RequestValidationError):
@@ -140,18 +175,19 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
 
     @app.get("/api/objects")
     def objects(label: str | None = None, status: Literal[STATUSES] | None = None,  # type: ignore[valid-type]
-                sort: Literal[SORTS] = "confidence", page: int = Query(0, ge=0),  # type: ignore[valid-type]
+                sort: Literal[SORTS] = "confidence",  # type: ignore[valid-type]
+                page: int = Query(0, ge=0, le=MAX_PAGE_NUMBER),
                 per_page: int = Query(100, ge=1, le=MAX_PAGE)):
         check_label(label)
         total, rows = project.store.page(label, status=status, sort=sort, offset=page * per_page, limit=per_page)
         return {"total": total, "page": page, "per_page": per_page, "objects": [_public(r) for r in rows]}
 
     @app.get("/api/objects/{object_id}")
-    def one_object(object_id: int):
+    def one_object(object_id: int = PathParam(ge=0, le=MAX_INT)):
         return _public(object_or_404(object_id))
 
     @app.get("/api/objects/{object_id}/image")
-    def image(object_id: int):
+    def image(object_id: int = PathParam(ge=0, le=MAX_INT)):
         row = object_or_404(object_id)
         try:
             grey = read_image(project.image_file(row["path"]))
@@ -164,7 +200,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
     @app.post("/api/decisions")
     def decide(decision: Decision, x_diffprobe_user: str | None = Header(None)):
         return project.store.decide(decision.ids, decision.action, user=who(x_diffprobe_user), label=decision.label,
-                                    new_class=decision.new_class)
+                                    new_class=decision.new_class, versions=decision.versions)
 
     @app.post("/api/undo")
     def undo(x_diffprobe_user: str | None = Header(None)):
@@ -178,6 +214,12 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
     def retrain(x_diffprobe_user: str | None = Header(None)):
         with heavy:
             return learn.retrain(project, user=who(x_diffprobe_user))
+
+    @app.post("/api/retrain/undo")
+    def back_to_model(x_diffprobe_user: str | None = Header(None)):
+        """Undo the retrains: the bundle's own predictions again."""
+        with heavy:
+            return learn.back_to_model(project, user=who(x_diffprobe_user))
 
     @app.get("/api/dashboard")
     def dashboard_numbers():
@@ -216,7 +258,8 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         return _cluster_summary(saved_clusters())
 
     @app.get("/api/clusters/{number}/objects")
-    def cluster_objects(number: int, part: Literal["all", "grown"] = "all", page: int = Query(0, ge=0),
+    def cluster_objects(number: ClusterNumber, part: Literal["all", "grown"] = "all",
+                        page: int = Query(0, ge=0, le=MAX_PAGE_NUMBER),
                         per_page: int = Query(100, ge=1, le=MAX_PAGE)):
         found = one_cluster(saved_clusters(), number)
         ids = found["ids"] if part == "all" else found.get("grown", [])
@@ -224,7 +267,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         return {"total": len(ids), "page": page, "per_page": per_page, "objects": [_public(r) for r in rows]}
 
     @app.post("/api/clusters/{number}/split")
-    def split_cluster(number: int):
+    def split_cluster(number: ClusterNumber):
         with heavy:
             result = saved_clusters()
             one_cluster(result, number)
@@ -233,7 +276,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         return {**_cluster_summary(result), "made": made}
 
     @app.post("/api/clusters/{number}/grow")
-    def grow_cluster(number: int, request: GrowRequest):
+    def grow_cluster(number: ClusterNumber, request: GrowRequest):
         with heavy:
             result = saved_clusters()
             one_cluster(result, number)
@@ -242,7 +285,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         return {**_cluster_summary(result), "added": added}
 
     @app.post("/api/clusters/{number}/name")
-    def name_cluster(number: int, request: NameRequest, x_diffprobe_user: str | None = Header(None)):
+    def name_cluster(number: ClusterNumber, request: NameRequest, x_diffprobe_user: str | None = Header(None)):
         """Validate every member still ``predicted`` as ``label``; members people decided on already are kept."""
         ids = one_cluster(saved_clusters(), number)["ids"]
         _, undecided = project.store.page(None, status="predicted", ids=ids, limit=len(ids))
@@ -266,7 +309,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
 
     @app.get("/api/changes/objects")
     def changed_objects(from_label: str = Query(alias="from"), to_label: str = Query(alias="to"),
-                        page: int = Query(0, ge=0), per_page: int = Query(100, ge=1, le=MAX_PAGE)):
+                        page: int = Query(0, ge=0, le=MAX_PAGE_NUMBER), per_page: int = Query(100, ge=1, le=MAX_PAGE)):
         found = [t for t in last_retrain()["transitions"] if (t["from"], t["to"]) == (from_label, to_label)]
         if not found:
             raise HTTPException(404, f"the latest retrain moved no prediction from {from_label!r} to {to_label!r}; "

@@ -4,12 +4,15 @@ Tables:
 
 - ``objects``: one row per image; ``id`` is its row in the project's ``features.npy``. ``label`` is the class it
   is shown under now (the model's prediction while ``status`` is ``predicted``, a person's choice once it is
-  ``validated`` or ``dubious``); ``predicted_label`` / ``probability`` are the latest model's.
+  ``validated`` or ``dubious``); ``predicted_label`` / ``probability`` are the latest model's. ``version`` counts
+  the changes of what the object shows (label, status): a decision made on an older version is refused
+  (``StaleError``), so two tabs or two people never overwrite each other silently.
 - ``classes``: the bundle's classes, then the ones people add.
 - ``batches``: one row per action of a person (validate, dubious, move, undo); an undo names the batch it undoes.
 - ``decisions``: append-only history, one row per object an action changed (object, from, to, status, time, user).
   Rows are never updated or deleted; an undo is new rows that restore the previous state.
-- ``retrains``: one row per refit of the head on the validated labels.
+- ``retrains``: one row per refit of the head on the validated labels (``kind`` retrain), or per return to the
+  model's own predictions (``kind`` model).
 
 Every write is one transaction committed before the call returns. SQLite runs with a write-ahead log and
 ``synchronous=FULL``, so an acknowledged decision survives a killed server or a power cut. The URL is
@@ -20,11 +23,12 @@ from __future__ import annotations
 
 import json
 import threading
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from sqlalchemy import (Float, ForeignKey, Index, Integer, String, bindparam, create_engine, event, func, insert,
-                        select, update)
+from sqlalchemy import (Float, ForeignKey, Index, Integer, String, bindparam, case, create_engine, event, func, insert,
+                        inspect, select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -34,6 +38,36 @@ STATUSES = ("predicted", "validated", "dubious")  # as EcoTaxa's object_annotati
 ACTIONS = {"validate": "validated", "dubious": "dubious", "move": "validated"}  # action -> the status it sets
 SORTS = ("confidence", "uncertainty")
 BULK_UPDATE_ROWS = 20_000  # new predictions for at least this many objects rebuild the objects' indexes once
+MAX_CLASS_NAME = 200  # characters: a class name is a sidebar entry and a TSV field, not a paragraph
+# Columns added after the first release: (table, column, SQL definition), added to an older store when it opens.
+ADDED_COLUMNS = (("objects", "version", "INTEGER NOT NULL DEFAULT 0"),
+                 ("retrains", "kind", "VARCHAR NOT NULL DEFAULT 'retrain'"))
+
+
+class StaleError(DiffprobeError):
+    """A decision on objects changed since the client read them (``current``: those objects as they are now)."""
+
+    def __init__(self, current: list[dict]):
+        ids = ", ".join(str(o["id"]) for o in current[:5])
+        super().__init__(f"image {ids}{' ...' if len(current) > 5 else ''} changed since this page read "
+                         f"{'it' if len(current) == 1 else 'them'} (another tab or person decided); nothing was "
+                         f"changed: look again and decide anew")
+        self.current = current
+
+
+def check_class_name(name: str) -> str:
+    """``name`` stripped, or DiffprobeError when it cannot be a class: empty, longer than MAX_CLASS_NAME, or holding
+    a control character (a tab or newline would break the TSV export's rows)."""
+    name = name.strip()
+    if not name:
+        raise DiffprobeError("a class name cannot be empty")
+    if len(name) > MAX_CLASS_NAME:
+        raise DiffprobeError(f"a class name has at most {MAX_CLASS_NAME} characters, this one {len(name)}")
+    bad = sorted({repr(ch) for ch in name if unicodedata.category(ch) in ("Cc", "Zl", "Zp")})
+    if bad:
+        raise DiffprobeError(f"a class name cannot hold control characters (tab, newline, ...); found "
+                             f"{', '.join(bad)} in {name[:60]!r}")
+    return name
 
 
 class Base(DeclarativeBase):
@@ -52,6 +86,7 @@ class ObjectRow(Base):
     probability: Mapped[float] = mapped_column(Float)
     label: Mapped[str] = mapped_column(String)
     status: Mapped[str] = mapped_column(String)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     __table_args__ = (Index("ix_objects_label_probability", "label", "probability"),
                       Index("ix_objects_status_probability", "status", "probability"))
 
@@ -93,6 +128,7 @@ class RetrainRow(Base):
     n_validated: Mapped[int] = mapped_column(Integer)
     n_changed: Mapped[int] = mapped_column(Integer)
     classes: Mapped[str] = mapped_column(String)  # JSON list of the classes the new head knows
+    kind: Mapped[str] = mapped_column(String, default="retrain", server_default="retrain")
 
 
 def _now() -> str:
@@ -121,10 +157,19 @@ class Store:
         if sqlite:
             _durable_sqlite(self.engine)
         Base.metadata.create_all(self.engine)
+        self._add_columns()
         self._write = threading.Lock()  # one writer at a time: SQLite allows no more, and batches stay whole
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _add_columns(self) -> None:
+        """Bring a store made by an older diffprobe up to date (create_all adds tables, never columns)."""
+        found = inspect(self.engine)
+        with self.engine.begin() as conn:
+            for table, column, definition in ADDED_COLUMNS:
+                if column not in {c["name"] for c in found.get_columns(table)}:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {definition}"))
 
     # ---- filling (diffprobe app init) ----------------------------------------------------------------
     def add_classes(self, names: Iterable[str], source: str) -> None:
@@ -238,35 +283,45 @@ class Store:
 
     def retrains(self) -> list[dict]:
         with Session(self.engine) as s:
-            return [{"time": r.time, "user": r.user, "n_validated": r.n_validated, "n_changed": r.n_changed,
-                     "classes": json.loads(r.classes)} for r in s.scalars(select(RetrainRow).order_by(RetrainRow.id))]
+            return [{"time": r.time, "user": r.user, "kind": r.kind, "n_validated": r.n_validated,
+                     "n_changed": r.n_changed, "classes": json.loads(r.classes)}
+                    for r in s.scalars(select(RetrainRow).order_by(RetrainRow.id))]
 
     # ---- decisions -----------------------------------------------------------------------------------
     def decide(self, ids: list[int], action: str, *, user: str, label: str | None = None,
-               new_class: bool = False) -> dict:
+               new_class: bool = False, versions: list[int] | None = None) -> dict:
         """Validate, mark dubious or move (to ``label``, which validates) the objects ``ids``, as one batch that
-        ``undo`` reverts. Objects already in the target state are left alone. Returns {batch, changed}."""
+        ``undo`` reverts. Objects already in the target state are left alone. ``versions`` (one per id, as the
+        caller read them): when any object has changed since, nothing is done and StaleError names them.
+        Returns {batch, changed}."""
         if action not in ACTIONS:
             raise DiffprobeError(f"unknown action {action!r}; choose one of {', '.join(ACTIONS)}")
         if not ids:
             raise DiffprobeError("no objects selected; select images first")
         creates = False
         if action == "move":
-            label = (label or "").strip()
-            if not label:
+            if not (label or "").strip():
                 raise DiffprobeError("moving needs a class name ('label')")
+            label = check_class_name(label)
             creates = label not in self.classes()
             if creates and not new_class:
                 raise DiffprobeError(f"unknown class {label!r}; pick one of the project's classes, or pass "
                                      f"new_class=true to create it")
         elif label is not None:
             raise DiffprobeError(f"'label' is only for the move action, not {action!r}")
+        if versions is not None and len(versions) != len(ids):
+            raise DiffprobeError(f"'versions' needs one version per id: {len(ids)} ids, {len(versions)} versions")
         to_status, now = ACTIONS[action], _now()
         with self._write, Session(self.engine) as s, s.begin():
             objects = list(s.scalars(select(ObjectRow).where(ObjectRow.id.in_(ids))))
             missing = sorted(set(ids) - {o.id for o in objects})
             if missing:
                 raise DiffprobeError(f"no object with id {', '.join(map(str, missing[:5]))} in this project")
+            if versions is not None:
+                read = dict(zip(ids, versions, strict=True))
+                stale = [_as_dict(o) for o in objects if o.version != read[o.id]]
+                if stale:
+                    raise StaleError(stale)
             changes = [(o, label if action == "move" else o.label) for o in objects]
             changes = [(o, to) for o, to in changes if (o.label, o.status) != (to, to_status)]
             if not changes:
@@ -281,7 +336,7 @@ class Store:
                 {"batch_id": batch.id, "object_id": o.id, "from_label": o.label, "to_label": to,
                  "from_status": o.status, "to_status": to_status, "time": now, "user": user} for o, to in changes])
             for o, to in changes:
-                o.label, o.status = to, to_status
+                o.label, o.status, o.version = to, to_status, o.version + 1
             return {"batch": batch.id, "changed": len(changes)}
 
     def undo(self, *, user: str) -> dict:
@@ -309,7 +364,7 @@ class Store:
                     continue
                 rows.append({"batch_id": batch.id, "object_id": o.id, "from_label": o.label, "to_label": d.from_label,
                              "from_status": o.status, "to_status": d.from_status, "time": now, "user": user})
-                o.label, o.status = d.from_label, d.from_status
+                o.label, o.status, o.version = d.from_label, d.from_status, o.version + 1
             if rows:
                 s.execute(insert(DecisionRow), rows)
             return {"batch": batch.id, "undone": target.id, "action": target.kind, "changed": len(rows),
@@ -317,9 +372,10 @@ class Store:
 
     # ---- the model's predictions ---------------------------------------------------------------------
     def set_predictions(self, ids: list[int], labels: list[str], probabilities: list[float], *, user: str,
-                        classes: list[str], n_validated: int) -> list[tuple[int, str, str]]:
-        """Store a new model's predictions; objects still ``predicted`` follow them. Returns those that changed
-        class: (id, label before, label after)."""
+                        classes: list[str], n_validated: int, kind: str = "retrain") -> list[tuple[int, str, str]]:
+        """Store a new model's predictions; objects still ``predicted`` follow them (a new version where their
+        class changes). ``kind``: retrain, or model (back to the model's own). Returns those that changed class:
+        (id, label before, label after)."""
         with self._write, Session(self.engine) as s, s.begin():
             before = dict(s.execute(select(ObjectRow.id, ObjectRow.label).where(ObjectRow.status == "predicted")).all())
             params = [{"oid": i, "pl": lab, "p": float(p)} for i, lab, p in zip(ids, labels, probabilities, strict=True)]
@@ -332,17 +388,20 @@ class Store:
             s.execute(update(ObjectRow.__table__).where(ObjectRow.__table__.c.id == bindparam("oid"))
                       .values(predicted_label=bindparam("pl"), probability=bindparam("p")), params)
             s.execute(update(ObjectRow).where(ObjectRow.status == "predicted")
-                      .values(label=ObjectRow.predicted_label).execution_options(synchronize_session=False))
+                      .values(label=ObjectRow.predicted_label,
+                              version=case((ObjectRow.label != ObjectRow.predicted_label, ObjectRow.version + 1),
+                                           else_=ObjectRow.version))
+                      .execution_options(synchronize_session=False))
             for index in rebuild:
                 index.create(conn)
             changed = [(i, before[i], lab) for i, lab in zip(ids, labels, strict=True)
                        if i in before and before[i] != lab]
             s.add(RetrainRow(time=_now(), user=user, n_validated=n_validated, n_changed=len(changed),
-                             classes=json.dumps(classes)))
+                             classes=json.dumps(classes), kind=kind))
             return changed
 
 
 def _as_dict(o: ObjectRow) -> dict:
     return {"id": o.id, "object_id": o.object_id, "path": o.path, "sample": o.sample, "width": o.width,
             "height": o.height, "predicted_label": o.predicted_label, "probability": o.probability, "label": o.label,
-            "status": o.status}
+            "status": o.status, "version": o.version}
