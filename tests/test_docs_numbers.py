@@ -1,24 +1,14 @@
 """Every result number in a user-facing page comes from a committed result file, and says which.
 
-Convention: a block of a page (lines between blank lines, outside code fences; a table is one block) names its
-sources in an HTML comment, invisible on GitHub and on the docs site::
-
-    <!-- src: models/ndsb/test_metrics.json benchmarks/results/compare_curves/curves.json -->
-
-written inside the block, or alone in its own block just before it (before a table); ``file.json#a/b``
-names one part of a file. Each result number of
-a sourced block (a percentage such as ``70.9%`` or a decimal such as ``0.546``) must equal, at the precision
-shown, a number in one of its sources (a fraction shown as a percentage counts). In the pages of ``STRICT``,
-a result number in a block without sources fails too. Numbers in code (backticks, fences), multipliers such
-as ``4x``, targets (``>= 70%``), arXiv identifiers and Python versions are not results.
-
-Beside that generic check, the headline numbers are checked against the very key they come from.
+The convention and the check live in the docs build's hook, ``docs/hooks/numbers.py`` (``mkdocs build
+--strict`` fails on the docs pages); here they run on every page, the README and the model card included,
+and the headline numbers are checked against the very key they come from.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import math
 import re
 from pathlib import Path
 
@@ -27,90 +17,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "models" / "ndsb" / "README.md"
-STRICT = [ROOT / "README.md", CARD, ROOT / "docs" / "getting-started.md", ROOT / "docs" / "index.md"]
-PAGES = sorted(set(STRICT) | set((ROOT / "docs").glob("*.md")))
-
-SOURCE = re.compile(r"<!--\s*src:\s*(.*?)\s*-->", re.S)
-FENCE = re.compile(r"^```.*?^```\s*$", re.S | re.M)
-NOT_RESULTS = [
-    re.compile(r"`[^`\n]*`"),                      # inline code
-    re.compile(r"\]\([^)]*\)"),                     # link targets
-    re.compile(r"<!--.*?-->", re.S),                # comments (the sources themselves)
-    re.compile(r"\b\d{4}\.\d{4,5}\b"),              # arXiv identifiers
-    re.compile(r"Python \d+\.\d+"),
-    re.compile(r"PlanktonSet \d+\.\d+"),
-    re.compile(r"(?:>=|<=|≥|≤)\s*\d+(?:\.\d+)?%?"),   # targets and thresholds, not results
-    re.compile(r"\b\d+(?:\.\d+)?x\b"),              # multipliers: 4x, 1.5x wider
-    re.compile(r"^---\n.*?\n---\n", re.S),          # a YAML header (checked on its own below)
-]
-RANGE = re.compile(r"(\d+(?:\.\d+)?)[-–](\d+(?:\.\d+)?)(%?)")
-NUMBER = re.compile(r"(?<![\w.,+-])(\d+(?:\.\d+)?)(%?)(?![\w.]*\d)")
-
-
-def result_numbers(text: str) -> list[str]:
-    """The result numbers of a piece of text, as written ('70.9%', '0.546')."""
-    for pattern in NOT_RESULTS:
-        text = pattern.sub(" ", text)
-    text = RANGE.sub(lambda m: f"{m[1]}{m[3]} {m[2]}{m[3]}", text)  # 30.2-31.9%: two percentages
-    return [n + pct for n, pct in NUMBER.findall(text) if pct or "." in n]
-
-
-def blocks(page: Path) -> list[tuple[int, str, list[str]]]:
-    """(first line, text, sources) of each block of a page; a block that is only a source comment passes
-    its sources to the next block."""
-    text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), page.read_text())
-    if text.startswith("---\n"):  # a YAML header: blank it out, lines kept
-        end = text.index("\n---\n", 4) + 5
-        text = "\n" * text[:end].count("\n") + text[end:]
-    out, pending, line = [], [], 1
-    for chunk in re.split(r"(\n\s*\n)", text):
-        if chunk.strip() and not chunk.isspace():
-            sources = [s for m in SOURCE.findall(chunk) for s in m.split()]
-            if not SOURCE.sub("", chunk).strip():
-                pending = sources
-            else:
-                out.append((line, chunk, list(dict.fromkeys(sources + pending))))
-                pending = []
-        line += chunk.count("\n")
-    return out
-
-
-def leaves(value) -> list[float]:
-    if isinstance(value, bool):
-        return []
-    if isinstance(value, (int, float)):
-        return [float(value)]
-    if isinstance(value, dict):
-        return [x for v in value.values() for x in leaves(v)]
-    if isinstance(value, list):
-        return [x for v in value for x in leaves(v)]
-    return []
-
-
-_CACHE: dict[str, list[float]] = {}
-
-
-def source_numbers(name: str) -> list[float]:
-    """The numbers of a source: a committed JSON file, or one part of it (``file.json#key/key/...``)."""
-    if name not in _CACHE:
-        file, _, pointer = name.partition("#")
-        path = ROOT / file
-        assert path.is_file() and path.suffix == ".json", f"a source must be a committed JSON file: {name}"
-        value = json.loads(path.read_text())
-        for key in filter(None, pointer.split("/")):
-            value = value[int(key)] if isinstance(value, list) else value[key]
-        _CACHE[name] = [x for x in leaves(value) if math.isfinite(x)]
-    return _CACHE[name]
-
-
-def matches(shown: str, values: list[float]) -> bool:
-    pct = shown.endswith("%")
-    digits = shown.rstrip("%")
-    places = len(digits.split(".")[1]) if "." in digits else 0
-    x = float(digits)
-    tol = 0.5 * 10 ** -places + 1e-9
-    return any(abs(v * 100 - x) <= tol or abs(v - x) <= tol for v in values) if pct else \
-        any(abs(v - x) <= tol for v in values)
+_spec = importlib.util.spec_from_file_location("docs_numbers_hook", ROOT / "docs" / "hooks" / "numbers.py")
+numbers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(numbers)
+PAGES = sorted({ROOT / p for p in numbers.STRICT} | set((ROOT / "docs").glob("*.md")))
 
 
 def _name(page: Path) -> str:
@@ -118,19 +28,8 @@ def _name(page: Path) -> str:
 
 
 def unsourced(page: Path, strict: bool | None = None) -> list[str]:
-    strict = page in STRICT if strict is None else strict
-    problems = []
-    for line, text, sources in blocks(page):
-        numbers = result_numbers(text)
-        if not numbers:
-            continue
-        if not sources:
-            if strict:
-                problems.append(f"{_name(page)}:{line}: {numbers} without a source")
-            continue
-        values = [v for s in sources for v in source_numbers(s)]
-        problems += [f"{_name(page)}:{line}: {n} is in none of {sources}" for n in numbers if not matches(n, values)]
-    return problems
+    strict = _name(page) in numbers.STRICT if strict is None else strict
+    return [f"{_name(page)}:{p}" for p in numbers.problems(page.read_text(), strict)]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.relative_to(ROOT).as_posix())
@@ -150,6 +49,37 @@ def test_the_check_fails_on_a_stale_or_unsourced_number(tmp_path):
     assert unsourced(page, strict=False) == []
     page.write_text(f"{src}\n\n| model | top-1 |\n|---|---|\n| shipped | 70.9% |\n| old | 64.1% |\n")
     assert unsourced(page) == ["page.md:3: 64.1% is in none of ['models/ndsb/test_metrics.json']"]
+
+
+def test_a_generated_number_is_the_value_of_its_source_and_is_sourced(tmp_path):
+    m = json.loads((ROOT / "models" / "ndsb" / "test_metrics.json").read_text())
+    text = "Top-1 {{ models/ndsb/test_metrics.json#accuracy:.1% }}, macro F1 {{models/ndsb/test_metrics.json#macro_f1:.3f}}."
+    filled = numbers.fill(text)
+    assert filled.startswith(f"Top-1 {100 * m['accuracy']:.1f}%<!-- src: models/ndsb/test_metrics.json#accuracy -->")
+    assert numbers.problems(text, strict=True) == []
+    with pytest.raises(KeyError):
+        numbers.fill("{{ models/ndsb/test_metrics.json#no_such_key:.1% }}")
+
+
+def test_the_docs_build_warns_on_a_stale_number():
+    """The hook logs a warning (an error under mkdocs build --strict) for a page's stale number."""
+    import logging
+
+    class Page:  # what the hook reads of mkdocs' page
+        class file:
+            src_uri = "getting-started.md"
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    numbers.log.addHandler(handler)
+    try:
+        out = numbers.on_page_markdown("Top-1 69.7%. <!-- src: models/ndsb/test_metrics.json -->\n", Page, {}, None)
+    finally:
+        numbers.log.removeHandler(handler)
+    assert out.startswith("Top-1 69.7%")
+    assert [r.getMessage() for r in records] == [
+        "docs/getting-started.md:1: 69.7% is in none of ['models/ndsb/test_metrics.json']"]
 
 
 def _metrics() -> dict:
