@@ -249,6 +249,11 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     move.click()
     wait.until(showing(key))
     assert len(grid()) == int(move.find_elements(By.TAG_NAME, "span")[1].text)
+    find("#back-to-model").click()  # undo the retrain, then retrain again
+    wait.until(lambda _d: "back to the model's own predictions" in find("#message").text)
+    find("#retrain").click()
+    wait.until(lambda _d: "retrained on 5" in find("#message").text)
+    assert "validated images it was not fitted on" in find("#message").get_attribute("title")
 
     find("#show-dashboard").click()
     wait.until(lambda _d: find("#dashboard").get_attribute("data-loaded") == "5")
@@ -283,6 +288,154 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     find("#export-bundle").click()
     wait.until(lambda _d: "5 or more validated images" in find("#message").text)
     assert find("#message").get_attribute("class") == "error" and not (project_dir / "bundle").exists()
+
+
+def test_two_tabs_captions_and_a_server_gone_in_the_browser(server, browser):
+    """A stale tab's decision is refused and its tile redrawn; a moved image shows no probability of the class it
+    left; with the server gone a key press says so."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    proc, url = server
+    wait = WebDriverWait(browser, WAIT)
+
+    def grid() -> dict[int, str]:
+        return dict(browser.execute_script(
+            "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
+
+    def tile(oid):
+        return browser.find_element(By.CSS_SELECTOR, f'#grid .tile[data-id="{oid}"]')
+
+    def press(*keys):
+        ActionChains(browser).send_keys(*keys).perform()
+
+    def message() -> tuple[str, str]:
+        m = browser.find_element(By.ID, "message")
+        return m.get_attribute("title") or "", m.get_attribute("class")
+
+    browser.get(url)
+    wait.until(lambda _d: len(grid()) >= 2)
+    shown = browser.find_element(By.ID, "view-title").text
+    a, b = list(grid())[:2]
+    first = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(url)
+    wait.until(lambda _d: a in grid())
+    tile(a).click()
+    press("v")  # validated in the second tab
+    wait.until(lambda _d: "status-validated" in grid()[a])
+
+    browser.switch_to.window(first)  # the first still shows it predicted
+    assert "status-predicted" in grid()[a]
+    other = next(e.get_attribute("data-label") for e in browser.find_elements(By.CSS_SELECTOR, "#classes li")
+                 if e.get_attribute("data-label") != shown)
+    tile(a).click()
+    press("m", other, Keys.ENTER)
+    wait.until(lambda _d: "changed since" in message()[0])
+    assert message()[1] == "error"
+    wait.until(lambda _d: "status-validated" in grid().get(a, "") and "refreshed" in grid()[a])
+    stored = httpx.get(f"{url}/api/objects/{a}").json()
+    assert (stored["label"], stored["status"]) == (shown, "validated")  # the second tab's decision stands
+
+    assert tile(b).find_element(By.CLASS_NAME, "caption").text.endswith("%")  # the model's, for its class
+    tile(b).click()
+    press("m", other, Keys.ENTER)
+    wait.until(lambda _d: b not in grid())
+    browser.find_element(By.CSS_SELECTOR, f'#classes li[data-label="{other}"]').click()
+    wait.until(lambda _d: b in grid())
+    caption = tile(b).find_element(By.CLASS_NAME, "caption").text
+    assert caption == f"validated {other}", caption  # no probability of the class it came from
+
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    tile(b).click()
+    press("d")
+    wait.until(lambda _d: "cannot reach the server" in message()[0])
+    assert message()[1] == "error" and browser.find_element(By.ID, "message").is_displayed()
+
+
+def test_a_page_on_another_site_cannot_change_the_project(server, browser):
+    """The issue's attack: a page served on another localhost port posts body-less requests (no preflight) to the
+    app in the user's browser. Refused: nothing is undone or retrained."""
+    import http.server
+    import threading
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    for ids in ([0, 1], [2]):
+        httpx.post(f"{url}/api/decisions", json={"ids": ids, "action": "validate"}).raise_for_status()
+    page = f"""<!doctype html><title>working</title><script>
+      const go = (path) => fetch("{url}" + path, {{method: "POST", mode: "no-cors", credentials: "include"}});
+      Promise.allSettled([go("/api/undo"), go("/api/retrain"), go("/api/export/bundle")])
+        .then(() => go("/api/undo")).finally(() => {{ document.title = "done"; }});
+    </script>""".encode()
+
+    class Evil(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the standard library's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *_args):
+            pass
+
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{evil.server_address[1]}/")
+        WebDriverWait(browser, WAIT).until(lambda _d: browser.title == "done")
+    finally:
+        evil.shutdown()
+    history = httpx.get(f"{url}/api/history").json()
+    assert len(history) == 3 and {h["action"] for h in history} == {"validate"}  # nothing undone
+    assert httpx.get(f"{url}/api/project").json()["retrains"] == []
+
+
+def test_class_search_hide_empty_and_a_remembered_zoom(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, url = server
+    wait = WebDriverWait(browser, WAIT)
+    httpx.post(f"{url}/api/decisions", json={"ids": [0], "action": "move", "label": "blob", "new_class": True},
+               headers={"X-Diffprobe-User": "ann"}).raise_for_status()
+    httpx.post(f"{url}/api/undo", headers={"X-Diffprobe-User": "ann"}).raise_for_status()  # blob: a class, empty
+
+    def listed() -> list[str]:
+        return browser.execute_script(
+            "return [...document.querySelectorAll('#classes li')].filter(li => !li.hidden).map(li => li.dataset.label)")
+
+    browser.get(url)
+    wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#grid .tile"))
+    everything = browser.execute_script(
+        "return [...document.querySelectorAll('#classes li')].map(li => li.dataset.label)")
+    assert "blob" in everything and "blob" not in listed() and len(listed()) == len(everything) - 1
+    browser.find_element(By.ID, "hide-empty").click()
+    assert listed() == everything
+    search = browser.find_element(By.ID, "class-search")
+    shown = browser.find_element(By.ID, "view-title").text
+    spiny = [c for c in everything if "spiny" in c]
+    assert spiny and shown not in spiny
+    search.send_keys("SPINY")
+    assert set(listed()) == {*spiny, shown}  # the class on screen stays listed
+    search.send_keys(Keys.ENTER)  # opens the first one found
+    wait.until(lambda _d: browser.find_element(By.ID, "view-title").text == spiny[0])
+    assert listed() == spiny
+
+    browser.execute_script("const z = document.getElementById('zoom'); z.value = 2;"
+                           "z.dispatchEvent(new Event('input'))")
+    browser.refresh()
+    wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#grid .tile img"))
+    assert browser.find_element(By.ID, "zoom").get_attribute("value") == "2"  # remembered
+    first = browser.find_element(By.CSS_SELECTOR, "#grid .tile")
+    o = httpx.get(f"{url}/api/objects/{first.get_attribute('data-id')}").json()
+    assert first.find_element(By.TAG_NAME, "img").get_attribute("width") == str(2 * o["width"])
+    assert browser.find_element(By.ID, "hide-empty").is_selected() is False  # remembered too
 
 
 @pytest.mark.skipif(not os.environ.get("DIFFPROBE_SCREENSHOTS"), reason="makes the docs' dashboard screenshot only "

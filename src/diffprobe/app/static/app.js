@@ -18,14 +18,24 @@ const state = {
 
 function user() { return $("user").value.trim(); }
 
+// Every failure is said in the header: a refused request with the server's reason (error.status and error.data
+// keep the rest), a server that cannot be reached with what that means for the action.
 async function api(method, url, body) {
   const headers = {};
   if (user()) headers["X-Diffprobe-User"] = user();
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const r = await fetch(url, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+  let r;
+  try {
+    r = await fetch(url, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
+  } catch (e) {
+    const error = new Error("cannot reach the server: is 'diffprobe app' still running?" +
+                            (method === "GET" ? "" : " This action was not saved."));
+    say(error.message, true);
+    throw error;
+  }
   const data = await r.json().catch(() => ({}));
   if (!r.ok) {
-    const error = new Error(data.detail || `${r.status} ${r.statusText}`);
+    const error = Object.assign(new Error(data.detail || `${r.status} ${r.statusText}`), {status: r.status, data});
     say(error.message, true);
     throw error;
   }
@@ -55,7 +65,7 @@ function viewTitle(view) {
 
 function say(text, isError = false) {
   const m = $("message");
-  m.textContent = text;
+  m.textContent = m.title = text;  // one line in the header; the whole text on hover
   m.className = isError ? "error" : "";
 }
 
@@ -78,6 +88,19 @@ async function loadProject() {
   }));
   $("class-names").replaceChildren(...p.classes.map((c) => Object.assign(document.createElement("option"), {value: c.name})));
   markCurrent();
+}
+
+// The sidebar shows the classes whose name holds the search text, without the empty ones unless asked (a model
+// of 121 classes predicts a few dozen on one sample); the class on screen stays listed.
+function filterClasses() {
+  const text = $("class-search").value.trim().toLowerCase();
+  const hideEmpty = $("hide-empty").checked;
+  const totals = new Map(state.classes.map((c) => [c.name, c.total]));
+  for (const li of $("classes").children) {
+    const current = li.classList.contains("current");
+    const empty = !totals.get(li.dataset.label);
+    li.hidden = !current && (!li.dataset.label.toLowerCase().includes(text) || (hideEmpty && empty));
+  }
 }
 
 async function loadChanges() {
@@ -103,6 +126,7 @@ function markCurrent() {
     const k = li.dataset.key || li.dataset.view;
     li.classList.toggle("current", k === key || k === cluster);
   }
+  filterClasses();
 }
 
 async function loadClusters() {
@@ -175,10 +199,13 @@ function renderGrid() {
     if (img.width > 240 || img.height > 240) tile.classList.add("scaled");
     const caption = document.createElement("div");
     caption.className = "caption";
-    const label = mixed || o.label !== o.predicted_label ? `${o.label} · ` : "";
+    // The probability is the model's for predicted_label: an image a person put in another class shows none
+    // (that class's probability is not kept, and the old class's would read as confidence in the new one).
+    const moved = o.label !== o.predicted_label;
     caption.innerHTML = `<span class="badge ${o.status}">${o.status}</span> `;
-    caption.append(`${label}${Math.round(o.probability * 100)}%`);
-    tile.title = `${o.object_id}: ${o.width}×${o.height} px; model: ${o.predicted_label} ${(o.probability * 100).toFixed(1)}%`;
+    caption.append(moved ? o.label : `${mixed ? `${o.label} · ` : ""}${Math.round(o.probability * 100)}%`);
+    tile.title = `${o.object_id}: ${o.width}×${o.height} px; model: ${o.predicted_label} ${(o.probability * 100).toFixed(1)}%` +
+      (moved ? `; a person put it in ${o.label}` : "");
     tile.append(img, caption);
     tile.onclick = (e) => clickTile(i, e);
     return tile;
@@ -322,11 +349,33 @@ function tilesPerRow() {
 async function decide(action, extra = {}) {
   const ids = [...state.selected];
   if (!ids.length) { say("select images first (click, Shift-click, or a for all on the page)", true); return; }
-  const r = await api("POST", "/api/decisions", {ids, action, ...extra});
+  // The version of each image as this page shows it: if another tab or person changed one since, the server
+  // refuses the whole decision (409) with the images as they are now, and those tiles are redrawn.
+  const shown = new Map(state.objects.map((o) => [o.id, o]));
+  const versions = ids.map((id) => (shown.has(id) ? shown.get(id).version : -1));
+  let r;
+  try {
+    r = await api("POST", "/api/decisions", {ids, action, versions, ...extra});
+  } catch (e) {
+    if (e.status === 409) refreshTiles(e.data.current);
+    return;
+  }
   const verb = {validate: "validated", dubious: "marked dubious", move: `moved to ${extra.label}`}[action];
   say(`${verb}: ${r.changed} image${r.changed === 1 ? "" : "s"}${r.changed ? " (u undoes)" : ""}`);
   state.selected.clear();
   await Promise.all([loadProject(), loadPage()]);
+}
+
+function refreshTiles(current) {
+  const now = new Map(current.map((o) => [o.id, o]));
+  state.objects = state.objects.map((o) => now.get(o.id) || o);
+  for (const id of now.keys()) state.selected.delete(id);
+  renderGrid();
+  for (const id of now.keys()) {
+    const tile = $("grid").querySelector(`.tile[data-id="${id}"]`);
+    if (tile) tile.classList.add("refreshed");
+  }
+  loadProject();
 }
 
 async function moveSelection() {
@@ -351,10 +400,19 @@ async function retrain() {
   const r = await api("POST", "/api/retrain");
   const moves = r.transitions.slice(0, 2).map((t) => `${t.from} → ${t.to} ${t.n}`).join(", ");
   const read = r.readout === "hidden" ? "the model's hidden layer" : "the features";
-  say(`retrained on ${r.n_validated} validated images, reading ${read} (${r.classes.length} classes, cross-validated accuracy ` +
-      `${Math.round(r.cross_validated_accuracy * 100)}%) in ${r.seconds} s: ${r.n_changed} predictions changed` +
-      (moves ? ` (${moves}; all in the sidebar)` : "") +
-      (r.left_out.length ? `; left out (under 2 validated): ${r.left_out.join(", ")}` : ""));
+  const e = r.effect;
+  say(`retrained on ${r.n_validated} validated images, reading ${read} (${r.classes.length} classes) in ${r.seconds} s: ` +
+      `right on ${e.retrain_right} of ${e.n} validated images it was not fitted on, the model's own predictions on ` +
+      `${e.model_right}${e.worse ? " (worse: 'Back to the model' undoes the retrain)" : ""}; ` +
+      `${r.n_changed} predictions changed` + (moves ? ` (${moves}; all in the sidebar)` : "") +
+      (r.left_out.length ? `; ${r.left_out.length} classes under 2 validated images keep the model's predictions ` +
+                           `(${r.n_kept} images): ${r.left_out.join(", ")}` : ""), e.worse);
+  await Promise.all([loadProject(), loadChanges(), loadPage()]);
+}
+
+async function backToModel() {
+  const r = await api("POST", "/api/retrain/undo");
+  say(`back to the model's own predictions: ${r.n_changed} predictions changed`);
   await Promise.all([loadProject(), loadChanges(), loadPage()]);
 }
 
@@ -417,6 +475,13 @@ function changePage(step) {
 // ---- keyboard ------------------------------------------------------------------------------------------------
 document.addEventListener("keydown", (e) => {
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  if (document.activeElement === $("class-search")) {
+    const text = $("class-search").value.trim().toLowerCase();
+    const found = [...$("classes").children].find((li) => !li.hidden && li.dataset.label.toLowerCase().includes(text));
+    if (e.key === "Enter" && found) { e.preventDefault(); show({kind: "class", label: found.dataset.label}); }
+    if (e.key === "Escape") { $("class-search").value = ""; filterClasses(); }
+    return;
+  }
   if (document.activeElement === $("cluster-name")) {
     if (e.key === "Enter") { e.preventDefault(); nameCluster(); }
     return;
@@ -464,6 +529,7 @@ $("dubious").onclick = () => decide("dubious");
 $("move").onclick = moveSelection;
 $("undo").onclick = undo;
 $("retrain").onclick = retrain;
+$("back-to-model").onclick = backToModel;
 $("export-bundle").onclick = exportBundle;
 $("make-clusters").onclick = makeClusters;
 $("cluster-method").onchange = () => {
@@ -481,7 +547,17 @@ $("next-measure").onchange = () => state.view && state.view.kind === "next" && l
 $("prev").onclick = () => changePage(-1);
 $("next").onclick = () => changePage(1);
 $("sort").onchange = $("status").onchange = () => { state.page = 0; loadPage(); };
-$("zoom").oninput = () => state.view && renderGrid();
+$("zoom").value = localStorage.getItem("diffprobe-zoom") || $("zoom").value;
+$("zoom").oninput = () => {
+  localStorage.setItem("diffprobe-zoom", $("zoom").value);
+  if (state.view) renderGrid();
+};
+$("hide-empty").checked = localStorage.getItem("diffprobe-hide-empty") !== "no";
+$("hide-empty").onchange = () => {
+  localStorage.setItem("diffprobe-hide-empty", $("hide-empty").checked ? "yes" : "no");
+  filterClasses();
+};
+$("class-search").oninput = filterClasses;
 
 (async () => {
   await loadProject();
