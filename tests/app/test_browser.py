@@ -240,7 +240,10 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     press("m", other, Keys.ENTER)
     wait.until(lambda _d: not set(two) & set(grid()))
 
-    # A retrain lists the moves of its predictions; one opens as a grid.
+    # A retrain's effect can be seen before; it lists the moves of its predictions; one opens as a grid.
+    find("#preview-retrain").click()
+    wait.until(lambda _d: "a retrain now would fit on 5" in find("#message").text)
+    assert not browser.find_elements(By.CSS_SELECTOR, "#changes li")  # nothing changed
     find("#retrain").click()
     wait.until(lambda _d: "retrained on 5" in find("#message").text)
     wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#changes li"))

@@ -37,7 +37,14 @@ def test_a_retrain_keeps_the_models_predictions_for_classes_it_did_not_learn_and
     learned = sorted(truth)[:3]
     for c in learned:
         ok(client.post("/api/decisions", json={"ids": truth[c][:4], "action": "move", "label": c}))
+    before = project.store.all_objects()
+    preview = ok(client.get("/api/retrain/preview"))  # the same, changing nothing
+    assert project.store.all_objects() == before and not preview["applied"]
+    assert client.get("/api/changes").status_code == 404 and not ok(client.get("/api/project"))["retrains"]
     out = ok(client.post("/api/retrain"))
+    assert out["applied"]
+    assert {k: v for k, v in preview.items() if k not in ("applied", "seconds")} == {
+        k: v for k, v in out.items() if k not in ("applied", "seconds")}
     assert out["classes"] == learned
     assert out["left_out"] == [c for c in project.store.classes() if c not in learned]
     after = project.store.all_objects()

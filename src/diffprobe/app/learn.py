@@ -197,7 +197,7 @@ def source_head(project: Project) -> LinearHead | MLPHead | None:
     return ClassifierBundle.load_head(model)[1] if (model / "bundle.json").is_file() else None
 
 
-def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dict:
+def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed, apply: bool = True) -> dict:
     """Refit the head on the validated objects; re-predict all objects. Classes with fewer than 2 validated
     objects are left out of the fit (named in ``left_out``), and every object the bundle's own model predicts as
     one of them keeps that prediction: a head that never saw a class must not take its images away. ``effect``:
@@ -205,7 +205,8 @@ def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dic
     prediction, or the head's for a left-out class), by the model's own predictions and by the retrained ones
     (``worse`` when fewer). Returns that, how many predictions of unvalidated objects moved class, the most
     frequent moves (``transitions``, from -> to), and what the head read (``readout``: the bundle's hidden layer or
-    its features, as ``diffprobe adapt`` chooses). ``back_to_model`` undoes it."""
+    its features, as ``diffprobe adapt`` chooses). ``apply=False``: all that, and nothing changed (a preview).
+    ``back_to_model`` undoes it."""
     started = time.perf_counter()
     ids, labels = project.store.validated()
     model = model_predictions(project)
@@ -214,10 +215,14 @@ def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dic
                           source=source_head(project), seed=seed)
     keep = ~np.isin(model["label"], fit.classes)
     new_labels = np.where(keep, model["label"], np.asarray(fit.classes, dtype=str)[fit.best])
-    transitions = _store_predictions(
-        project, new_labels, np.where(keep, model["probability"], fit.probability),
-        np.where(keep, model["margin"], fit.margin), np.where(keep, model["entropy"], fit.entropy),
-        user=user, classes=fit.classes, n_validated=fit.n_fitted, kind="retrain")
+    if apply:
+        transitions = _store_predictions(
+            project, new_labels, np.where(keep, model["probability"], fit.probability),
+            np.where(keep, model["margin"], fit.margin), np.where(keep, model["entropy"], fit.entropy),
+            user=user, classes=fit.classes, n_validated=fit.n_fitted, kind="retrain")
+    else:
+        transitions = _summary(_moves([(o["id"], o["label"], new_labels[o["id"]]) for o in project.store.all_objects()
+                                       if o["status"] == "predicted" and o["label"] != new_labels[o["id"]]]))
     truth = np.asarray(labels, dtype=str)
     model_right = int((model["label"][ids] == truth).sum())
     retrain_right = int((new_labels[ids] == truth).sum())
@@ -227,7 +232,7 @@ def retrain(project: Project, *, user: str, seed: int = AdaptConfig.seed) -> dic
             "cross_validated_accuracy": round(fit.cross_validated_accuracy, 4),
             "effect": {"n": len(ids), "model_right": model_right, "retrain_right": retrain_right,
                        "worse": retrain_right < model_right},
-            **transitions, "seconds": round(time.perf_counter() - started, 2)}
+            **transitions, "applied": apply, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def back_to_model(project: Project, *, user: str) -> dict:
@@ -246,13 +251,22 @@ def _store_predictions(project: Project, labels: np.ndarray, probability: np.nda
     """New predictions into the store and the project's files; returns {n_changed, transitions (the top ones)}."""
     changes = project.store.set_predictions(list(range(len(labels))), labels.tolist(), probability.tolist(), **record)
     save_uncertainty(project.root, margin, entropy)
+    transitions = _moves(changes)
+    write_json(project.root / LAST_RETRAIN_FILE, {"n_changed": len(changes), "transitions": transitions})
+    return _summary(transitions)
+
+
+def _moves(changes: list[tuple[int, str, str]]) -> list[dict]:
+    """(id, label before, label after) -> [{from, to, n, ids}], the most frequent move first."""
     moved: dict[tuple[str, str], list[int]] = {}
     for object_id, before, after in changes:
         moved.setdefault((before, after), []).append(object_id)
-    transitions = [{"from": a, "to": b, "n": len(ids), "ids": ids}
-                   for (a, b), ids in sorted(moved.items(), key=lambda kv: -len(kv[1]))]
-    write_json(project.root / LAST_RETRAIN_FILE, {"n_changed": len(changes), "transitions": transitions})
-    return {"n_changed": len(changes),
+    return [{"from": a, "to": b, "n": len(ids), "ids": ids}
+            for (a, b), ids in sorted(moved.items(), key=lambda kv: -len(kv[1]))]
+
+
+def _summary(transitions: list[dict]) -> dict:
+    return {"n_changed": sum(t["n"] for t in transitions),
             "transitions": [{k: t[k] for k in ("from", "to", "n")} for t in transitions[:TOP_TRANSITIONS]]}
 
 

@@ -215,6 +215,13 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         with heavy:
             return learn.retrain(project, user=who(x_diffprobe_user))
 
+    @app.get("/api/retrain/preview")
+    def preview_retrain(x_diffprobe_user: str | None = Header(None)):
+        """What a retrain now would do (its effect on the validated images, the predictions it would move),
+        changing nothing."""
+        with heavy:
+            return learn.retrain(project, user=who(x_diffprobe_user), apply=False)
+
     @app.post("/api/retrain/undo")
     def back_to_model(x_diffprobe_user: str | None = Header(None)):
         """Undo the retrains: the bundle's own predictions again."""

@@ -395,18 +395,31 @@ async function undo() {
   await Promise.all([loadProject(), loadPage()]);
 }
 
-async function retrain() {
-  say("retraining…");
-  const r = await api("POST", "/api/retrain");
+// What a retrain did, or would do (a preview): its effect on the validated images it was not fitted on first.
+function retrainText(r) {
   const moves = r.transitions.slice(0, 2).map((t) => `${t.from} → ${t.to} ${t.n}`).join(", ");
   const read = r.readout === "hidden" ? "the model's hidden layer" : "the features";
   const e = r.effect;
-  say(`retrained on ${r.n_validated} validated images, reading ${read} (${r.classes.length} classes) in ${r.seconds} s: ` +
-      `right on ${e.retrain_right} of ${e.n} validated images it was not fitted on, the model's own predictions on ` +
-      `${e.model_right}${e.worse ? " (worse: 'Back to the model' undoes the retrain)" : ""}; ` +
-      `${r.n_changed} predictions changed` + (moves ? ` (${moves}; all in the sidebar)` : "") +
-      (r.left_out.length ? `; ${r.left_out.length} classes under 2 validated images keep the model's predictions ` +
-                           `(${r.n_kept} images): ${r.left_out.join(", ")}` : ""), e.worse);
+  const worse = r.applied ? " (worse: 'Back to the model' undoes the retrain)" : " (worse)";
+  return `${r.applied ? "retrained" : "a retrain now would fit"} on ${r.n_validated} validated images, reading ` +
+    `${read} (${r.classes.length} classes) in ${r.seconds} s: right on ${e.retrain_right} of ${e.n} validated ` +
+    `images it was not fitted on, the model's own predictions on ${e.model_right}${e.worse ? worse : ""}; ` +
+    `${r.n_changed} predictions ${r.applied ? "changed" : "would change"}` +
+    (moves ? ` (${moves}${r.applied ? "; all in the sidebar" : ""})` : "") +
+    (r.left_out.length ? `; ${r.left_out.length} classes under 2 validated images keep the model's predictions ` +
+                         `(${r.n_kept} images): ${r.left_out.join(", ")}` : "");
+}
+
+async function previewRetrain() {
+  say("estimating what a retrain would do…");
+  const r = await api("GET", "/api/retrain/preview");
+  say(retrainText(r), r.effect.worse);
+}
+
+async function retrain() {
+  say("retraining…");
+  const r = await api("POST", "/api/retrain");
+  say(retrainText(r), r.effect.worse);
   await Promise.all([loadProject(), loadChanges(), loadPage()]);
 }
 
@@ -529,6 +542,7 @@ $("dubious").onclick = () => decide("dubious");
 $("move").onclick = moveSelection;
 $("undo").onclick = undo;
 $("retrain").onclick = retrain;
+$("preview-retrain").onclick = previewRetrain;
 $("back-to-model").onclick = backToModel;
 $("export-bundle").onclick = exportBundle;
 $("make-clusters").onclick = makeClusters;
