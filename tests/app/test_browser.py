@@ -8,6 +8,7 @@ installs it).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -398,7 +399,8 @@ def test_a_page_on_another_site_cannot_change_the_project(server, browser):
     assert httpx.get(f"{url}/api/project").json()["retrains"] == []
 
 
-def test_class_search_hide_empty_and_a_remembered_zoom(server, browser):
+def test_class_search_hide_empty_zoom_and_the_enlarged_view(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -415,6 +417,29 @@ def test_class_search_hide_empty_and_a_remembered_zoom(server, browser):
 
     browser.get(url)
     wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#grid .tile"))
+    # Until someone picks a zoom, the page's median image is shown about 96 px large (in steps of 0.25).
+    tiles = browser.find_elements(By.CSS_SELECTOR, "#grid .tile")
+    objects = [httpx.get(f"{url}/api/objects/{t.get_attribute('data-id')}").json() for t in tiles]
+    median = sorted(max(o["width"], o["height"]) for o in objects)[len(objects) // 2]
+    zoom = min(4, max(0.25, math.floor(4 * 96 / median + 0.5) / 4))
+    assert zoom > 2 and float(browser.find_element(By.ID, "zoom").get_attribute("value")) == zoom  # small images
+    first, o = tiles[0], objects[0]
+    width = math.floor(o["width"] * zoom + 0.5)  # as JS rounds
+    assert first.find_element(By.TAG_NAME, "img").get_attribute("width") == str(width)
+
+    # Double-click (or Enter): the image enlarged, what is known of it, and the 12 images nearest it.
+    ActionChains(browser).double_click(first).perform()
+    wait.until(lambda _d: browser.find_element(By.ID, "detail").is_displayed()
+               and len(browser.find_elements(By.CSS_SELECTOR, "#detail-neighbours .tile")) == 12)
+    facts = browser.find_element(By.ID, "detail-facts").text
+    assert o["object_id"] in facts and f"{o['width']} × {o['height']} px" in facts and o["predicted_label"] in facts
+    assert int(browser.find_element(By.ID, "detail-image").get_attribute("width")) > o["width"] * zoom
+    neighbour = browser.find_elements(By.CSS_SELECTOR, "#detail-neighbours .tile")[0].get_attribute("data-id")
+    browser.find_element(By.CSS_SELECTOR, f'#detail-neighbours .tile[data-id="{neighbour}"]').click()
+    wait.until(lambda _d: browser.find_element(By.ID, "detail").get_attribute("data-id") == neighbour)
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    wait.until(lambda _d: not browser.find_element(By.ID, "detail").is_displayed())
+
     everything = browser.execute_script(
         "return [...document.querySelectorAll('#classes li')].map(li => li.dataset.label)")
     assert "blob" in everything and "blob" not in listed() and len(listed()) == len(everything) - 1
@@ -431,7 +456,7 @@ def test_class_search_hide_empty_and_a_remembered_zoom(server, browser):
     assert listed() == spiny
 
     browser.execute_script("const z = document.getElementById('zoom'); z.value = 2;"
-                           "z.dispatchEvent(new Event('input'))")
+                           "z.dispatchEvent(new Event('input'))")  # a zoom picked is remembered
     browser.refresh()
     wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, "#grid .tile img"))
     assert browser.find_element(By.ID, "zoom").get_attribute("value") == "2"  # remembered

@@ -191,3 +191,15 @@ def test_a_retrain_says_which_predictions_moved_where(client, project):
     assert not np.array_equal(np.load(project.root / "uncertainty.npz")["margin"], margin_before)
     r = client.get("/api/changes/objects", params={"from": "x", "to": "y"})
     assert r.status_code == 404 and "no prediction from 'x'" in r.json()["detail"]
+
+
+def test_the_neighbours_of_an_image_are_the_nearest_in_the_embedding(client, project):
+    out = ok(client.get("/api/objects/5/neighbours", params={"n": 7}))
+    ids = [o["id"] for o in out["objects"]]
+    x = learn.embedding(project)
+    distance = np.linalg.norm(x - x[5], axis=1)
+    assert len(ids) == 7 and 5 not in ids and len(set(ids)) == 7
+    assert list(distance[ids]) == sorted(distance[ids])
+    assert distance[ids].max() <= np.sort(np.delete(distance, 5))[6] + 1e-6  # no nearer image left out
+    assert len(ok(client.get("/api/objects/5/neighbours", params={"n": 500}))["objects"]) == 79
+    assert client.get("/api/objects/99999/neighbours").status_code == 404

@@ -8,6 +8,7 @@ its features, as ``adapt`` chooses) on every validated label, then every object 
 ordered by distance to its centre, so a person can name a whole group at once; ``split_cluster`` and
 ``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
 objects whose label would teach the head most (uncertain) without showing ten of the same (diverse).
+``neighbours``: the objects nearest one, for the enlarged view.
 
 The array functions (``embed``, ``fit_and_predict``, ``kmeans_groups``, ``split_members``, ``nearest_to``,
 ``diverse_uncertain``) hold the logic; the project functions feed them from the store and the project's files.
@@ -331,6 +332,16 @@ def grow_cluster(project: Project, result: dict, number: int, n: int) -> list[in
     target["grown"] = added
     target["size"] = len(target["ids"])
     return added
+
+
+def neighbours(project: Project, object_id: int, n: int) -> list[int]:
+    """Ids of the ``n`` objects nearest ``object_id`` in the project's embedding (itself left out), nearest first."""
+    x = embedding(project)
+    distance = np.linalg.norm(x - x[object_id], axis=1)
+    distance[object_id] = np.inf
+    n = min(n, len(x) - 1)
+    near = np.argpartition(distance, n - 1)[:n] if n > 0 else np.zeros(0, np.int64)
+    return near[np.argsort(distance[near], kind="stable")].tolist()
 
 
 def next_to_look(project: Project, n: int = 100, *, measure: str = "margin", seed: int = 0) -> dict:

@@ -186,6 +186,15 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
     def one_object(object_id: int = PathParam(ge=0, le=MAX_INT)):
         return _public(object_or_404(object_id))
 
+    @app.get("/api/objects/{object_id}/neighbours")
+    def object_neighbours(object_id: int = PathParam(ge=0, le=MAX_INT), n: int = Query(12, ge=1, le=MAX_PAGE)):
+        """The objects that look most like this one (nearest in the project's embedding), nearest first."""
+        object_or_404(object_id)
+        with heavy:  # the embedding is made on first use
+            ids = learn.neighbours(project, object_id, n)
+        _, rows = project.store.page(None, ids=ids, limit=n)
+        return {"id": object_id, "objects": [_public(r) for r in rows]}
+
     @app.get("/api/objects/{object_id}/image")
     def image(object_id: int = PathParam(ge=0, le=MAX_INT)):
         row = object_or_404(object_id)

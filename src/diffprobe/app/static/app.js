@@ -3,6 +3,7 @@
 
 const PER_PAGE = 100;
 const SCALE_PX = 50;  // the scale bar shows this many pixels of the original images
+const TILE_PX = 96;   // until someone picks a zoom, the first page's typical image is shown about this large
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -14,6 +15,7 @@ const state = {
   selected: new Set(),
   anchor: null,      // index of the last plain click, for Shift ranges
   cursor: 0,
+  zoomSet: false,    // the zoom was set from the images (until someone moves the slider, which is remembered)
 };
 
 function user() { return $("user").value.trim(); }
@@ -173,9 +175,21 @@ async function loadPage() {
   const pages = Math.max(1, Math.ceil(r.total / PER_PAGE));
   if (state.page >= pages && state.page > 0) { state.page = pages - 1; return loadPage(); }
   state.objects = r.objects;
+  if (localStorage.getItem("diffprobe-zoom") === null && !state.zoomSet && r.objects.length) {
+    $("zoom").value = nativeZoom(r.objects);
+    state.zoomSet = true;
+  }
   state.cursor = Math.min(state.cursor, Math.max(0, r.objects.length - 1));
   $("page-text").textContent = `page ${state.page + 1} / ${pages} (${r.total} images)`;
   renderGrid();
+}
+
+// One scale for every image (their true relative size), chosen so the median image is about TILE_PX large:
+// a 40 px plankton crop is not lost in a 90 px tile, a 400 px one does not fill the screen.
+function nativeZoom(objects) {
+  const sizes = objects.map((o) => Math.max(o.width, o.height)).sort((a, b) => a - b);
+  const median = sizes[Math.floor(sizes.length / 2)] || TILE_PX;
+  return String(Math.min(4, Math.max(0.25, Math.round((4 * TILE_PX) / median) / 4)));
 }
 
 function renderGrid() {
@@ -208,6 +222,7 @@ function renderGrid() {
       (moved ? `; a person put it in ${o.label}` : "");
     tile.append(img, caption);
     tile.onclick = (e) => clickTile(i, e);
+    tile.ondblclick = () => openDetail(o.id);
     return tile;
   }));
   paintSelection();
@@ -485,8 +500,46 @@ function changePage(step) {
   loadPage();
 }
 
+// ---- one image, enlarged -------------------------------------------------------------------------------------
+// The image as large as the box allows (never smaller than in the grid), what is known of it, and the images
+// nearest it in the model's features: what else in the project looks like this.
+async function openDetail(id) {
+  const [o, near] = await Promise.all([api("GET", `/api/objects/${id}`), api("GET", `/api/objects/${id}/neighbours`)]);
+  const scale = Math.max(parseFloat($("zoom").value), Math.min(8, 420 / Math.max(o.width, o.height)));
+  const img = $("detail-image");
+  img.src = `/api/objects/${o.id}/image`;
+  img.alt = o.object_id;
+  img.width = Math.round(o.width * scale);
+  img.height = Math.round(o.height * scale);
+  const moved = o.label !== o.predicted_label;
+  const facts = [["object", o.object_id], ["sample", o.sample], ["size", `${o.width} × ${o.height} px`],
+    ["shown at", `× ${scale.toFixed(2)}`], ["class", o.label], ["status", o.status],
+    ["model", `${o.predicted_label} ${(o.probability * 100).toFixed(1)}%` + (moved ? " (a person put it elsewhere)" : "")]];
+  $("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
+  $("detail-neighbours").replaceChildren(...near.objects.map((n) => {
+    const tile = el("div", {className: `tile status-${n.status}`},
+      el("img", {src: `/api/objects/${n.id}/image`, alt: n.object_id, loading: "lazy"}),
+      el("div", {className: "caption"}, n.label));
+    tile.dataset.id = n.id;
+    tile.title = `${n.object_id}: ${n.width}×${n.height} px`;
+    tile.onclick = () => openDetail(n.id);
+    return tile;
+  }));
+  $("detail").dataset.id = o.id;
+  $("detail").hidden = false;
+}
+
+function closeDetail() {
+  $("detail").hidden = true;
+  $("grid").focus();
+}
+
 // ---- keyboard ------------------------------------------------------------------------------------------------
 document.addEventListener("keydown", (e) => {
+  if (!$("detail").hidden) {
+    if (e.key === "Escape") { e.preventDefault(); closeDetail(); }
+    return;
+  }
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
   if (document.activeElement === $("class-search")) {
     const text = $("class-search").value.trim().toLowerCase();
@@ -516,6 +569,7 @@ document.addEventListener("keydown", (e) => {
     g: () => state.view.kind === "cluster" && growCluster(),
     pagedown: () => changePage(1), pageup: () => changePage(-1),
     escape: () => { state.selected.clear(); paintSelection(); },
+    enter: () => state.objects[state.cursor] && openDetail(state.objects[state.cursor].id),
     arrowright: () => moveCursor(1, e.shiftKey), arrowleft: () => moveCursor(-1, e.shiftKey),
     arrowdown: () => moveCursor(tilesPerRow(), e.shiftKey), arrowup: () => moveCursor(-tilesPerRow(), e.shiftKey),
     " ": () => {
@@ -556,6 +610,8 @@ $("grow").onclick = growCluster;
 $("show-grown").onclick = () => show({kind: "cluster", number: state.view.number, part: "grown"});
 $("name-cluster").onclick = nameCluster;
 $("show-dashboard").onclick = () => show({kind: "dashboard"});
+$("detail-close").onclick = closeDetail;
+$("detail").onclick = (e) => { if (e.target === $("detail")) closeDetail(); };
 $("show-next").onclick = () => show({kind: "next"});
 $("next-measure").onchange = () => state.view && state.view.kind === "next" && loadPage();
 $("prev").onclick = () => changePage(-1);
