@@ -445,6 +445,12 @@ def test_class_search_hide_empty_zoom_and_the_enlarged_view(server, browser):
     assert "blob" in everything and "blob" not in listed() and len(listed()) == len(everything) - 1
     browser.find_element(By.ID, "hide-empty").click()
     assert listed() == everything
+    browser.find_element(By.CSS_SELECTOR, '#classes li[data-label="blob"] button.remove').click()  # an empty class
+    wait.until(lambda _d: _alert(browser))
+    browser.switch_to.alert.accept()
+    wait.until(lambda _d: "blob" not in listed())
+    everything.remove("blob")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#classes button.remove")) == 0  # the model's stay
     search = browser.find_element(By.ID, "class-search")
     shown = browser.find_element(By.ID, "view-title").text
     spiny = [c for c in everything if "spiny" in c]

@@ -189,3 +189,22 @@ def test_a_class_name_must_be_usable(client, project, label, message):
     assert r.status_code == 400 and message in r.json()["detail"], r.text
     assert len(r.text) < 1000  # the message does not repeat a huge name
     assert project.store.classes() == project.info["classes"] and project.store.get(0)["status"] == "predicted"
+
+
+def test_an_empty_class_people_added_can_be_removed_and_comes_back_with_an_undo(client, project):
+    project.store.add_classes(["two\tlines"], "user")  # as an older version accepted it
+    r = client.delete("/api/classes/two%09lines")
+    assert r.status_code == 200 and "two\tlines" not in [c["name"] for c in r.json()["classes"]], r.text
+    model_class = project.store.classes()[0]
+    r = client.delete(f"/api/classes/{model_class}")
+    assert r.status_code == 400 and "model's classes" in r.json()["detail"]
+    ok(client.post("/api/decisions", json={"ids": [0], "action": "move", "label": "blob", "new_class": True}))
+    r = client.delete("/api/classes/blob")
+    assert r.status_code == 400 and "still holds or is predicted for 1 images" in r.json()["detail"]
+    ok(client.post("/api/decisions", json={"ids": [0], "action": "move", "label": model_class}))
+    ok(client.delete("/api/classes/blob"))
+    assert "blob" not in project.store.classes()
+    ok(client.post("/api/undo"))  # object 0 back in blob: the class comes back with it
+    assert project.store.get(0)["label"] == "blob" and project.store.classes()[-1] == "blob"
+    assert ok(client.get("/api/dashboard"))["n_validated"] == 1
+    assert client.delete("/api/classes/nope").status_code == 400

@@ -173,6 +173,12 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
                 "statuses": STATUSES, "sorts": SORTS, "user": who(x_diffprobe_user), "model": project.info["model"],
                 "images": project.info["images"], "retrains": project.store.retrains()}
 
+    @app.delete("/api/classes/{name:path}")
+    def remove_class(name: str):
+        """Remove a class people added that is empty (a typo, a name an older version accepted)."""
+        project.store.remove_class(name)
+        return {"removed": name, "classes": project.store.class_counts()}
+
     @app.get("/api/objects")
     def objects(label: str | None = None, status: Literal[STATUSES] | None = None,  # type: ignore[valid-type]
                 sort: Literal[SORTS] = "confidence",  # type: ignore[valid-type]

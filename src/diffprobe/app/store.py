@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import (Float, ForeignKey, Index, Integer, String, bindparam, case, create_engine, event, func, insert,
-                        inspect, select, text, update)
+                        inspect, or_, select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -175,7 +175,7 @@ class Store:
     def add_classes(self, names: Iterable[str], source: str) -> None:
         with self._write, Session(self.engine) as s, s.begin():
             known = set(s.scalars(select(ClassRow.name)))
-            start = s.scalar(select(func.count()).select_from(ClassRow)) or 0
+            start = _next_position(s)
             new = [n for n in dict.fromkeys(names) if n not in known]
             if new:
                 s.execute(insert(ClassRow), [{"name": n, "position": start + i, "source": source}
@@ -196,14 +196,33 @@ class Store:
             return s.scalar(select(func.count()).select_from(ObjectRow)) or 0
 
     def class_counts(self) -> list[dict]:
-        """Per class, in class order: objects shown under it, by status."""
+        """Per class, in class order: objects shown under it, by status, and where the class came from (``source``:
+        model, or user for one people added)."""
         with Session(self.engine) as s:
             counts = s.execute(select(ObjectRow.label, ObjectRow.status, func.count())
                                .group_by(ObjectRow.label, ObjectRow.status)).all()
-        table = {c: dict.fromkeys(STATUSES, 0) for c in self.classes()}
+            sources = dict(s.execute(select(ClassRow.name, ClassRow.source).order_by(ClassRow.position)).all())
+        table = {c: dict.fromkeys(STATUSES, 0) for c in sources}
         for label, status, n in counts:
             table.setdefault(label, dict.fromkeys(STATUSES, 0))[status] = n
-        return [{"name": c, **n, "total": sum(n.values())} for c, n in table.items()]
+        return [{"name": c, **n, "total": sum(n.values()), "source": sources.get(c, "user")} for c, n in table.items()]
+
+    def remove_class(self, name: str) -> None:
+        """Remove a class people added that no object is in nor predicted as (a misspelt or unusable name). The
+        history keeps its name; an undo that puts an object back into it brings the class back."""
+        with self._write, Session(self.engine) as s, s.begin():
+            row = s.get(ClassRow, name)
+            if row is None:
+                raise DiffprobeError(f"no class {name[:80]!r} in this project; GET /api/project lists the classes")
+            if row.source != "user":
+                raise DiffprobeError(f"{name[:80]!r} is one of the model's classes; only classes people added can be "
+                                     f"removed")
+            n = s.scalar(select(func.count()).select_from(ObjectRow)
+                         .where(or_(ObjectRow.label == name, ObjectRow.predicted_label == name))) or 0
+            if n:
+                raise DiffprobeError(f"class {name[:80]!r} still holds or is predicted for {n} images; move them to "
+                                     f"another class (and retrain) first")
+            s.delete(row)
 
     def page(self, label: str | None, *, status: str | None = None, sort: str = "confidence", offset: int = 0,
              limit: int = 100, ids: list[int] | None = None) -> tuple[int, list[dict]]:
@@ -327,8 +346,7 @@ class Store:
             if not changes:
                 return {"batch": None, "changed": 0}
             if creates:  # in the same transaction: a refused move leaves no new class behind
-                position = s.scalar(select(func.count()).select_from(ClassRow)) or 0
-                s.add(ClassRow(name=label, position=position, source="user"))
+                s.add(ClassRow(name=label, position=_next_position(s), source="user"))
             batch = BatchRow(kind=action, user=user, time=now)
             s.add(batch)
             s.flush()
@@ -357,6 +375,7 @@ class Store:
             s.add(batch)
             s.flush()
             rows, skipped = [], 0
+            known = set(s.scalars(select(ClassRow.name)))
             for d in decisions:
                 o = objects[d.object_id]
                 if (o.label, o.status) != (d.to_label, d.to_status):
@@ -365,6 +384,9 @@ class Store:
                 rows.append({"batch_id": batch.id, "object_id": o.id, "from_label": o.label, "to_label": d.from_label,
                              "from_status": o.status, "to_status": d.from_status, "time": now, "user": user})
                 o.label, o.status, o.version = d.from_label, d.from_status, o.version + 1
+                if d.from_label not in known:  # removed since: the object's class comes back with it
+                    s.add(ClassRow(name=d.from_label, position=_next_position(s), source="user"))
+                    known.add(d.from_label)
             if rows:
                 s.execute(insert(DecisionRow), rows)
             return {"batch": batch.id, "undone": target.id, "action": target.kind, "changed": len(rows),
@@ -399,6 +421,10 @@ class Store:
             s.add(RetrainRow(time=_now(), user=user, n_validated=n_validated, n_changed=len(changed),
                              classes=json.dumps(classes), kind=kind))
             return changed
+
+
+def _next_position(s: Session) -> int:
+    return (s.scalar(select(func.max(ClassRow.position))) or 0) + 1
 
 
 def _as_dict(o: ObjectRow) -> dict:

@@ -85,6 +85,11 @@ async function loadProject() {
     li.dataset.label = c.name;
     li.dataset.key = `class:${c.name}`;
     li.append(el("span", {}, c.name), el("span", {className: "hint"}, `${c.validated} / ${c.total}`));
+    if (c.source === "user" && !c.total) {  // an empty class people added (a typo) can go
+      const remove = el("button", {className: "remove", title: `remove the empty class ${c.name}`}, "×");
+      remove.onclick = (e) => { e.stopPropagation(); removeClass(c.name); };
+      li.append(remove);
+    }
     li.onclick = () => show({kind: "class", label: c.name});
     return li;
   }));
@@ -103,6 +108,13 @@ function filterClasses() {
     const empty = !totals.get(li.dataset.label);
     li.hidden = !current && (!li.dataset.label.toLowerCase().includes(text) || (hideEmpty && empty));
   }
+}
+
+async function removeClass(name) {
+  if (!confirm(`Remove the empty class "${name}"?`)) return;
+  await api("DELETE", `/api/classes/${encodeURIComponent(name)}`);
+  say(`class ${name} removed`);
+  await loadProject();
 }
 
 async function loadChanges() {
