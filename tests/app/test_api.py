@@ -183,6 +183,7 @@ def test_clusters_group_uncertain_images_nearest_the_centre_first_and_can_be_nam
     assert r.status_code == 200, r.text
     clusters = r.json()["clusters"]
     assert sum(c["size"] for c in clusters) == 80 and len(clusters) == 3
+    assert all(c["n_left"] == c["size"] for c in clusters)
     assert client.get("/api/clusters").json()["clusters"] == clusters  # kept in the project
     first = client.get(f"/api/clusters/{clusters[0]['cluster']}/objects").json()
     ids = [o["id"] for o in first["objects"]]
@@ -190,6 +191,8 @@ def test_clusters_group_uncertain_images_nearest_the_centre_first_and_can_be_nam
     named = client.post("/api/decisions", json={"ids": ids, "action": "move", "label": "blob", "new_class": True})
     assert named.json()["changed"] == len(ids)
     assert page(client, "blob", status="validated")["total"] == len(ids)
+    assert [c["n_left"] for c in client.get("/api/clusters").json()["clusters"]] == [0] + [
+        c["size"] for c in clusters[1:]]  # the named one is told apart
     assert client.get("/api/clusters/99/objects").status_code == 404
 
 

@@ -147,6 +147,9 @@ def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decisi
     wait.until(lambda _d: _alert(browser))
     browser.switch_to.alert.accept()  # "blob" is new: confirm creating it
     wait.until(lambda _d: all("status-validated" in c for c in grid().values()))
+    done = f'#clusters li[data-cluster="{cluster}"].done'  # a named cluster looks named
+    wait.until(lambda _d: browser.find_elements(By.CSS_SELECTOR, done))
+    assert browser.find_element(By.CSS_SELECTOR, done).text.startswith("✓")
 
     browser.refresh()  # nothing lives only in the page
     wait.until(showing(f"class:{shown}"))

@@ -262,7 +262,15 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
             result = learn.cluster(project, k=request.k, max_probability=request.max_probability,
                                    method=request.method, min_cluster_size=request.min_cluster_size)
             write_json(project.root / CLUSTERS_FILE, result)
-        return _cluster_summary(result)
+        return cluster_summary(result)
+
+    def cluster_summary(result: dict) -> dict:
+        """The clusters without their members; ``n_left``: members still ``predicted`` (0: named, all decided)."""
+        undecided = set(project.store.uncertain_ids())
+        return {**{k: v for k, v in result.items() if k != "clusters"},
+                "clusters": [{"cluster": c["cluster"], "size": c["size"], "preview": c["ids"][:5],
+                              "grown": len(c.get("grown", [])), "n_left": len(undecided.intersection(c["ids"]))}
+                             for c in result["clusters"]]}
 
     def saved_clusters() -> dict:
         if not (project.root / CLUSTERS_FILE).is_file():
@@ -277,7 +285,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
 
     @app.get("/api/clusters")
     def clusters():
-        return _cluster_summary(saved_clusters())
+        return cluster_summary(saved_clusters())
 
     @app.get("/api/clusters/{number}/objects")
     def cluster_objects(number: ClusterNumber, part: Literal["all", "grown"] = "all",
@@ -295,7 +303,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
             one_cluster(result, number)
             made = learn.split_cluster(project, result, number)
             write_json(project.root / CLUSTERS_FILE, result)
-        return {**_cluster_summary(result), "made": made}
+        return {**cluster_summary(result), "made": made}
 
     @app.post("/api/clusters/{number}/grow")
     def grow_cluster(number: ClusterNumber, request: GrowRequest):
@@ -304,7 +312,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
             one_cluster(result, number)
             added = learn.grow_cluster(project, result, number, request.n)
             write_json(project.root / CLUSTERS_FILE, result)
-        return {**_cluster_summary(result), "added": added}
+        return {**cluster_summary(result), "added": added}
 
     @app.post("/api/clusters/{number}/name")
     def name_cluster(number: ClusterNumber, request: NameRequest, x_diffprobe_user: str | None = Header(None)):
@@ -368,12 +376,6 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
 def _public(row: dict) -> dict:
     """An object as the browser sees it: no file path (it asks for the image by id)."""
     return {k: v for k, v in row.items() if k != "path"}
-
-
-def _cluster_summary(result: dict) -> dict:
-    return {**{k: v for k, v in result.items() if k != "clusters"},
-            "clusters": [{"cluster": c["cluster"], "size": c["size"], "preview": c["ids"][:5],
-                          "grown": len(c.get("grown", []))} for c in result["clusters"]]}
 
 
 def _attachment(name: str) -> dict:

@@ -155,7 +155,12 @@ function showClusterList(result) {
     const li = document.createElement("li");
     li.dataset.cluster = c.cluster;
     li.dataset.key = `cluster:${c.cluster}`;
-    li.append(el("span", {}, `cluster ${c.cluster}`), el("span", {className: "hint"}, c.size));
+    // A cluster whose every image is decided (named) is greyed and ticked; the others say how many are left.
+    const done = c.n_left === 0;
+    li.classList.toggle("done", done);
+    li.title = done ? "every image decided" : `${c.n_left} of ${c.size} images still predicted`;
+    li.append(el("span", {}, `${done ? "✓ " : ""}cluster ${c.cluster}`),
+              el("span", {className: "hint"}, done ? c.size : `${c.n_left} / ${c.size}`));
     li.onclick = () => show({kind: "cluster", number: c.cluster});
     return li;
   }));
@@ -390,7 +395,7 @@ async function decide(action, extra = {}) {
   const verb = {validate: "validated", dubious: "marked dubious", move: `moved to ${extra.label}`}[action];
   say(`${verb}: ${r.changed} image${r.changed === 1 ? "" : "s"}${r.changed ? " (u undoes)" : ""}`);
   state.selected.clear();
-  await Promise.all([loadProject(), loadPage()]);
+  await Promise.all([loadProject(), loadPage(), loadClusters()]);
 }
 
 function refreshTiles(current) {
@@ -419,7 +424,7 @@ async function undo() {
   const r = await api("POST", "/api/undo");
   say(`undid ${r.action}: ${r.changed} image${r.changed === 1 ? "" : "s"} restored` +
       (r.skipped ? `, ${r.skipped} left (changed since)` : ""));
-  await Promise.all([loadProject(), loadPage()]);
+  await Promise.all([loadProject(), loadPage(), loadClusters()]);
 }
 
 // What a retrain did, or would do (a preview): its effect on the validated images it was not fitted on first.
@@ -499,7 +504,7 @@ async function nameCluster() {
   say(`cluster ${state.view.number} named ${label}: ${r.changed} images validated` +
       (r.kept ? `, ${r.kept} decided before kept as they were` : "") + " (u undoes)");
   $("cluster-name").value = "";
-  await Promise.all([loadProject(), loadPage()]);
+  await Promise.all([loadProject(), loadPage(), loadClusters()]);
 }
 
 function changePage(step) {
