@@ -63,23 +63,101 @@ def cpu_features() -> dict[str, bool]:
             "onednn_amx": isa in ("", "ALL", "DEFAULT") or "AMX" in isa}
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 matmuls natively, i.e. faster than fp32.
+AUTO_PRECISION_ENV = "DIFFPROBE_AUTO_PRECISION"  # fp32 | bf16: what auto picks on this machine, unmeasured
+CACHE_ENV = "DIFFPROBE_CACHE"  # where measurements are cached (default ~/.cache/diffprobe)
+BF16_MARGIN = 0.9  # bf16 must take under 0.9x fp32's time: within 10% fp32 wins, being the more exact
 
-    CUDA: the GPU says so (Ampere and later). CPU: only with AMX tiles that oneDNN may use
-    (``cpu_features``). AVX512_BF16 alone is not
-    enough (measured: an Intel CPU with it but no AMX trained the demo U-Net at 18 images/s in bf16
-    against 22 in fp32), and without either bf16 is emulated, about 10x slower than fp32.
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "diffprobe"
+                ).expanduser()
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    import platform  # noqa: PLC0415
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def time_precisions(repeats: int = 5) -> dict[str, float]:
+    """Seconds per forward of a small convolution stack (the U-Net's and the CNNs' kind of work) in fp32 and under
+    bf16 autocast on the CPU: the best of ``repeats`` after a warm-up, {"fp32": s, "bf16": s}."""
+    import time  # noqa: PLC0415
+
+    gen = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(64, 128, 3, padding=1), torch.nn.SiLU(),
+                              torch.nn.Conv2d(128, 128, 3, padding=1), torch.nn.SiLU()).eval()
+    x = torch.randn(32, 64, 32, 32, generator=gen)
+    out = {}
+    with torch.no_grad():
+        for name in ("fp32", "bf16"):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
+                net(x)
+                best = float("inf")
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    net(x)
+                    best = min(best, time.perf_counter() - t0)
+            out[name] = best
+    return out
+
+
+@functools.cache  # measured once per process at most, and then cached on disk per machine
+def measured_cpu_precision() -> tuple[str, str]:
+    """(precision, why) that ``auto`` uses on this CPU, decided by timing both (``time_precisions``, a few seconds,
+    once per CPU model, torch version, oneDNN ISA limit and thread count, cached in ``cache_dir()/precision.json``),
+    or set by ``DIFFPROBE_AUTO_PRECISION``."""
+    forced = os.environ.get(AUTO_PRECISION_ENV, "").strip()
+    if forced:
+        if forced not in ("fp32", "bf16"):
+            raise DiffprobeError(f"{AUTO_PRECISION_ENV}={forced!r}: set it to fp32 or bf16, or unset it to measure")
+        return forced, f"set by {AUTO_PRECISION_ENV}"
+    key = "|".join([cpu_name(), torch.__version__, os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+                    str(torch.get_num_threads())])
+    path = cache_dir() / "precision.json"
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    cache = cache if isinstance(cache, dict) else {}
+    times = cache.get(key)
+    if not (isinstance(times, dict) and {"fp32", "bf16"} <= set(times)):
+        times = time_precisions()
+        try:  # a read-only home must not stop a run: the measurement is then repeated next time
+            write_json(path, {**cache, key: times})
+        except OSError:
+            pass
+    ratio = times["bf16"] / times["fp32"]
+    used = "bf16" if ratio < BF16_MARGIN else "fp32"
+    return used, f"bf16 measured at {1 / ratio:.2f}x the speed of fp32 on this CPU"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 faster than fp32.
+
+    CUDA: the GPU says so (Ampere and later). CPU: measured (``measured_cpu_precision``) where the CPU has bf16
+    instructions (AMX or AVX512_BF16), since the same flag means 1.8x on one CPU and 0.8x on another (an AMD EPYC
+    with AVX512_BF16 and no AMX predicted 1.8x faster in bf16, an Intel CPU with that flag 0.8x). Without either,
+    bf16 is emulated, about 10x slower than fp32, and nothing is measured.
     """
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     f = cpu_features()
-    return device.type == "cpu" and f["amx"] and f["onednn_amx"]
+    if device.type != "cpu" or not (f["amx"] or f["avx512_bf16"]):
+        return False
+    return measured_cpu_precision()[0] == "bf16"
 
 
 def resolve_precision(precision: str = "auto", device: torch.device | None = None) -> str:
     """The one place that decides the numeric precision: ``fp32`` or ``bf16`` for ``precision``
-    (``auto``: bf16 where ``device`` runs it natively, else fp32)."""
+    (``auto``: bf16 where ``device`` runs it faster than fp32, else fp32)."""
     if precision not in PRECISIONS:
         raise DiffprobeError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
@@ -88,7 +166,8 @@ def resolve_precision(precision: str = "auto", device: torch.device | None = Non
 
 
 def describe_precision(precision: str = "auto", device: torch.device | None = None) -> str:
-    """One line for the user: the precision used and why, e.g. ``fp32 (auto: no native bf16 on this AVX2 CPU)``."""
+    """One line for the user: the precision used and why, e.g. ``fp32 (auto: no bf16 instructions on this AVX2
+    CPU)`` or ``bf16 (auto: bf16 measured at 1.80x the speed of fp32 on this CPU)``."""
     device = device or default_device()
     used = resolve_precision(precision, device)
     if precision != "auto":
@@ -96,8 +175,9 @@ def describe_precision(precision: str = "auto", device: torch.device | None = No
     if device.type == "cuda":
         return f"{used} (auto: {torch.cuda.get_device_name(device)})"
     f = cpu_features()
-    why = ("AMX" if f["onednn_amx"] else "AMX held back by ONEDNN_MAX_CPU_ISA") if f["amx"] else "no native bf16"
-    return f"{used} (auto: {why} on this {f['capability']} CPU)"
+    if not (f["amx"] or f["avx512_bf16"]):
+        return f"{used} (auto: no bf16 instructions on this {f['capability']} CPU)"
+    return f"{used} (auto: {measured_cpu_precision()[1]})"
 
 
 def autocast(device: torch.device, precision: str = "auto"):

@@ -13,21 +13,72 @@ from diffprobe.utils import DiffprobeError, legacy_precision, resolve_precision
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ({"capability": "AVX2", "amx": False, "avx512_bf16": False, "onednn_amx": True}, "fp32"),  # most laptops
-    ({"capability": "AVX512", "amx": False, "avx512_bf16": True, "onednn_amx": True}, "fp32"),  # no AMX: slower
-    ({"capability": "AVX512", "amx": True, "avx512_bf16": True, "onednn_amx": True}, "bf16"),  # Sapphire Rapids+
-    ({"capability": "AVX512", "amx": True, "avx512_bf16": True, "onednn_amx": False}, "fp32"),  # AMX held back
+NO_BF16 = {"capability": "AVX2", "amx": False, "avx512_bf16": False, "onednn_amx": True}  # most laptops
+BF16_NO_AMX = {"capability": "AVX512", "amx": False, "avx512_bf16": True, "onednn_amx": True}
+AMX = {"capability": "AVX512", "amx": True, "avx512_bf16": True, "onednn_amx": True}
+
+
+@pytest.fixture
+def measuring(monkeypatch, tmp_path):
+    """auto's measurement with given timings, cached in a fresh folder; returns the list of measurements made."""
+    calls = []
+    monkeypatch.setenv("DIFFPROBE_CACHE", str(tmp_path))
+    monkeypatch.delenv(utils.AUTO_PRECISION_ENV, raising=False)
+    utils.measured_cpu_precision.cache_clear()
+
+    def use(flags, times=None):
+        monkeypatch.setattr(utils, "cpu_features", lambda: flags)
+        monkeypatch.setattr(utils, "time_precisions", lambda: calls.append(times) or dict(times))
+        utils.measured_cpu_precision.cache_clear()
+        return calls
+
+    yield use
+    utils.measured_cpu_precision.cache_clear()
+
+
+@pytest.mark.parametrize("flags, times, expected", [
+    (NO_BF16, None, "fp32"),  # emulated bf16: nothing to measure
+    (BF16_NO_AMX, {"fp32": 1.0, "bf16": 0.55}, "bf16"),  # an AMD EPYC: bf16 1.8x faster
+    (BF16_NO_AMX, {"fp32": 1.0, "bf16": 1.25}, "fp32"),  # an Intel CPU with the same flag: 0.8x
+    (AMX, {"fp32": 1.0, "bf16": 0.5}, "bf16"),
+    (AMX, {"fp32": 1.0, "bf16": 0.95}, "fp32"),  # within 10%: fp32, the more exact, wins
 ])
-def test_auto_picks_bf16_only_with_amx(monkeypatch, flags, expected):
-    monkeypatch.setattr(utils, "cpu_features", lambda: flags)
+def test_auto_picks_the_precision_it_measures_faster(measuring, flags, times, expected):
+    calls = measuring(flags, times)
     assert resolve_precision("auto", CPU) == expected
     assert utils.describe_precision("auto", CPU).startswith(expected)
+    assert len(calls) == (0 if times is None else 1)
     # an explicit choice is never overridden
     assert resolve_precision("fp32", CPU) == "fp32" and resolve_precision("bf16", CPU) == "bf16"
     with torch.no_grad(), utils.autocast(CPU, "auto"):
         y = torch.nn.Linear(4, 4)(torch.ones(2, 4))
     assert y.dtype == (torch.bfloat16 if expected == "bf16" else torch.float32)
+
+
+def test_the_measurement_is_cached_per_machine_and_can_be_overridden(measuring, monkeypatch, tmp_path):
+    calls = measuring(BF16_NO_AMX, {"fp32": 1.0, "bf16": 0.5})
+    assert resolve_precision("auto", CPU) == "bf16"
+    assert "1.8x" in utils.describe_precision("auto", CPU) or "2.00x" in utils.describe_precision("auto", CPU)
+    utils.measured_cpu_precision.cache_clear()  # a new process: read from disk, not measured again
+    assert resolve_precision("auto", CPU) == "bf16" and len(calls) == 1
+    assert (tmp_path / "precision.json").is_file()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # another kernel limit is another machine: measured anew
+    utils.measured_cpu_precision.cache_clear()
+    resolve_precision("auto", CPU)
+    assert len(calls) == 2
+    monkeypatch.setenv(utils.AUTO_PRECISION_ENV, "fp32")
+    utils.measured_cpu_precision.cache_clear()
+    assert resolve_precision("auto", CPU) == "fp32" and len(calls) == 2
+    assert utils.AUTO_PRECISION_ENV in utils.describe_precision("auto", CPU)
+    monkeypatch.setenv(utils.AUTO_PRECISION_ENV, "fp16")
+    utils.measured_cpu_precision.cache_clear()
+    with pytest.raises(DiffprobeError, match="fp32 or bf16"):
+        resolve_precision("auto", CPU)
+
+
+def test_time_precisions_times_both():
+    t = utils.time_precisions(repeats=1)
+    assert set(t) == {"fp32", "bf16"} and all(v > 0 for v in t.values())
 
 
 @pytest.mark.parametrize("isa, allowed", [("", True), ("ALL", True), ("avx512_core_amx", True), ("AVX2", False),

@@ -85,8 +85,9 @@ def add_precision_arg(p: argparse.ArgumentParser, source: type = FeatureSpec) ->
     """``--precision`` for every command that runs a model (``--no-bf16`` is kept as its fp32 alias), its default
     that of ``source`` (the settings of what the command runs; a model's features by default)."""
     option(p, "--precision", source, choices=PRECISIONS,
-           help="arithmetic of the model: {default} (default: bf16 only where the hardware runs it natively, "
-                "i.e. CPUs with AMX and GPUs with bf16; elsewhere fp32, which is then much faster), fp32, bf16")
+           help="arithmetic of the model: {default} (default: bf16 where it is faster: GPUs with bf16, and CPUs "
+                "with bf16 instructions where a few seconds' timing, cached per machine, finds it faster; "
+                "elsewhere fp32; DIFFPROBE_AUTO_PRECISION=fp32|bf16 sets it without timing), fp32, bf16")
     p.add_argument("--no-bf16", dest="precision", action="store_const", const="fp32", help="same as --precision fp32")
 
 

@@ -46,7 +46,9 @@ def cmd_baseline(args):
     cfg = BaselineConfig(method=args.method, arch=_arch(args, args.method, args.arch),
                          budget_images=args.budget_images, batch_size=args.batch_size, lr=args.lr,
                          checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
-                         invert=not args.no_invert, flatfield=not args.no_flatfield)
+                         invert=not args.no_invert, flatfield=not args.no_flatfield,
+                         label_smoothing=args.label_smoothing, scale_jitter=args.scale_jitter,
+                         ema_decay=args.ema_decay)
     run_baseline(manifest_for(args, out), out, cfg, resume=args.resume)
     print(f"{args.method} backbone ({cfg.arch.name}) -> {out} (model.safetensors, backbone.json); "
           f"features: diffprobe features --model {out} --timesteps 0 ...")
@@ -112,6 +114,12 @@ def add_commands(sub) -> None:
     option(s, "--batch-size", BaselineConfig, type=int)
     option(s, "--lr", BaselineConfig, type=float)
     option(s, "--checkpoint-every", BaselineConfig, type=int, help="steps between checkpoints")
+    option(s, "--label-smoothing", BaselineConfig, type=float,
+           help="supervised: label smoothing of the cross-entropy (default {default})")
+    option(s, "--scale-jitter", BaselineConfig, type=float,
+           help="supervised: zoom each training image by a factor in [1 - s, 1 + s] (default {default})")
+    option(s, "--ema-decay", BaselineConfig, type=float,
+           help="supervised: export an exponential moving average of the weights with this decay (default: off)")
     add_precision_arg(s, BaselineConfig)
     add_preprocess_args(s)
     s.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

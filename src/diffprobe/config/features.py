@@ -26,7 +26,7 @@ class FeatureSpec:
                test-time augmentation: ``views`` forward passes per image and timestep).
     seed:      global seed mixed into each image's noise seed.
     precision: auto | fp32 | bf16 for the forward pass (``utils.resolve_precision``: auto is bf16 only
-               where the hardware runs it natively).
+               where it is measured faster).
     """
 
     timesteps: tuple[int, ...] = (1, 10, 25, 50, 100, 200, 400)

@@ -186,6 +186,10 @@ class BaselineConfig(RunConfig):
     precision: str = "auto"
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)
+    # supervised: the field's recipe for a CNN trained end to end (0 / None: off, the comparison's plain run)
+    label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e uniform
+    scale_jitter: float = 0.0  # each training image zoomed by a factor in [1 - s, 1 + s]
+    ema_decay: float | None = None  # export an exponential moving average of the weights
     # SimCLR
     temperature: float = 0.5  # lightly's NTXentLoss default
     projection_dim: int = 128
@@ -218,6 +222,12 @@ class BaselineConfig(RunConfig):
             raise DiffprobeError(f"lr must be positive, got {self.lr!r}")
         if not 0 < self.mask_ratio < 1:
             raise DiffprobeError(f"mask_ratio must be in (0, 1), got {self.mask_ratio!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise DiffprobeError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not 0 <= self.scale_jitter < 1:
+            raise DiffprobeError(f"scale_jitter must be in [0, 1), got {self.scale_jitter!r}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise DiffprobeError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay!r}")
 
     @property
     def steps(self) -> int:

@@ -91,20 +91,34 @@ class BaselineMethod(torch.nn.Module):
         """Called between backward and the optimizer step (gradient surgery)."""
 
 
+def zoom_batch(x: torch.Tensor, jitter: float, gen: torch.Generator) -> torch.Tensor:
+    """Each image (B, 1, S, S) zoomed about its centre by a factor drawn in [1 - jitter, 1 + jitter]; the border
+    pixels (background) fill what a zoom-out uncovers."""
+    scale = 1 + jitter * (2 * torch.rand(len(x), generator=gen) - 1)
+    theta = torch.zeros(len(x), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 class Supervised(BaselineMethod):
     uses_labels = True
 
     def __init__(self, cfg: BaselineConfig, n_classes: int):
         super().__init__()
         self.model = build_arch(cfg.arch, num_classes=n_classes)
+        self.label_smoothing, self.scale_jitter = cfg.label_smoothing, cfg.scale_jitter
 
     def views(self, x, y):
-        return {"x": augment_batch(to_model_input(x), torch.default_generator), "y": y}
+        x = augment_batch(to_model_input(x), torch.default_generator)
+        if self.scale_jitter:
+            x = zoom_batch(x, self.scale_jitter, torch.default_generator)
+        return {"x": x, "y": y}
 
     def forward(self, batch):
         logits = self.model(batch["x"])
         with _float_loss(logits):
-            return F.cross_entropy(logits.float(), batch["y"])
+            return F.cross_entropy(logits.float(), batch["y"], label_smoothing=self.label_smoothing)
 
     def export(self):
         return self.model
@@ -251,7 +265,8 @@ def backbone_params(model: torch.nn.Module) -> int:
 
 class BaselineTask(TrainTask):
     """A ``BaselineMethod`` in ``loop.train``: its views drawn under the step's seed, AdamW with timm's
-    warm-up + cosine schedule, no EMA (DINO's teacher is part of the method), one log row a step."""
+    warm-up + cosine schedule, EMA weights exported when ``ema_decay`` is set (DINO's teacher is part of the
+    method), one log row a step."""
 
     log_every = 1
 
@@ -259,6 +274,7 @@ class BaselineTask(TrainTask):
         self.cfg, self.labels, self.n_classes = cfg, labels, n_classes
         self.x, self.n_images, self.steps = torch.from_numpy(data), len(data), cfg.steps
         self.desc, self.clip_grad = f"train {cfg.method}", cfg.clip_grad
+        self.ema_decay = cfg.ema_decay
         # The schedule depends on the whole budget, so only checkpoint_every may change on resume.
         self.resume_keys = tuple(k for k in cfg.to_dict() if k not in ("checkpoint_every", "precision"))
 

@@ -5,7 +5,7 @@ its learning-rate schedule, what to export); ``train`` owns everything that make
 and reproducible, so those properties hold for every method alike:
 
 - a run folder is never overwritten: continuing it needs ``resume``, with compatible settings;
-- Hugging Face Accelerate (CPU, one GPU or ``accelerate launch``) with bf16 autocast (where the hardware runs it natively) and fp32
+- Hugging Face Accelerate (CPU, one GPU or ``accelerate launch``) with bf16 autocast (where it is measured faster) and fp32
   master weights, the global batch split evenly across processes;
 - randomness is a pure function of (seed, step): the batch indices (``batch_for_step``) and a
   per-step ``torch.Generator``, so ``resume`` continues exactly as an uninterrupted run would;
@@ -249,6 +249,8 @@ def train(task: TrainTask, out_dir: str | Path, *, resume: bool = False, progres
         final = inner
         if ema:
             final = task.build_model()
+            # Buffers (BatchNorm statistics) are not averaged: the last step's go with the averaged weights.
+            final.load_state_dict(inner.state_dict())
             ema.copy_to(final.parameters())
         summary = task.export(final, out, acc.device)
         write_json(out / "summary.json", {

@@ -50,7 +50,7 @@ class GridProbe:
     schedule), optional inverse-frequency class weights. ``whiten`` PCA-whitens each standardised feature
     set first (the value is added to the eigenvalues of its correlation matrix, so directions without
     variance are not blown up; None: no whitening). ``precision`` (auto | fp32 | bf16) of the training matmuls:
-    auto is bf16 autocast only where the hardware runs it natively (AMX CPUs, bf16 GPUs); weights, Adam state, the loss and the validation
+    auto is bf16 autocast only where it is faster (measured: utils.resolve_precision); weights, Adam state, the loss and the validation
     accuracy that selects each probe stay fp32.
     """
 

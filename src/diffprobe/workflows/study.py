@@ -33,7 +33,7 @@ from ..config import default_of
 from ..config.backbones import RCDiTConfig, UNetConfig
 from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
 from ..config.features import ExtractConfig, FeatureSpec
-from ..config.pretrain import PretrainConfig, RCDiTPretrainConfig
+from ..config.pretrain import BaselineConfig, PretrainConfig, RCDiTPretrainConfig
 from ..config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
 from ..report.html import markdown_page
 from ..report.tables import study_report
@@ -73,10 +73,17 @@ class TopSettings:
     stages: list[str] = field(default_factory=lambda: list(STAGES))
 
 
+PRETRAIN_BACKBONES = ("ddpm", "supervised")
+
+
 @dataclass(frozen=True)
 class PretrainSection:
-    """[pretrain]: the DDPM U-Net (``UNetConfig``) and its training (``PretrainConfig``)."""
+    """[pretrain]: the backbone the later stages read. ``ddpm``: the DDPM U-Net (``UNetConfig``) and its training
+    (``PretrainConfig``). ``supervised``: a CNN trained end to end on the train labels (``BaselineConfig``'s
+    supervised method: the default ResNet, ``steps`` x ``batch_size`` images, with label smoothing, scale jitter and
+    EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth`` are the U-Net's and unused)."""
 
+    backbone: str = "ddpm"
     channels: list[int] = field(default_factory=lambda: list(UNetConfig.channels))
     steps: int = 8000  # the study's budget: in steps, so the same config gives the same run on any machine
     batch_size: int = PretrainConfig.batch_size
@@ -84,6 +91,9 @@ class PretrainSection:
     warmup_steps: int = PretrainConfig.warmup_steps
     checkpoint_every: int = 250  # the study checkpoints twice as often as 'diffprobe pretrain'
     space_to_depth: int = UNetConfig.space_to_depth
+    label_smoothing: float = BaselineConfig.label_smoothing
+    scale_jitter: float = BaselineConfig.scale_jitter
+    ema_decay: float = 0.0  # 0: no EMA (TOML has no None)
 
 
 @dataclass(frozen=True)
@@ -271,6 +281,9 @@ def load_config(path: str | Path) -> StudyConfig:
         if not isinstance(given, dict):
             raise DiffprobeError(f"{path}: [{name}] must be a table of settings")
         sections[name] = _check(f"[{name}]", given, settings, path)
+    if sections["pretrain"]["backbone"] not in PRETRAIN_BACKBONES:
+        raise DiffprobeError(f"{path}: [pretrain] backbone must be one of {', '.join(PRETRAIN_BACKBONES)}, got "
+                             f"{sections['pretrain']['backbone']!r}")
     if sections["probe"]["seeds"] == []:
         raise DiffprobeError(f"{path}: [probe] seeds must name at least one seed")
     return StudyConfig(source=path, name=top["name"], data=top["data"], work=Path(top["work"]),
@@ -293,6 +306,8 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
     from .pipeline import run_pretrain  # noqa: PLC0415
 
     s = cfg.sections["pretrain"]
+    if s["backbone"] == "supervised":
+        return _pretrain_supervised(cfg, done, s)
     unet = UNetConfig(image_size=cfg.image_size, channels=tuple(s["channels"]), space_to_depth=s["space_to_depth"])
     pc = PretrainConfig(unet=unet, steps=s["steps"],
                         batch_size=s["batch_size"], lr=s["lr"], warmup_steps=s["warmup_steps"],
@@ -300,6 +315,19 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
     run = run_pretrain(done["split"]["manifest"], cfg.work / "ddpm", pc, resume=True)
     summary = read_json(Path(run) / "summary.json")
     return {"run": str(run), **summary}
+
+
+def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
+    from ..config.pretrain import default_arch  # noqa: PLC0415
+    from ..pretrain.baselines import run_baseline  # noqa: PLC0415
+
+    bc = BaselineConfig(method="supervised", arch=default_arch("supervised", cfg.image_size),
+                        budget_images=s["steps"] * s["batch_size"], batch_size=s["batch_size"], lr=s["lr"],
+                        checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision,
+                        label_smoothing=s["label_smoothing"], scale_jitter=s["scale_jitter"],
+                        ema_decay=s["ema_decay"] or None)
+    run = run_baseline(done["split"]["manifest"], cfg.work / "cnn", bc, resume=True)
+    return {"run": str(run), **read_json(Path(run) / "summary.json")}
 
 
 def _features(cfg: StudyConfig, done: dict) -> dict:
