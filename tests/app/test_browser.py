@@ -291,6 +291,13 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     browser.switch_to.alert.accept()
     wait.until(lambda _d: grid() and all("status-validated" in c for c in grid().values()))
 
+    # The export view says what each export holds: here only 'blob' has the 5 validated images a bundle needs.
+    find("#show-export").click()
+    wait.until(lambda _d: find("#export-view").get_attribute("data-loaded") not in (None, "", "5"))
+    assert "80 rows" in find("#export-summary").text
+    assert find('#export-view tr[data-class="blob"]').text.endswith("in the bundle")
+    assert "left out (3 < 5)" in find(f'#export-view tr[data-class="{first_class}"]').text
+
     # A bundle needs 2 classes of 5 validated images (here only 'blob' has them): refused, saying so.
     find("#export-bundle").click()
     wait.until(lambda _d: "5 or more validated images" in find("#message").text)

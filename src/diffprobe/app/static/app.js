@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   classes: [],       // [{name, predicted, validated, dubious, total}]
   view: null,        // {kind: "class", label}, {kind: "cluster", number, part}, {kind: "next"},
-                     // {kind: "changes", from, to} or {kind: "dashboard"}
+                     // {kind: "changes", from, to}, {kind: "dashboard"} or {kind: "export"}
   page: 0, total: 0,
   objects: [],       // the page shown
   selected: new Set(),
@@ -55,14 +55,14 @@ function viewKey(view) {
   if (view.kind === "class") return `class:${view.label}`;
   if (view.kind === "cluster") return `cluster:${view.number}${view.part === "grown" ? ":grown" : ""}`;
   if (view.kind === "changes") return `changes:${view.from}>${view.to}`;
-  return view.kind;  // next, dashboard
+  return view.kind;  // next, dashboard, export
 }
 
 function viewTitle(view) {
   if (view.kind === "class") return view.label;
   if (view.kind === "cluster") return `cluster ${view.number}${view.part === "grown" ? ": the images Grow added" : ""}`;
   if (view.kind === "changes") return `retrain moved: ${view.from} → ${view.to}`;
-  return view.kind === "next" ? "Next to look at" : "Dashboard";
+  return {next: "Next to look at", dashboard: "Dashboard", export: "Export"}[view.kind];
 }
 
 function say(text, isError = false) {
@@ -170,6 +170,7 @@ function showClusterList(result) {
 async function loadPage() {
   if (!state.view) return;
   if (state.view.kind === "dashboard") return loadDashboard();
+  if (state.view.kind === "export") return loadExport();
   const q = new URLSearchParams({page: state.page, per_page: PER_PAGE});
   let url;
   if (state.view.kind === "class") {
@@ -266,10 +267,11 @@ async function show(view) {
   // Only a class can be sorted and filtered: a cluster is ordered by distance to its centre, the next images by
   // uncertainty.
   $("sort").disabled = $("status").disabled = view.kind !== "class";
-  const board = view.kind === "dashboard";
+  const board = view.kind === "dashboard" || view.kind === "export";  // a panel, not a grid
   document.querySelector("main").classList.toggle("board", board);
   $("grid").hidden = $("actions").hidden = $("pager").hidden = board;
-  $("dashboard").hidden = !board;
+  $("dashboard").hidden = view.kind !== "dashboard";
+  $("export-view").hidden = view.kind !== "export";
   $("cluster-actions").hidden = view.kind !== "cluster";
   await loadPage();
   if (!board) $("grid").focus();
@@ -323,6 +325,45 @@ async function loadDashboard() {
        "fair sample of their class."),
     confusionTable(d.confusion));
   $("dashboard").dataset.loaded = String(d.n_validated);
+}
+
+// ---- export ----------------------------------------------------------------------------------------------------
+// What each export holds before it is written: the TSV's rows by status, and per class whether a bundle fitted
+// now would learn it (validated images >= the minimum) or leave it out.
+async function loadExport() {
+  const p = await api("GET", "/api/project");
+  const sum = (key) => p.classes.reduce((s, c) => s + c[key], 0);
+  const min = Math.max(2, Number(localStorage.getItem("diffprobe-min-per-class")) || 5);
+  const input = el("input", {id: "export-min", type: "number", min: 2, value: min});
+  const rows = p.classes.filter((c) => c.total);
+  const inBundle = (c) => {
+    if (c.validated >= min) return "in the bundle";
+    return c.validated ? `left out (${c.validated} < ${min})` : "–";
+  };
+  const table = el("table", {className: "board"},
+    el("tr", {}, el("th", {}, "class"), el("th", {}, "validated"), el("th", {}, "dubious"), el("th", {}, "predicted"),
+       el("th", {}, "bundle")),
+    ...rows.map((c) => {
+      const tr = el("tr", {}, el("td", {}, c.name), el("td", {className: "number"}, c.validated),
+                    el("td", {className: "number"}, c.dubious), el("td", {className: "number"}, c.predicted),
+                    el("td", {}, inBundle(c)));
+      tr.dataset.class = c.name;
+      return tr;
+    }));
+  const write = el("button", {id: "export-view-bundle"}, "Write the bundle");
+  write.onclick = () => exportBundle(Number(input.value));
+  input.onchange = () => { localStorage.setItem("diffprobe-min-per-class", input.value); loadExport(); };
+  $("export-view").replaceChildren(
+    el("h2", {}, "Labels"),
+    el("p", {id: "export-summary"}, `${p.n_objects} rows: ${sum("validated")} validated, ${sum("dubious")} dubious, ` +
+       `${sum("predicted")} predicted (the model's label, status predicted, as EcoTaxa imports them). `,
+       el("a", {href: "/api/export.tsv", download: ""}, "EcoTaxa TSV"), " · ",
+       el("a", {href: "/api/export.csv", download: ""}, "CSV"), "; also: diffprobe app export DIR --out OUT."),
+    el("h2", {}, "A classifier bundle from the validated images"),
+    el("p", {}, "classes with at least ", input, " validated images are learned, the others left out; written to " +
+       "the project's bundle/ folder. ", write),
+    table);
+  $("export-view").dataset.loaded = String(sum("validated"));
 }
 
 function confusionTable(confusion) {
@@ -461,9 +502,9 @@ async function backToModel() {
   await Promise.all([loadProject(), loadChanges(), loadPage()]);
 }
 
-async function exportBundle() {
+async function exportBundle(minPerClass) {
   say("writing the bundle…");
-  const r = await api("POST", "/api/export/bundle");
+  const r = await api("POST", "/api/export/bundle", minPerClass ? {min_per_class: minPerClass} : undefined);
   const left = Object.entries(r.left_out).map(([c, n]) => `${c} (${n})`).join(", ");
   say(`bundle of ${r.classes.length} classes from ${r.n_images} validated images (cross-validated accuracy ` +
       `${Math.round(r.cross_validated_accuracy * 100)}%) written to ${r.path}` +
@@ -574,7 +615,7 @@ document.addEventListener("keydown", (e) => {
     if (e.key === "Escape") { $("move-to").value = ""; $("grid").focus(); }
     return;
   }
-  if (typing || !state.view || state.view.kind === "dashboard") return;
+  if (typing || !state.view || $("grid").hidden) return;
   const ctrl = e.ctrlKey || e.metaKey;
   const key = e.key.toLowerCase();
   if (ctrl && key === "z") { e.preventDefault(); undo(); return; }
@@ -615,7 +656,7 @@ $("undo").onclick = undo;
 $("retrain").onclick = retrain;
 $("preview-retrain").onclick = previewRetrain;
 $("back-to-model").onclick = backToModel;
-$("export-bundle").onclick = exportBundle;
+$("export-bundle").onclick = () => exportBundle();
 $("make-clusters").onclick = makeClusters;
 $("cluster-method").onchange = () => {
   const hdbscan = $("cluster-method").value === "hdbscan";  // HDBSCAN finds its own number of clusters
@@ -627,6 +668,7 @@ $("grow").onclick = growCluster;
 $("show-grown").onclick = () => show({kind: "cluster", number: state.view.number, part: "grown"});
 $("name-cluster").onclick = nameCluster;
 $("show-dashboard").onclick = () => show({kind: "dashboard"});
+$("show-export").onclick = () => show({kind: "export"});
 $("detail-close").onclick = closeDetail;
 $("detail").onclick = (e) => { if (e.target === $("detail")) closeDetail(); };
 $("show-next").onclick = () => show({kind: "next"});
