@@ -118,7 +118,8 @@ def cmd_export(args):
     from ..evaluate.export import export_model  # noqa: PLC0415
 
     r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, head_fp16=args.fp16_head,
-                     overwrite=args.overwrite, polarity=args.polarity, crop=args.crop)
+                     overwrite=args.overwrite, polarity=args.polarity, crop=args.crop,
+                     model_version=args.model_version, ledger=args.ledger)
     print(f"wrote {args.out}" + (f": test accuracy {r['accuracy']:.2%}, macro F1 {r['macro_f1']:.3f} on "
                                  f"{r['n_images']} images (test_metrics.json)" if r else ""))
 
@@ -253,4 +254,7 @@ def add_commands(sub) -> None:
     s.add_argument("--crop", action=argparse.BooleanOptionalAction, default=None,
                    help="cut each image down to the organism plus a margin before the model reads it (--no-crop: "
                         "keep the frame); default: as the bundle was trained; refused for a reading ensemble")
+    s.add_argument("--model-version", help="the version written into bundle.json (e.g. 5.0.0)")
+    s.add_argument("--ledger", help="a CSV to which this read of the test split is appended (date, model, version, "
+                                    "commit, metrics), e.g. results/test_reads.csv")
     s.set_defaults(fn=cmd_export)

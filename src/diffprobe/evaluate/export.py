@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 from ..data.manifest import Manifest
 from ..data.preprocess import Preprocess
 from ..probe.ensemble import ReadingEnsemble, load_bundle
-from ..utils import DiffprobeError, atomic_dir, portable_data_path, read_json, write_json
+from ..utils import DiffprobeError, atomic_dir, code_version, portable_data_path, read_json, write_json
 from .crossdata import evaluate_bundle
 
 log = logging.getLogger(__name__)
@@ -49,10 +49,38 @@ def cast_safetensors(path: Path, dtype: torch.dtype = torch.float16) -> None:
     save_file(tensors, path, metadata=meta)
 
 
+LEDGER_FIELDS = ("date", "model", "model_version", "commit", "part", "n_images", "accuracy", "macro_f1", "log_loss",
+                 "precision")
+
+
+def record_test_read(ledger: str | Path, model: str | Path, model_version: str | None, metrics: dict) -> None:
+    """Append one row (``LEDGER_FIELDS``) to the CSV ``ledger``, its header written first when it is new."""
+    import csv  # noqa: PLC0415
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    ledger = Path(ledger)
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    new = not ledger.is_file() or ledger.stat().st_size == 0
+    row = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "model": str(model),
+           "model_version": model_version or "", "commit": code_version() or "", **{
+               k: metrics.get(k) for k in LEDGER_FIELDS[4:]}}
+    with open(ledger, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LEDGER_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | None = None, fp16: bool = True,
                  head_fp16: bool = False, overwrite: bool = False, polarity: str | None = None,
-                 crop: bool | None = None, progress: bool = True) -> dict:
+                 crop: bool | None = None, model_version: str | None = None, ledger: str | Path | None = None,
+                 progress: bool = True) -> dict:
     """Write the model folder ``out`` from ``bundle``; return test_metrics.json's dict (empty without a split).
+
+    ``model_version`` is written into ``bundle.json`` (and each member's). ``ledger``: a CSV to which this read of
+    the test split is appended (``record_test_read``), so every look at a shipped model's test images is on record.
 
     ``fp16`` / ``head_fp16`` store the backbone's / the head's weights in fp16 (they compute in fp32 either
     way). ``polarity`` ("auto" or "fixed") and ``crop`` replace the bundle's preprocessing settings of that name
@@ -76,12 +104,15 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
                 cast_safetensors(weights)
         heads = [tmp / name for name in source.names] if ensemble else [tmp]  # folders of probe + bundle.json
         changes = {k: v for k, v in (("polarity", polarity), ("crop", crop)) if v is not None}
-        for folder in heads:
-            if head_fp16:
+        for folder in heads + ([tmp] if ensemble and model_version else []):
+            if head_fp16 and folder in heads:
                 cast_safetensors(folder / "probe.safetensors")
-            if changes:
+            if changes or model_version:
                 meta = read_json(folder / "bundle.json")
-                meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], **changes}).to_dict()
+                if changes and folder in heads:
+                    meta["preprocess"] = Preprocess.from_dict({**meta["preprocess"], **changes}).to_dict()
+                if model_version:
+                    meta["model_version"] = model_version
                 write_json(folder / "bundle.json", meta)
         metrics = {}
         if split is not None:
@@ -110,6 +141,8 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
                 log.warning("%s: fp16 weights change test accuracy from %.2f%% to %.2f%%; pass --fp32 (and no "
                             "--fp16-head) to ship the model unchanged", out, 100 * before, 100 * r["accuracy"])
             write_json(tmp / "test_metrics.json", metrics)
+            if ledger is not None:
+                record_test_read(ledger, out, model_version, metrics)
         if (out / CARD).is_file():
             shutil.copyfile(out / CARD, tmp / CARD)
     return metrics
