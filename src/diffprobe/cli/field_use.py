@@ -59,7 +59,9 @@ def cmd_predict(args):
     from ..evaluate.predict import predict_files  # noqa: PLC0415
 
     r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size, format=args.format,
-                      size_scale=args.size_scale)
+                      size_scale=args.size_scale, shard_size=args.shard_size)
+    if r is None:  # another process of a launched run: the main one writes and reports
+        return
     files = r["files"]
     if r["size_scale"] != 1.0:
         print(f"object sizes rescaled x{r['size_scale']:.3f} to the model's pixel scale")
@@ -188,6 +190,9 @@ def add_commands(sub) -> None:
     s.add_argument("images", nargs="+", help="image folders (searched recursively), image files or .csv/.tsv lists")
     s.add_argument("--out", required=True, help="predictions CSV (abundances and skipped files go beside it)")
     option(s, "--batch-size", PredictConfig, type=int)
+    option(s, "--shard-size", PredictConfig, type=int,
+           help="images per shard (default {default}): each finished shard is saved beside --out, so an "
+                "interrupted run resumes where it stopped; under torchrun the processes share the shards")
     add_size_scale_arg(s)
     option(s, "--format", PredictConfig, choices=("csv", "kaggle"),
            help="csv (default): path, top-3 labels with probabilities, unknown flag; kaggle: the 2015 "

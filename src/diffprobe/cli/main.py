@@ -51,7 +51,7 @@ def _route_backbone(argv: list[str]) -> list[str]:
 
 # Commands that split their work (images, or the probe's pairs) across the processes of `torchrun` /
 # `accelerate launch`.
-DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features", "probe")
+DATA_PARALLEL = ("pretrain", "rcdit-pretrain", "baseline", "features", "probe", "predict")
 
 
 def main(argv: list[str] | None = None) -> int:

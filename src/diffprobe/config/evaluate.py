@@ -120,10 +120,13 @@ class ShiftConfig:
 
 @dataclass(frozen=True)
 class PredictConfig:
-    """``predict_files``: images per batch and the output layout (csv | kaggle)."""
+    """``predict_files``: images per batch, the output layout (csv | kaggle) and the images per shard (the unit
+    of work that is saved, resumed and shared among processes under ``torchrun``; a multiple of the batch keeps
+    every batch the same whatever the number of processes)."""
 
     batch_size: int = ExtractConfig.batch_size
     format: str = "csv"
+    shard_size: int = 4096
 
 
 @dataclass(frozen=True)

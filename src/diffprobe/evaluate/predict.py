@@ -21,11 +21,19 @@ class, so a result can be scored with the competition's multi-class log loss.
 
 The sample of an image (for the abundance table) is its folder: images in ``IMAGES/station_3/``
 count towards sample ``IMAGES/station_3``.
+
+Large collections: ``predict_files`` classifies the images in shards of ``shard_size``, each saved to
+``<stem>.parts/`` when done (atomically), so a run that is interrupted resumes without redoing finished shards.
+Under ``torchrun`` / ``accelerate launch`` (Accelerate's ``PartialState``) the processes share the shards and the
+main process writes the one CSV, in input order; every batch is the same as in one process, so the CSV is too.
+The parts folder is removed once the CSV is written.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +44,7 @@ from ..config.evaluate import PredictConfig
 from ..data.manifest import open_dataset, scan_folder
 from ..probe.bundle import ClassifierBundle
 from ..probe.ensemble import ReadingEnsemble, load_bundle
-from ..utils import DiffprobeError
+from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .abundance import sample_abundances, write_rows_csv
 from .unknown import flag_unknown, shift_warning
 
@@ -67,13 +75,17 @@ def collect_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
 
 
 def classify_files(bundle: ClassifierBundle | ReadingEnsemble, paths: list[str | Path], *, batch_size: int = 256,
-                   size_scale: float = 1.0, progress: bool = True) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
-    """Read, preprocess and classify files in batches (object sizes times ``size_scale``).
+                   size_scale: float = 1.0, progress: bool = True,
+                   bar: tqdm | None = None) -> tuple[list[int], np.ndarray, list[tuple[str, str]]]:
+    """Read, preprocess and classify files in batches (object sizes times ``size_scale``); ``bar``: a progress
+    bar to advance instead of a new one.
 
     Returns (indices of the readable files, their logits (N_ok, C), [(path, reason)] of the others).
     """
     ok, logits, skipped = [], [], []
-    bar = tqdm(total=len(paths), desc="classifying", unit="img", disable=not progress, mininterval=1.0)
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=len(paths), desc="classifying", unit="img", disable=not progress, mininterval=1.0)
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         images, meta, ok_chunk, skipped_chunk = bundle.load_paths(chunk)
@@ -82,9 +94,67 @@ def classify_files(bundle: ClassifierBundle | ReadingEnsemble, paths: list[str |
         ok += [start + i for i in ok_chunk]
         skipped += skipped_chunk
         bar.update(len(chunk))
-    bar.close()
+    if own_bar:
+        bar.close()
     z = np.concatenate(logits) if logits else np.zeros((0, len(bundle.classes)), np.float32)
     return ok, z, skipped
+
+
+def classify_sharded(bundle: ClassifierBundle | ReadingEnsemble, paths: list[Path], parts: Path, *,
+                     shard_size: int = PredictConfig.shard_size, batch_size: int = PredictConfig.batch_size,
+                     size_scale: float = 1.0, progress: bool = True,
+                     ) -> tuple[list[int], np.ndarray, list[tuple[str, str]]] | None:
+    """``classify_files`` in shards saved under ``parts`` (``shard-NNNNNN.npz``, written atomically): shards already
+    there are not computed again, and under a launcher each process takes every ``world``-th shard. Returns the
+    whole result, in input order, on the main process; None on the others (after every shard is done)."""
+    from accelerate import PartialState  # noqa: PLC0415
+
+    if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
+        raise DiffprobeError(f"shard_size must be a positive integer, got {shard_size!r}")
+    state = PartialState()
+    n_shards = -(-len(paths) // shard_size)
+    key = hash_json({"paths": [str(p) for p in paths], "bundle": str(Path(bundle.path).resolve()),
+                     "meta": bundle.meta, "scale": size_scale, "shard": shard_size, "batch": batch_size})
+    if state.is_main_process:
+        if (parts / "key.json").is_file() and read_json(parts / "key.json") != {"key": key}:
+            log.warning("%s holds the shards of another run (other images, model or settings): starting again",
+                        parts)
+            shutil.rmtree(parts)
+        parts.mkdir(parents=True, exist_ok=True)
+        write_json(parts / "key.json", {"key": key})
+    state.wait_for_everyone()
+
+    def shard_file(i: int) -> Path:
+        return parts / f"shard-{i:06d}.npz"
+
+    def span(i: int) -> range:
+        return range(i * shard_size, min(len(paths), (i + 1) * shard_size))
+
+    mine = [i for i in range(n_shards) if i % state.num_processes == state.process_index]
+    done = [i for i in mine if shard_file(i).is_file()]
+    bar = tqdm(total=sum(len(span(i)) for i in mine), initial=sum(len(span(i)) for i in done), unit="img",
+               desc="classifying", disable=not (progress and state.is_main_process), mininterval=1.0)
+    for i in mine:
+        if i in done:
+            continue
+        r = span(i)
+        ok, z, skipped = classify_files(bundle, paths[r.start:r.stop], batch_size=batch_size,
+                                        size_scale=size_scale, bar=bar)
+        tmp = shard_file(i).with_suffix(".partial.npz")
+        np.savez(tmp, ok=np.asarray(ok, np.int64), logits=z, skipped=np.asarray(skipped, str).reshape(-1, 2))
+        os.replace(tmp, shard_file(i))
+    bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    ok_all, logits, skipped_all = [], [], []
+    for i in range(n_shards):
+        with np.load(shard_file(i)) as f:
+            ok_all += [span(i).start + int(k) for k in f["ok"]]
+            logits.append(f["logits"])
+            skipped_all += [(str(p), str(reason)) for p, reason in f["skipped"]]
+    z = np.concatenate(logits) if logits else np.zeros((0, len(bundle.classes)), np.float32)
+    return ok_all, z, skipped_all
 
 
 def prediction_rows(bundle: ClassifierBundle | ReadingEnsemble, paths: list, logits: np.ndarray) -> list[dict]:
@@ -143,11 +213,12 @@ def predict_paths(bundle: ClassifierBundle | ReadingEnsemble, paths: list[str | 
 def predict_files(bundle: ClassifierBundle | ReadingEnsemble | str | Path, inputs: list[str | Path],
                   out_csv: str | Path, *, batch_size: int = PredictConfig.batch_size, progress: bool = True,
                   format: str = PredictConfig.format,  # noqa: A002
-                  size_scale: float | str | None = None) -> dict:
+                  size_scale: float | str | None = None, shard_size: int = PredictConfig.shard_size) -> dict | None:
     """Classify folders / files / manifests; write ``out_csv``, ``<stem>.abundance.csv`` and, if any
     file was unreadable, ``<stem>.skipped.csv``. Returns {"n_images", "n_skipped", "n_unknown", "size_scale",
     "files"}. ``bundle``: a bundle, a reading ensemble or the folder of either. ``size_scale``: the pixel scale of
-    the object sizes (``ClassifierBundle.size_scale``).
+    the object sizes (``ClassifierBundle.size_scale``). ``shard_size``: images per saved, resumable shard (see the
+    module docstring). Under a launcher only the main process writes and returns; the others return None.
 
     ``format``: ``csv`` (default; the top-3 rows of the module docstring) or ``kaggle`` (the NDSB
     submission layout of ``kaggle_rows``; its images are named by file name alone, so two inputs with the
@@ -164,8 +235,13 @@ def predict_files(bundle: ClassifierBundle | ReadingEnsemble | str | Path, input
                              f"than once (e.g. {', '.join(dups[:3])}); classify each folder separately or use "
                              f"--format csv, which keeps the paths")
     scale = resolve_size_scale(bundle, files, size_scale, batch_size, progress)
-    ok, logits, skipped = classify_files(bundle, files, batch_size=batch_size, size_scale=scale, progress=progress)
     out = Path(out_csv)
+    parts = out.with_name(out.stem + ".parts")
+    result = classify_sharded(bundle, files, parts, shard_size=shard_size, batch_size=batch_size, size_scale=scale,
+                              progress=progress)
+    if result is None:
+        return None
+    ok, logits, skipped = result
     written = {"predictions": out}
     skipped_csv = out.with_name(out.stem + ".skipped.csv")
     if skipped:
@@ -181,6 +257,7 @@ def predict_files(bundle: ClassifierBundle | ReadingEnsemble | str | Path, input
     probs = softmax(logits / bundle.temperature, axis=1)
     abundance = sample_abundances([samples[i] for i in ok], probs, bundle.classes, bundle.meta, unknown=flags)
     written["abundance"] = write_rows_csv(abundance, out.with_name(out.stem + ".abundance.csv"))
+    shutil.rmtree(parts, ignore_errors=True)  # the CSV holds everything now
     if flags is None:
         log.warning("%s has no unknown threshold; run 'diffprobe calibrate' to flag unknown images", bundle.path)
     shift = shift_warning(logits, bundle.meta)
