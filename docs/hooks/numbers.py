@@ -7,7 +7,7 @@ card too, which GitHub and the Hugging Face Hub show as written):
   into it, a Python format spec) is replaced by the value when the site is built: ``70.9%``.
 - **Typed, with its source**: a block of a page (lines between blank lines, outside code fences; a table is one
   block) names its sources in an HTML comment, ``<!-- src: FILE.json[#key/key] ... -->`` (or a benchmark's
-  Markdown table, ``benchmarks/results/NAME.md``, for the means and spreads it computed), written inside the
+  Markdown table, ``benchmarks/results/NAME.md`` or ``experiments/EXPERIMENT/results/NAME.md``, for the means and spreads it computed), written inside the
   block or alone in its own block just before it (before a table). Each result number of a sourced block (a
   percentage such as ``70.9%`` or a decimal such as ``0.546``) must equal, at the precision shown, a number in
   one of its sources (a fraction shown as a percentage counts). In the pages of ``STRICT``, a result number in
@@ -48,8 +48,8 @@ NUMBER = re.compile(r"(?<![\w.,+-])(\d+(?:\.\d+)?)(%?)(?![\w.]*\d)")
 log = logging.getLogger("mkdocs.hooks.numbers")
 
 
-RESULT_DIRS = ("benchmarks/results/", "results/", "models/")  # JSON results; Markdown: the benchmarks' tables only
-TABLE_DIRS = ("benchmarks/results/", "results/", "models/ndsb/test_report/")
+RESULT_DIRS = ("benchmarks/results/", "experiments/", "results/", "models/")  # JSON results; Markdown: the scripts' tables only
+TABLE_DIRS = ("benchmarks/results/", "experiments/", "results/", "models/ndsb/test_report/")
 
 
 def load(source: str):

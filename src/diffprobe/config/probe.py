@@ -29,7 +29,7 @@ class GridProbeConfig:
 @dataclass(frozen=True)
 class MLPProbeConfig:
     """``MLPProbe``'s parameters. Defaults chosen on NDSB val (121 classes, 17k train images;
-    benchmarks/accuracy_levers.py)."""
+    experiments/accuracy_levers/accuracy_levers.py)."""
 
     hidden: tuple[int, ...] = (1024,)
     dropout: tuple[float, ...] = (0.5,)
@@ -47,7 +47,7 @@ class MLPProbeConfig:
 @dataclass(frozen=True)
 class AttentiveProbeConfig:
     """``AttentiveProbe``'s parameters: learned queries and attention heads over a map's tokens, the dropout
-    before its classifier and its AdamW schedule. Measured on NDSB val: benchmarks/attentive_probe.py."""
+    before its classifier and its AdamW schedule. Measured on NDSB val: experiments/attentive_probe/attentive_probe.py."""
 
     n_queries: int = 4
     n_heads: int = 4
@@ -71,7 +71,7 @@ class FusionConfig:
     head: str = "linear"
     metadata: bool = False
     # The MLP head's weight on the standardised metadata columns: 33 measurements beside thousands of feature
-    # dimensions weigh little otherwise. NDSB val, 12 pairs, mean of 2 seeds (benchmarks/shape_metadata.py):
+    # dimensions weigh little otherwise. NDSB val, 12 pairs, mean of 2 seeds (experiments/shape_metadata/shape_metadata.py):
     # 68.6% at 1, 69.3% at 2 and 4, 69.6% at 8; 4 was chosen on a first run (69.7% at 4, 69.6% at 8): the
     # gap between 4 and 8 either way is within the seeds' spread.
     metadata_weight: float = 4.0

@@ -5,7 +5,7 @@ Single pairs see one resolution at one noise level; blocks and timesteps carry c
 information (the papers' heatmaps are flat near the top), so concatenating the top pairs is the
 cheapest way past the best single pair. The head is the linear probe (the paper's readout) or a
 one-hidden-layer MLP (``probe.mlp``), which on NDSB reads several pairs and the metadata far better
-(``benchmarks/accuracy_levers.py``). Everything is chosen on val: the ranking of pairs (the grid's
+(``experiments/accuracy_levers/accuracy_levers.py``). Everything is chosen on val: the ranking of pairs (the grid's
 val accuracy from ``diffprobe probe``), the number of pairs fused, ``k``, and the MLP's grid. Test is
 reported once, for the chosen ``k`` (the other candidates' test columns are recorded, never consulted).
 

@@ -2,7 +2,7 @@
 
 The linear probe per (block, timestep) pair stays the paper's protocol; this head reads several
 pairs and the object's size metadata at once, where classes differ by combinations that a linear
-map misses (measured on NDSB: see ``benchmarks/accuracy_levers.py``). It is small (one hidden
+map misses (measured on NDSB: see ``experiments/accuracy_levers/accuracy_levers.py``). It is small (one hidden
 layer), trained in seconds to minutes on cached features, early-stopped on validation log loss,
 and its width, dropout and weight decay are chosen on validation data only.
 
@@ -125,7 +125,7 @@ class MLPProbe:
     of ``ensemble`` times the width, lower variance and better calibrated probabilities.
     """
 
-    # Defaults: config.probe.MLPProbeConfig (chosen on NDSB val; benchmarks/accuracy_levers.py).
+    # Defaults: config.probe.MLPProbeConfig (chosen on NDSB val; experiments/accuracy_levers/accuracy_levers.py).
     def __init__(self, *, hidden: tuple[int, ...] = MLPProbeConfig.hidden,
                  dropout: tuple[float, ...] = MLPProbeConfig.dropout,
                  weight_decays: tuple[float, ...] = MLPProbeConfig.weight_decays, epochs: int = MLPProbeConfig.epochs,
