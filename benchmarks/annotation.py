@@ -2,14 +2,18 @@
 the true labels works through a features file with four strategies; and (``--timing``) how fast the server
 answers at 25,000 and 250,000 objects.
 
-    python benchmarks/annotation.py --features runs/ndsb-test.npz --name ndsb
+    python benchmarks/annotation.py --features runs/ndsb-test.npz --name ndsb_test --bundle models/ndsb
+    python benchmarks/annotation.py --features runs/spc.npz --name spc --bundle models/ndsb
     python benchmarks/annotation.py --timing --sizes 25000 250000
-    python benchmarks/annotation.py --features runs/ndsb-test.npz --name ndsb --strategies active_learning --merge
+    python benchmarks/annotation.py --features runs/ndsb-test.npz --name ndsb_test --strategies active_learning --merge
 
 The features file is a ``.npz`` with ``features`` (N, D) float, ``labels`` (N,) int and optionally ``probs``
-(N, C) of a model (a bundle's predictions; C = the number of label values) and ``classes`` (C names). Without
-``probs``, the app's own head (``app.learn.fit_and_predict``) fitted on every true label stands in for the
-bundle: each image gets its cross-validated prediction, from a model that did not see it.
+(N, C) of a model (a bundle's predictions; C = the number of label values), ``classes`` (C names) and ``info``
+(a JSON string kept in the results: where the file came from). Without ``probs``, the app's own head
+(``app.learn.fit_and_predict``) fitted on every true label stands in for the bundle: each image gets its
+cross-validated prediction, from a model that did not see it. ``benchmarks/bundle_features.py`` makes the file
+from a bundle and a split, or from an app project (``diffprobe app init``) and a class map (another instrument's
+images, the bundle's classes summed into groups as ``diffprobe evaluate --class-map`` does).
 
 Start: nothing validated. One **decision** is one click or keystroke on one image, or one action on a selected
 group (validate a page, name a cluster, split, grow). The annotator never errs. Strategies, each stopped when
@@ -26,12 +30,16 @@ the highest target is reached:
   Grow). Then re-cluster the rest.
 - ``active_learning``: pages of 100 unvalidated images from ``next_to_look``'s choice (uncertain by margin,
   diverse by k-means), reviewed as a confidence page; the head retrained on the validated labels every
-  ``--retrain-every`` pages (``fit_and_predict``, as the Retrain button).
+  ``--retrain-every`` pages, as the Retrain button does it (``app.learn.retrain``): ``fit_and_predict`` (reading
+  the bundle's hidden layer or its features, whichever cross-validates better, when ``--bundle`` names the
+  bundle whose head inputs the features are), and the images the model puts in a class the new head did not
+  learn keep the model's prediction. Each retrain's wall time is recorded.
 
-Reported per strategy and target (60/70/80% of the images): decisions until that share of the images is
-validated (correctly: the annotator is perfect), and, for the strategies with a model, decisions until that
-share is labelled correctly counting the predictions of the images not yet validated. Writes
-``benchmarks/results/annotation_<name>.json`` and ``.md``. The clustering, splitting, growing, the choice of the
+Reported per strategy and target (``--targets``, default 60/70/80/90% of the images): decisions until that share
+of the images is validated (correctly: the annotator is perfect), and, with a model, decisions until that share
+is **labelled right**, counting the prediction each image not yet validated carries at that moment (also for
+``one_at_a_time``: in the app the images not yet looked at show the model's predictions), and the images per
+decision there (share x N / decisions). Writes ``benchmarks/results/annotation_<name>.json`` and ``.md``. The clustering, splitting, growing, the choice of the
 next images and the retrain are the app's own functions (``diffprobe.app.learn``).
 """
 
@@ -51,7 +59,9 @@ from diffprobe.app.project import DB_FILE, FEATURES_FILE, PROJECT_FILE, Project,
 from diffprobe.app.store import Store
 from diffprobe.utils import DiffprobeError, write_json
 
-TARGETS = (0.6, 0.7, 0.8)
+TARGETS = (0.6, 0.7, 0.8)  # simulate()'s default
+REPORTED = (0.6, 0.7, 0.8, 0.9)  # the command line's default (--targets)
+GOAL = (0.9, 4.0)  # issue 42: 90% of the images labelled right at >= 4 images per decision
 PAGE = 100            # the app's grid page (app.js PER_PAGE)
 CLUSTER_SIZE = 200    # cluster_grow: k = unvalidated images / this
 GROW = 50             # cluster_grow: images added per Grow
@@ -120,8 +130,9 @@ class Annotation:
 
 
 # ---- the strategies -------------------------------------------------------------------------------------------------
-def one_at_a_time(truth: np.ndarray, targets: tuple[float, ...], *, seed: int = 0) -> Annotation:
-    s = Annotation(truth, targets)
+def one_at_a_time(truth: np.ndarray, targets: tuple[float, ...], predicted: np.ndarray | None = None, *,
+                  seed: int = 0) -> Annotation:
+    s = Annotation(truth, targets, predicted)
     for i in np.random.default_rng(seed).permutation(len(truth)):
         s.decide([i])
         if s.finished:
@@ -187,11 +198,26 @@ def cluster_grow(truth: np.ndarray, targets: tuple[float, ...], x: np.ndarray, p
     return s
 
 
+def retrain(features: np.ndarray, done: np.ndarray, labels: list[str], names: list[str], model_predicted: np.ndarray,
+            model_margin: np.ndarray, *, source=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """What the app's Retrain button does (``app.learn.retrain``, on arrays): the head fitted on the validated
+    images (``fit_and_predict``, reading ``source``'s hidden layer or the features), every image re-predicted,
+    except those the model puts in a class the head did not learn, which keep the model's prediction.
+    Returns the predicted class indices, their margins, and how many images kept the model's prediction."""
+    fit = learn.fit_and_predict(features, done, labels, names, source=source, seed=seed)
+    learned = np.asarray([names.index(c) for c in fit.classes])
+    keep = ~np.isin(model_predicted, learned)
+    return (np.where(keep, model_predicted, learned[fit.best]), np.where(keep, model_margin, fit.margin),
+            int(keep.sum()))
+
+
 def active_learning(truth: np.ndarray, targets: tuple[float, ...], features: np.ndarray, x: np.ndarray,
                     predicted: np.ndarray, margin: np.ndarray, names: list[str], *, retrain_every: int,
-                    seed: int = 0) -> tuple[Annotation, int]:
+                    source=None, seed: int = 0) -> tuple[Annotation, list[dict]]:
+    """The session, and one {n_validated, seconds, kept} per retrain (its wall time)."""
     s = Annotation(truth, targets, predicted)
-    pages = retrains = 0
+    model_predicted, model_margin = predicted, margin
+    pages, retrains = 0, []
     while not s.finished:
         rest = s.unvalidated()
         page = rest[learn.diverse_uncertain(1 - margin[rest], x[rest], PAGE, seed=seed)]
@@ -200,21 +226,25 @@ def active_learning(truth: np.ndarray, targets: tuple[float, ...], features: np.
         if pages % retrain_every or s.finished:
             continue
         done = np.flatnonzero(s.validated)
+        started = time.perf_counter()
         try:
-            fit = learn.fit_and_predict(features, done, [names[t] for t in truth[done]], names, seed=seed)
+            predicted, margin, kept = retrain(features, done, [names[t] for t in truth[done]], names, model_predicted,
+                                              model_margin, source=source, seed=seed)
         except DiffprobeError:  # fewer than 2 classes with 2 validated images yet
             continue
-        predicted, margin = np.asarray([names.index(c) for c in fit.classes])[fit.best], fit.margin
+        retrains.append({"n_validated": len(done), "seconds": round(time.perf_counter() - started, 2), "kept": kept})
+        print("retrain", retrains[-1], flush=True)
         s.set_predictions(predicted)
-        retrains += 1
     return s, retrains
 
 
 def simulate(features: np.ndarray, labels: np.ndarray, probs: np.ndarray | None = None,
              classes: list[str] | None = None, *, targets: tuple[float, ...] = TARGETS,
-             retrain_every: int = RETRAIN_EVERY, strategies: tuple[str, ...] = STRATEGIES, seed: int = 0) -> dict:
+             retrain_every: int = RETRAIN_EVERY, strategies: tuple[str, ...] = STRATEGIES, source=None,
+             seed: int = 0) -> dict:
     """Every strategy on one labelled features set: {n, n_classes, model, strategies: {name: {decisions: {target:
-    n}, decisions_with_predictions, seconds, ...}}}."""
+    n}, decisions_with_predictions, images_per_decision, seconds, ...}}}. ``source``: the head of the bundle whose
+    head inputs ``features`` are (the retrain may read its hidden layer, as the app's does), or None."""
     labels = np.asarray(labels, np.int64)
     names = list(classes) if classes is not None else [f"class_{k}" for k in range(labels.max() + 1)]
     started = time.perf_counter()
@@ -232,45 +262,75 @@ def simulate(features: np.ndarray, labels: np.ndarray, probs: np.ndarray | None 
     for name in strategies:
         started, extra = time.perf_counter(), {}
         if name == "one_at_a_time":
-            s = one_at_a_time(labels, targets, seed=seed)
+            s = one_at_a_time(labels, targets, predicted, seed=seed)
         elif name == "confidence_pages":
             s = confidence_pages(labels, targets, predicted, probability)
         elif name == "cluster_grow":
             s = cluster_grow(labels, targets, x, predicted, seed=seed)
         elif name == "active_learning":
-            s, extra["retrains"] = active_learning(labels, targets, features, x, predicted, margin, names,
-                                                   retrain_every=retrain_every, seed=seed)
+            s, runs = active_learning(labels, targets, features, x, predicted, margin, names,
+                                      retrain_every=retrain_every, source=source, seed=seed)
+            seconds = [r["seconds"] for r in runs]
+            extra = {"retrains": len(runs), "retrain_seconds_total": round(sum(seconds), 2),
+                     "retrain_seconds_mean": round(sum(seconds) / len(seconds), 2) if seconds else None,
+                     "retrain_seconds_max": max(seconds) if seconds else None, "retrain_runs": runs}
         else:
             raise ValueError(f"unknown strategy {name!r}; choose from {', '.join(STRATEGIES)}")
+        right = s.reached_with_predictions
         out[name] = {"decisions": {str(t): s.reached[t] for t in targets},
-                     "decisions_with_predictions": ({str(t): s.reached_with_predictions[t] for t in targets}
-                                                    if s.reached_with_predictions is not None else None),
+                     "decisions_with_predictions": ({str(t): right[t] for t in targets} if right is not None else None),
+                     # images labelled right per decision when that share is reached (the model's predictions
+                     # counted; without a model, the validated images); None: right before any decision
+                     "images_per_decision": {str(t): (round(t * len(labels) / d, 1) if d else None)
+                                             for t, d in (right or s.reached).items()},
                      "validated_at_end": int(s.validated.sum()), "seconds": round(time.perf_counter() - started, 2),
                      **extra}
         print(name, out[name], flush=True)
+    goal_share, goal_rate = GOAL
+    goal = {name: _meets(r, goal_share, goal_rate, len(labels)) for name, r in out.items()} if goal_share in targets \
+        else None
     return {"n": len(labels), "n_classes": int(len(np.unique(labels))), "model": model,
             "model_accuracy": round(float((predicted == labels).mean()), 4),
             "model_seconds": round(model_seconds, 2), "targets": list(targets), "page": PAGE,
-            "cluster_size": CLUSTER_SIZE, "grow": GROW, "retrain_every": retrain_every, "strategies": out}
+            "cluster_size": CLUSTER_SIZE, "grow": GROW, "retrain_every": retrain_every,
+            "retrain_reads": "the bundle's head (hidden layer or features)" if source is not None else "the features",
+            "goal": {"share": goal_share, "images_per_decision": goal_rate, "met": goal}, "strategies": out}
+
+
+def _meets(r: dict, share: float, rate: float, n: int) -> bool:
+    """Whether a strategy labelled ``share`` of the images right at ``rate`` or more images per decision."""
+    d = (r["decisions_with_predictions"] or r["decisions"])[str(share)]
+    return d is not None and (d == 0 or share * n / d >= rate)
 
 
 def annotation_table(result: dict, source: str) -> list[str]:
     targets = [str(t) for t in result["targets"]]
-    head = " | ".join(f"{float(t):.0%}" for t in targets)
+    shares = [f"{float(t):.0%}" for t in targets]
+    top = targets[-2:]  # images per decision at the two highest targets
+    goal = result.get("goal") or {}
     table = [f"{source}: {result['n']} images, {result['n_classes']} classes; model: {result['model']} "
              f"(top-1 {result['model_accuracy']:.1%}). Decisions (one per image handled alone, one per action on a "
-             f"group) until that share of the images is validated; in brackets, until that share is labelled "
-             f"right counting the model's predictions for the rest.", "",
-             f"| strategy | {head} | images per decision at {float(targets[-1]):.0%} | seconds |",
-             "|---|" + "---|" * len(targets) + "---|---|"]
+             f"group) until that share of the images is validated, and until it is labelled right (validated, or "
+             f"not yet validated and predicted right by the model of the moment); images labelled right per "
+             f"decision there. Active learning retrains the head every {result['retrain_every']} pages (reading "
+             f"{result.get('retrain_reads', 'the features')}); retrain wall time: total, and mean per retrain.", "",
+             f"| strategy | validated {' | '.join(shares)} | labelled right {' | '.join(shares)} | "
+             f"images per decision at {' / '.join(f'{float(t):.0%}' for t in top)} | retrains | seconds |",
+             "|---|" + "---|" * (2 * len(targets) + 3)]
     for name, r in result["strategies"].items():
-        cells = []
-        for t in targets:
-            d, p = r["decisions"][t], (r["decisions_with_predictions"] or {}).get(t)
-            cells.append(f"{d if d is not None else '–'}" + (f" ({p})" if r["decisions_with_predictions"] else ""))
-        last = r["decisions"][targets[-1]]
-        rate = f"{float(targets[-1]) * result['n'] / last:.1f}" if last else "–"
-        table.append(f"| {name} | {' | '.join(cells)} | {rate} | {r['seconds']} |")
+        right = r["decisions_with_predictions"]
+        cells = [f"{r['decisions'][t] if r['decisions'][t] is not None else '–'}" for t in targets]
+        cells += [f"{right[t] if right[t] is not None else '–'}" if right else "–" for t in targets]
+        first = right or r["decisions"]
+        rates = [r.get("images_per_decision", {}).get(t) for t in top]
+        rate = " / ".join(f"{x}" if x is not None else "no decision needed" if first[t] == 0 else "–"
+                          for t, x in zip(top, rates, strict=True))
+        if goal.get("met") is not None and name in goal["met"]:
+            rate += " (meets the goal)" if goal["met"][name] else ""
+        retrains = (f"{r['retrains']}: {r['retrain_seconds_total']} s ({r['retrain_seconds_mean']} s each)"
+                    if r.get("retrain_seconds_total") is not None and r.get("retrains") else "–")
+        cells += [rate, retrains, f"{r['seconds']}"]
+        table.append(f"| {name} | {' | '.join(cells)} |")
     return table
 
 
@@ -377,6 +437,10 @@ def main() -> None:
     ap.add_argument("--features", help=".npz with features (N, D), labels (N,), optionally probs (N, C), classes")
     ap.add_argument("--name", help="results name: annotation_NAME (default: the features file's stem, or timing)")
     ap.add_argument("--retrain-every", type=int, default=RETRAIN_EVERY, help="active learning: pages per retrain")
+    ap.add_argument("--targets", type=float, nargs="+", default=list(REPORTED),
+                    help="shares of the images (default: 0.6 0.7 0.8 0.9)")
+    ap.add_argument("--bundle", help="the bundle whose head inputs the features are: the retrain may read its head's "
+                                     "hidden layer, as the app's does (without it: the features)")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--merge", action="store_true",
@@ -399,10 +463,17 @@ def main() -> None:
         features, labels = np.asarray(f["features"], np.float32), f["labels"]
         probs = f["probs"] if "probs" in f else None
         classes = [str(c) for c in f["classes"]] if "classes" in f else None
-    result = simulate(features, labels, probs, classes, retrain_every=a.retrain_every,
-                      strategies=tuple(a.strategies), seed=a.seed)
+        info = json.loads(str(f["info"])) if "info" in f else None
+    source = None
+    if a.bundle:
+        from diffprobe.probe.bundle import ClassifierBundle  # noqa: PLC0415
+
+        source = ClassifierBundle.load_head(a.bundle)[1]
+    result = simulate(features, labels, probs, classes, targets=tuple(sorted(a.targets)),
+                      retrain_every=a.retrain_every, strategies=tuple(a.strategies), source=source, seed=a.seed)
     name = a.name or Path(a.features).stem
-    payload = {"features": str(a.features), **result}
+    payload = {"features": str(a.features), **({"features_info": info} if info else {}),
+               **({"bundle": str(a.bundle)} if a.bundle else {}), **result}
     if a.merge:
         payload = merged(RESULTS / f"annotation_{name}.json", payload)
     write(f"annotation_{name}", payload, annotation_table(payload, Path(payload["features"]).name))
@@ -412,12 +483,17 @@ def merged(path: Path, new: dict) -> dict:
     """``new``'s strategies added to (or replacing theirs in) the earlier results at ``path``, in STRATEGIES order;
     refused unless both are of the same images, model and settings."""
     old = json.loads(path.read_text())
-    same = ("n", "n_classes", "model", "model_accuracy", "targets", "page", "cluster_size", "grow", "retrain_every")
+    same = ("n", "n_classes", "model", "model_accuracy", "targets", "page", "cluster_size", "grow", "retrain_every",
+            "retrain_reads")
     differ = [k for k in same if old.get(k) != new.get(k)]
     if differ:
         raise SystemExit(f"{path}: not the same run ({', '.join(differ)} differ); run every strategy instead")
     strategies = {**old["strategies"], **new["strategies"]}
-    return {**old, "strategies": {k: strategies[k] for k in STRATEGIES if k in strategies}}
+    goal = old.get("goal")
+    if goal and goal.get("met") is not None and new.get("goal", {}).get("met") is not None:
+        goal = {**goal, "met": {**goal["met"], **new["goal"]["met"]}}
+    return {**old, **({"goal": goal} if goal else {}),
+            "strategies": {k: strategies[k] for k in STRATEGIES if k in strategies}}
 
 
 if __name__ == "__main__":
