@@ -14,6 +14,7 @@ Layout of a project folder::
       embedding.npy      (N, 32) principal components of the features, made on first use (clusters, neighbours)
       clusters.json      the latest clustering of uncertain images (``diffprobe app``'s Clusters view)
       last_retrain.json  what the latest retrain changed (ids per class transition)
+      taxonomy.csv       the classes' tree (name,parent rows; ``app.taxonomy``), if the project has one
       .partial/          while ``init`` runs: one file per finished chunk, so an interrupted run resumes
 
 Images are referenced by their path relative to the images root (or absolute, as a manifest gives them);
@@ -40,6 +41,7 @@ from ..probe.bundle import ClassifierBundle
 from ..utils import DiffprobeError, read_json, write_json
 from .config import InitConfig
 from .store import Store
+from .taxonomy import read_taxonomy, taxonomy_csv
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ UNCERTAINTY_FILE = "uncertainty.npz"
 EMBEDDING_FILE = "embedding.npy"
 LAST_RETRAIN_FILE = "last_retrain.json"
 MODEL_FILE = "model_predictions.npz"
+TAXONOMY_FILE = "taxonomy.csv"
 PARTIAL_DIR = ".partial"
 FORMAT = 1
 
@@ -92,6 +95,11 @@ class Project:
     def features(self) -> np.ndarray:
         return np.load(self.root / FEATURES_FILE, mmap_mode="r")
 
+    def taxonomy(self) -> dict[str, str | None] | None:
+        """The project's taxonomy (taxon -> parent), or None: the tree comes from the class names."""
+        path = self.root / TAXONOMY_FILE
+        return read_taxonomy(path) if path.is_file() else None
+
     def close(self) -> None:
         self.store.close()
 
@@ -99,6 +107,15 @@ class Project:
 def database_url(root: Path, info: dict) -> str:
     """``database_url`` of project.json (e.g. a team's PostgreSQL), or the project's own SQLite file."""
     return info.get("database_url") or f"sqlite:///{root / DB_FILE}"
+
+
+def set_taxonomy(root: str | Path, taxonomy: str | Path) -> dict[str, str | None]:
+    """Give the project at ``root`` the taxonomy file ``taxonomy`` (validated, then copied in as CSV)."""
+    parents = read_taxonomy(taxonomy)
+    tmp = Path(root) / (TAXONOMY_FILE + ".tmp")
+    tmp.write_text(taxonomy_csv(parents), encoding="utf-8")
+    os.replace(tmp, Path(root) / TAXONOMY_FILE)
+    return parents
 
 
 def uncertainty(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,12 +230,15 @@ def _check_target(directory: Path, source: dict) -> None:
 def init_project(directory: str | Path, images: str | Path | Manifest, model: str | Path, *,
                  chunk: int = InitConfig.chunk, batch_size: int = InitConfig.batch_size,
                  precision: str = InitConfig.precision, database: str | None = None,
-                 progress: bool = True) -> dict:
+                 taxonomy: str | Path | None = None, progress: bool = True) -> dict:
     """Make an app project of ``images`` (folder, manifest CSV or EcoTaxa TSV; labels in them are not used) with
     the bundle ``model``: each image's features computed once, in chunks (an interrupted run resumes at the
     chunk it was in), its prediction, and the store (``database``: a SQLAlchemy URL; default the project's
-    SQLite file). Returns a summary (n_objects, n_skipped, classes, ...)."""
+    SQLite file). ``taxonomy``: a taxonomy file (``app.taxonomy``) for the sidebar's tree, else the tree comes from
+    the class names. Returns a summary (n_objects, n_skipped, classes, ...)."""
     directory = Path(directory)
+    if taxonomy is not None:
+        read_taxonomy(taxonomy)  # refused before any feature is computed
     manifest = images if isinstance(images, Manifest) else open_dataset(images, labelled=False)
     model = Path(model).resolve()
     source = {"images": str(manifest.info.get("source", manifest.root)), "model": str(model), "n_files": len(manifest)}
@@ -265,6 +285,8 @@ def init_project(directory: str | Path, images: str | Path | Manifest, model: st
         store.add_objects(rows)
     finally:
         store.close()
+    if taxonomy is not None:
+        set_taxonomy(directory, taxonomy)
     if skipped:
         write_rows_csv([{"path": p, "reason": why} for p, why in skipped], directory / SKIPPED_FILE)
     write_json(directory / PROJECT_FILE, info)  # last: the project is complete

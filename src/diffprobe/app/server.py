@@ -24,7 +24,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
@@ -35,7 +35,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..data.io import ImageReadError, read_image
 from ..utils import DiffprobeError, read_json, write_json
-from . import dashboard, export, learn
+from . import dashboard, export, learn, taxonomy
 from .config import BundleConfig, ServeConfig
 from .project import LAST_RETRAIN_FILE, Project
 from .store import ACTIONS, MAX_CLASS_NAME, SORTS, STATUSES, StaleError
@@ -79,6 +79,20 @@ class NameRequest(BaseModel):
     new_class: bool = False
 
 
+def current_project(request: Request) -> Project:
+    """The project the app serves (a dependency of the routers' routes)."""
+    return request.app.state.project
+
+
+classes_router = APIRouter(prefix="/api/classes")
+
+
+@classes_router.get("/tree")
+def class_tree(project: Annotated[Project, Depends(current_project)]):
+    """The classes as a tree (the project's taxonomy file, else the class names), counts summed over children."""
+    return taxonomy.class_tree(project.store.class_counts(), project.taxonomy())
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -105,6 +119,7 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
     app = FastAPI(title="diffprobe app", docs_url=None, redoc_url=None, openapi_url=None)
     default_user = user or getpass.getuser()
     heavy = threading.Lock()  # one retrain or clustering at a time
+    app.state.project = project
 
     if allowed_hosts:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
@@ -172,6 +187,8 @@ def create_app(project: Project, *, token: str | None = None, user: str | None =
         return {"name": project.name, "n_objects": project.store.n_objects(), "classes": project.store.class_counts(),
                 "statuses": STATUSES, "sorts": SORTS, "user": who(x_diffprobe_user), "model": project.info["model"],
                 "images": project.info["images"], "retrains": project.store.retrains()}
+
+    app.include_router(classes_router)
 
     @app.delete("/api/classes/{name:path}")
     def remove_class(name: str):

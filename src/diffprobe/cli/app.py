@@ -1,6 +1,6 @@
 """The validation web app: ``app init`` (a project of images and a bundle's frozen features) and ``app --project``
 (serve it), ``app export`` (its labels as EcoTaxa TSV and CSV without the browser; with ``--bundle`` also a
-classifier bundle fitted on the validated labels)."""
+classifier bundle fitted on the validated labels), ``app taxonomy`` (the tree the sidebar groups the classes in)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,18 @@ def cmd_app(args):
         from ..app.project import init_project  # noqa: PLC0415 - heavy imports only when the command runs
 
         r = init_project(args.dir, args.images, args.model, chunk=args.chunk, batch_size=args.batch_size,
-                         precision=args.precision, database=args.database)
+                         precision=args.precision, database=args.database, taxonomy=args.taxonomy)
         skipped = f"; {r['n_skipped']} unreadable files listed in {Path(args.dir) / 'skipped.csv'}" \
             if r["n_skipped"] else ""
         print(f"app project {args.dir}: {r['n_objects']} objects, {len(r['classes'])} classes, features "
               f"{r['feature_dim']}-D{skipped}")
         print(f"serve it with: diffprobe app --project {args.dir}")
+    elif args.app_command == "taxonomy":
+        from ..app.project import Project, set_taxonomy  # noqa: PLC0415
+
+        Project.open(args.dir).close()  # an app project, before anything is written into it
+        parents = set_taxonomy(args.dir, args.file)
+        print(f"{args.dir}: taxonomy of {len(parents)} taxa from {args.file}; the sidebar shows it on the next load")
     elif args.app_command == "export":
         from ..app.export import ecotaxa_tsv, export_bundle, labels_csv  # noqa: PLC0415
         from ..app.project import Project  # noqa: PLC0415
@@ -69,10 +75,18 @@ def add_commands(sub) -> None:
     i.add_argument("--model", required=True, help="classifier bundle folder")
     i.add_argument("--database", help="SQLAlchemy URL of the store (e.g. postgresql://...); default: "
                                       "DIR/decisions.sqlite")
+    i.add_argument("--taxonomy", help="CSV or TSV of 'name,parent' rows: the sidebar groups the classes in this tree "
+                                      "(default: a tree from the class names' '_' prefixes)")
     option(i, "--chunk", InitConfig, type=int, help="images per resumable chunk (default {default})")
     option(i, "--batch-size", InitConfig, type=int)
     add_precision_arg(i, InitConfig)
     i.set_defaults(fn=cmd_app)
+
+    t = app_sub.add_parser("taxonomy", help="give a project a taxonomy file: the sidebar groups its classes in that "
+                                            "tree (validated first; errors name the line)")
+    t.add_argument("dir", help="project folder")
+    t.add_argument("file", help="CSV or TSV with the columns name and parent, one row per taxon")
+    t.set_defaults(fn=cmd_app)
 
     e = app_sub.add_parser("export", help="write a project's current labels: EcoTaxa TSV and CSV (and, with "
                                           "--bundle, a classifier bundle fitted on the validated labels)")
