@@ -3,7 +3,7 @@ loop of per-pair scikit-learn LogisticRegression fits, at equal protocol (standa
 on val from the same grid as the weight decays, test reported for the val-best pair).
 
 It reads real feature stores (``--store``, several of the same images and split are pooled into one grid,
-e.g. the three U-Nets of ``accuracy_per_cpu_hour.py``: 63 pairs); without one it makes Gaussian-cluster
+e.g. the three U-Nets of ``experiments/accuracy_per_cpu_hour``: 63 pairs); without one it makes Gaussian-cluster
 features of NDSB's size (24k images, 121 long-tailed classes, 49 pairs of 64-128 dims).
 
     python benchmarks/probe_grid.py [--store STORE [STORE ...]] [--sklearn-pairs 6]

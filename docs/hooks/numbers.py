@@ -6,8 +6,9 @@ card too, which GitHub and the Hugging Face Hub show as written):
 - **Generated**: ``{{ models/ndsb/test_metrics.json#accuracy:.1% }}`` (a JSON file, an optional path of keys
   into it, a Python format spec) is replaced by the value when the site is built: ``70.9%``.
 - **Typed, with its source**: a block of a page (lines between blank lines, outside code fences; a table is one
-  block) names its sources in an HTML comment, ``<!-- src: FILE.json[#key/key] ... -->`` (or a benchmark's
-  Markdown table, ``benchmarks/results/NAME.md`` or ``experiments/EXPERIMENT/results/NAME.md``, for the means and spreads it computed), written inside the
+  block) names its sources in an HTML comment, ``<!-- src: FILE.json[#key/key] ... -->`` (or a script's
+  Markdown table, ``benchmarks/results/NAME.md`` or ``experiments/NAME/results/NAME.md``, for the means and
+  spreads it computed), written inside the
   block or alone in its own block just before it (before a table). Each result number of a sourced block (a
   percentage such as ``70.9%`` or a decimal such as ``0.546``) must equal, at the precision shown, a number in
   one of its sources (a fraction shown as a percentage counts). In the pages of ``STRICT``, a result number in
@@ -58,7 +59,8 @@ def load(source: str):
     file, _, pointer = source.partition("#")
     path = ROOT / file
     if not (path.is_file() and (path.suffix == ".json" and file.startswith(RESULT_DIRS)
-                                or path.suffix == ".md" and file.startswith(TABLE_DIRS))):
+                                or path.suffix == ".md" and file.startswith(TABLE_DIRS)
+                                and (not file.startswith("experiments/") or "/results/" in file))):
         raise ValueError(f"a source must be a committed result file (JSON, or a benchmark's .md): {source}")
     if path.suffix == ".md":
         return [float(x) for x in re.findall(r"(?<![\w.])\d+(?:\.\d+)?", path.read_text().replace(",", ""))]
