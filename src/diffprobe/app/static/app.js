@@ -16,6 +16,7 @@ const state = {
   anchor: null,      // index of the last plain click, for Shift ranges
   cursor: 0,
   zoomSet: false,    // the zoom was set from the images (until someone moves the slider, which is remembered)
+  collapsed: new Set(JSON.parse(localStorage.getItem("diffprobe-collapsed") || "[]")),  // groups folded (remembered)
 };
 
 function user() { return $("user").value.trim(); }
@@ -73,28 +74,62 @@ function say(text, isError = false) {
 
 // ---- loading -------------------------------------------------------------------------------------------------
 async function loadProject() {
-  const p = await api("GET", "/api/project");
+  const [p, tree] = await Promise.all([api("GET", "/api/project"), api("GET", "/api/classes/tree")]);
   state.classes = p.classes;
   $("project-name").textContent = p.name;
   const validated = p.classes.reduce((s, c) => s + c.validated, 0);
   $("project-info").textContent = `${p.n_objects} images, ${validated} validated`;
   if (!user()) $("user").placeholder = p.user;
-  const list = $("classes");
-  list.replaceChildren(...p.classes.map((c) => {
-    const li = document.createElement("li");
-    li.dataset.label = c.name;
-    li.dataset.key = `class:${c.name}`;
-    li.append(el("span", {}, c.name), el("span", {className: "hint"}, `${c.validated} / ${c.total}`));
-    if (c.source === "user" && !c.total) {  // an empty class people added (a typo) can go
-      const remove = el("button", {className: "remove", title: `remove the empty class ${c.name}`}, "×");
-      remove.onclick = (e) => { e.stopPropagation(); removeClass(c.name); };
-      li.append(remove);
-    }
-    li.onclick = () => show({kind: "class", label: c.name});
-    return li;
-  }));
+  const byName = new Map(p.classes.map((c) => [c.name, c]));
+  $("classes").replaceChildren(...tree.nodes.map((node) => classNode(node, byName)));
   $("class-names").replaceChildren(...p.classes.map((c) => Object.assign(document.createElement("option"), {value: c.name})));
   markCurrent();
+}
+
+// The classes in a tree (GET /api/classes/tree: the project's taxonomy, else the names' shared "_" prefixes). A class
+// is an li with data-label; a group an li.group with its row (fold it with a click, remembered) and its children,
+// a class that is a group too first among them ("itself"). Counts of a group: summed over everything under it.
+function classLeaf(c, text, itself = false) {
+  const li = document.createElement("li");
+  li.dataset.label = c.name;
+  li.dataset.key = `class:${c.name}`;
+  li.title = c.name;
+  li.append(el("span", {}, text, ...(itself ? [el("span", {className: "hint"}, " itself")] : [])),
+            el("span", {className: "hint"}, `${c.validated} / ${c.total}`));
+  if (c.source === "user" && !c.total) {  // an empty class people added (a typo) can go
+    const remove = el("button", {className: "remove", title: `remove the empty class ${c.name}`}, "×");
+    remove.onclick = (e) => { e.stopPropagation(); removeClass(c.name); };
+    li.append(remove);
+  }
+  li.onclick = () => show({kind: "class", label: c.name});
+  return li;
+}
+
+function classNode(node, byName) {
+  const own = byName.get(node.name) || {...node, source: "model"};
+  if (!node.children.length) return classLeaf(own, node.label);
+  const li = el("li", {className: "group"});
+  li.dataset.group = node.name;
+  li.dataset.total = node.total;
+  const toggle = el("button", {className: "toggle"});
+  const row = el("div", {className: "group-row", title: `${node.name}: ${node.validated} validated of ${node.total}`},
+                 el("span", {}, toggle, node.label), el("span", {className: "hint"}, `${node.validated} / ${node.total}`));
+  row.onclick = () => foldGroup(li, !li.classList.contains("collapsed"));
+  li.append(row, el("ul", {className: "children"}, ...(node.class ? [classLeaf(own, node.label, true)] : []),
+                    ...node.children.map((child) => classNode(child, byName))));
+  foldGroup(li, state.collapsed.has(node.name), false);
+  return li;
+}
+
+function foldGroup(li, fold, remember = true) {
+  li.classList.toggle("collapsed", fold);
+  const toggle = li.querySelector(":scope > .group-row .toggle");
+  toggle.textContent = fold ? "▸" : "▾";
+  toggle.setAttribute("aria-expanded", String(!fold));
+  toggle.title = fold ? "show the classes of this group" : "fold this group";
+  if (!remember) return;
+  fold ? state.collapsed.add(li.dataset.group) : state.collapsed.delete(li.dataset.group);
+  localStorage.setItem("diffprobe-collapsed", JSON.stringify([...state.collapsed]));
 }
 
 // The sidebar shows the classes whose name holds the search text, without the empty ones unless asked (a model
@@ -103,10 +138,15 @@ function filterClasses() {
   const text = $("class-search").value.trim().toLowerCase();
   const hideEmpty = $("hide-empty").checked;
   const totals = new Map(state.classes.map((c) => [c.name, c.total]));
-  for (const li of $("classes").children) {
+  for (const li of document.querySelectorAll("#classes li[data-label]")) {
     const current = li.classList.contains("current");
     const empty = !totals.get(li.dataset.label);
     li.hidden = !current && (!li.dataset.label.toLowerCase().includes(text) || (hideEmpty && empty));
+  }
+  // A group is listed while a class under it is; a search opens the folded groups it finds classes in.
+  for (const group of document.querySelectorAll("#classes li.group")) {
+    group.hidden = !group.querySelector("li[data-label]:not([hidden])");
+    group.classList.toggle("searched", Boolean(text));
   }
 }
 
@@ -601,7 +641,8 @@ document.addEventListener("keydown", (e) => {
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
   if (document.activeElement === $("class-search")) {
     const text = $("class-search").value.trim().toLowerCase();
-    const found = [...$("classes").children].find((li) => !li.hidden && li.dataset.label.toLowerCase().includes(text));
+    const found = [...document.querySelectorAll("#classes li[data-label]")]
+      .find((li) => !li.hidden && li.dataset.label.toLowerCase().includes(text));
     if (e.key === "Enter" && found) { e.preventDefault(); show({kind: "class", label: found.dataset.label}); }
     if (e.key === "Escape") { $("class-search").value = ""; filterClasses(); }
     return;
