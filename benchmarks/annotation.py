@@ -55,9 +55,9 @@ from pathlib import Path
 import numpy as np
 
 from diffprobe.app import learn
-from diffprobe.app.project import DB_FILE, FEATURES_FILE, PROJECT_FILE, Project, save_uncertainty, uncertainty
-from diffprobe.app.store import Store
-from diffprobe.utils import DiffprobeError, write_json
+from diffprobe.app.project import Project, uncertainty
+from diffprobe.app.simulate import synthetic_project
+from diffprobe.utils import DiffprobeError
 
 TARGETS = (0.6, 0.7, 0.8)  # simulate()'s default
 REPORTED = (0.6, 0.7, 0.8, 0.9)  # the command line's default (--targets)
@@ -335,34 +335,6 @@ def annotation_table(result: dict, source: str) -> list[str]:
 
 
 # ---- server timing ----------------------------------------------------------------------------------------------------
-def synthetic_project(root: Path, n: int, dim: int, n_classes: int, *, seed: int = 0) -> None:
-    """A project of ``n`` objects, as ``app init`` lays it out (no images): each object's features drawn around
-    the centre of its predicted class (a Gaussian per class, so a retrain converges as on real features),
-    random probabilities."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    classes = [f"class_{k:03d}" for k in range(n_classes)]
-    predicted = rng.integers(0, n_classes, n)
-    centres = rng.standard_normal((n_classes, dim)).astype(np.float32)
-    features = np.lib.format.open_memmap(root / FEATURES_FILE, mode="w+", dtype=np.float32, shape=(n, dim))
-    for start in range(0, n, 65536):
-        rows = predicted[start : start + 65536]
-        features[start : start + 65536] = centres[rows] + rng.standard_normal((len(rows), dim), np.float32)
-    features.flush()
-    probability = rng.uniform(0.2, 1.0, n)
-    store = Store(f"sqlite:///{root / DB_FILE}")
-    store.add_classes(classes, "model")
-    for start in range(0, n, 50_000):
-        store.add_objects([{"id": i, "object_id": f"obj{i}", "path": f"img/{i}.png", "sample": "synthetic", "width": 64,
-                            "height": 64, "predicted_label": classes[predicted[i]], "probability": float(probability[i])}
-                           for i in range(start, min(n, start + 50_000))])
-    store.close()
-    save_uncertainty(root, probability * rng.uniform(0, 1, n), rng.uniform(0, np.log(n_classes), n))
-    write_json(root / PROJECT_FILE, {"format": 1, "images": "synthetic", "images_root": str(root), "model": "synthetic",
-                                     "classes": classes, "n_objects": n, "n_skipped": 0, "feature_dim": dim,
-                                     "database_url": None})
-
-
 def _median_ms(call, repeat: int) -> float:
     times = []
     for _ in range(repeat):
