@@ -61,7 +61,7 @@ def from_project(a) -> None:
     project = Project.open(a.project)
     try:
         rows = project.store.all_objects()
-        features = np.asarray(project.features(), np.float32)
+        features = np.array(project.features(), np.float32)  # a writable copy
     finally:
         project.close()
     meta, head = ClassifierBundle.load_head(Path(project.info["model"]))
