@@ -75,6 +75,7 @@ def study(synth_dir, tmp_path_factory):
     return tmp, config, run_study(config)
 
 
+@pytest.mark.slow  # the study trains every stage's models: the suite's largest cost, kept out of the quick loop
 def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
     tmp, _, r = study
     assert list(r["stages"]) == list(STAGES)
@@ -97,7 +98,8 @@ def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
         ("supervised", "MLP, top-k pairs + measurements"), ("supervised", "end to end")]
     sh = r["stages"]["shift"]
     assert sh["classifier"] == "fusion" and set(sh["accuracy"]) == {"noise", "margin"}
-    assert sh["clean"] == pytest.approx(r["stages"]["fusion"]["refit"]["test_accuracy"], abs=0.02)
+    # The fused head read again on the 48 test images: one borderline image may flip under bf16 (1/48 of accuracy).
+    assert sh["clean"] == pytest.approx(r["stages"]["fusion"]["refit"]["test_accuracy"], abs=1 / 48 + 1e-9)
     z = r["stages"]["zeroshot"]
     assert set(z) == {"rcdit", "ddpm", "skipped"} and "dino" in z["skipped"]
     assert z["rcdit"]["diffusion_classifier"]["n_images"] == 10
@@ -112,6 +114,7 @@ def test_study_runs_every_stage_and_writes_a_self_contained_report(study):
     assert r["commits"][0][:12] in md and "± " in md and "## Controlled comparison" in md and "## Two readings" in md and "(reused)" not in md
 
 
+@pytest.mark.slow
 def test_study_resumes_stage_by_stage(study, synth_dir):
     tmp, config, first = study
     again = run_study(config)
