@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # The real datasets live where DIFFPROBE_DATA says (CI passes it in); without it those tests skip.
@@ -62,31 +63,118 @@ def tiny_cfg():
     from diffprobe.backbones import UNetConfig
     from diffprobe.pretrain import PretrainConfig
 
-    return PretrainConfig(unet=UNetConfig(image_size=16, channels=(16, 32)), steps=TINY_STEPS, batch_size=16,
+    # Batch 32: the features of this U-Net are the ones tests/evaluate's bundle was tuned on (batch 16 gives
+    # features of tiny spread that a standardised head amplifies, and bf16 / fp16 rounding with them).
+    return PretrainConfig(unet=UNetConfig(image_size=16, channels=(16, 32)), steps=TINY_STEPS, batch_size=32,
                           lr=1e-3, warmup_steps=5, checkpoint_every=20, seed=0)
 
 
+class TinyPipeline:
+    """The tiny pipeline on the synthetic images (8 classes x 40, 32 px -> split -> 16 px): DDPM U-Net ->
+    features -> linear probes -> bundle. Each stage is built once per session for each distinct setting, so the
+    fixtures that need a tiny classifier (here, tests/evaluate, tests/probe ...) share one training instead of
+    repeating it."""
+
+    def __init__(self, images, tmp_path_factory):
+        self.images, self._tmp, self._done = images, tmp_path_factory, {}
+
+    def _once(self, key, make):
+        if key not in self._done:
+            self._done[key] = make()
+        return self._done[key]
+
+    def run(self, cfg) -> Path:
+        """A DDPM U-Net pretrained with ``cfg`` on the train part."""
+        from diffprobe.pretrain import pretrain
+
+        return self._once(("run", repr(cfg)), lambda: pretrain(
+            self.images.part("train")[0], self._tmp.mktemp("run") / "ddpm", cfg, progress=False, sample=False))
+
+    def store(self, cfg, timesteps: tuple[int, ...]):
+        """The features of every image at ``timesteps`` (every block) of ``run(cfg)``."""
+        from diffprobe.features import FeatureSpec, extract_features
+
+        run = self.run(cfg)
+        return self._once(("store", repr(cfg), timesteps), lambda: extract_features(
+            run, self.images, FeatureSpec(timesteps=timesteps), self._tmp.mktemp("features"), progress=False))
+
+    def probe(self, cfg, timesteps: tuple[int, ...], **probe) -> tuple[Path, dict]:
+        """(folder, results) of ``run_probe`` with ``GridProbe(**probe)`` on ``store(cfg, timesteps)``; the
+        bundle is ``folder / "bundle"``."""
+        from diffprobe.probe import GridProbe, run_probe
+
+        store = self.store(cfg, timesteps)
+
+        def make():
+            out = self._tmp.mktemp("probe")
+            return out, run_probe(store, out, probe=GridProbe(**probe))
+
+        return self._once(("probe", repr(cfg), timesteps, tuple(sorted(probe.items()))), make)
+
+
 @pytest.fixture(scope="session")
-def tiny_run(synth_images, tiny_cfg, tmp_path_factory) -> Path:
+def tiny_pipeline(synth_images, tmp_path_factory) -> TinyPipeline:
+    return TinyPipeline(synth_images, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_pipeline, tiny_cfg) -> Path:
     """A tiny DDPM U-Net trained for a few steps on the synthetic train part."""
-    from diffprobe.pretrain import pretrain
-
-    out = tmp_path_factory.mktemp("run") / "ddpm"
-    pretrain(synth_images.part("train")[0], out, tiny_cfg, progress=False, sample=False)
-    return out
+    return tiny_pipeline.run(tiny_cfg)
 
 
 @pytest.fixture(scope="session")
-def tiny_store(tiny_run, synth_images, tmp_path_factory):
-    from diffprobe.features import FeatureSpec, extract_features
-
-    return extract_features(tiny_run, synth_images, FeatureSpec(timesteps=(5, 50, 300)),
-                            tmp_path_factory.mktemp("features"), progress=False)
+def tiny_store(tiny_pipeline, tiny_cfg):
+    return tiny_pipeline.store(tiny_cfg, (5, 50, 300))
 
 
 @pytest.fixture(scope="session")
-def tiny_probe(tiny_store, tmp_path_factory):
-    from diffprobe.probe import GridProbe, run_probe
+def tiny_probe(tiny_pipeline, tiny_cfg):
+    return tiny_pipeline.probe(tiny_cfg, (5, 50, 300), epochs=30, seed=0)
 
-    out = tmp_path_factory.mktemp("probe")
-    return out, run_probe(tiny_store, out, probe=GridProbe(epochs=30, seed=0))
+
+# ---- per-image predictions: a bundle re-read against what its probe measured ---------------------------------
+# Accuracies of 48 images move by 2 points when one borderline image flips (bf16 against fp32, a BLAS with
+# another summation order), so tests compare predictions image by image and allow MAX_FLIPS of them to differ.
+MAX_FLIPS = 1
+
+
+class Predictions:
+    @staticmethod
+    def from_store(bundle_dir: Path, store, part: str = "test") -> np.ndarray:
+        """The class index the bundle's head gives each image of ``part`` from the stored features (what the
+        probe measured)."""
+        from diffprobe import ClassifierBundle
+
+        meta, head = ClassifierBundle.load_head(bundle_dir)
+        mask = store.splits == part
+        cols = [np.asarray(store.get(b, int(t)))[mask] for b, t in meta["pairs"]]
+        if meta.get("metadata"):
+            cols.append(store.metadata[mask])
+        return head.logits(np.concatenate(cols, axis=1)).argmax(1)
+
+    @staticmethod
+    def reread(bundle_dir: Path, split_csv: Path, part: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """(class index predicted, true class index) of each image of ``part``, read from disk and through the
+        backbone again, as ``evaluate`` reads them, in the split's order."""
+        from diffprobe import ClassifierBundle
+        from diffprobe.data.manifest import Manifest
+
+        bundle = ClassifierBundle.load(bundle_dir)
+        m = Manifest.load(split_csv)
+        arr = bundle.read_split(m.subset(m.split_mask(part)), classes=bundle.classes, progress=False)
+        return bundle.logits(arr.images, arr.meta).argmax(1), arr.labels
+
+    @staticmethod
+    def flips(a: np.ndarray, b: np.ndarray, max_flips: int = MAX_FLIPS) -> int:
+        """The number of images whose class differs between ``a`` and ``b``; fails above ``max_flips``."""
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and len(a) > 0
+        n = int((a != b).sum())
+        assert n <= max_flips, f"{n} of {len(a)} images changed class (at most {max_flips} may, by rounding)"
+        return n
+
+
+@pytest.fixture(scope="session")
+def predictions() -> type[Predictions]:
+    return Predictions

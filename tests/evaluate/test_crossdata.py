@@ -45,14 +45,20 @@ def test_class_map_errors_name_the_row(tmp_path, text, match):
         read_class_map(_map(tmp_path, text), MODEL, DATA)
 
 
-def test_evaluate_test_part_matches_the_probe(field_run, tmp_path, capsys):
+def test_evaluate_test_part_matches_the_probe(field_run, predictions, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", "--model", str(field_run["bundle"]), "--data", str(field_run["split"]),
                  "--part", "test", "--out", str(out)]) == 0
     r = json.loads((out / "metrics.json").read_text())
     bundle = json.loads((field_run["bundle"] / "bundle.json").read_text())
-    assert r["accuracy"] == pytest.approx(bundle["metrics"]["test_accuracy"])
-    assert r["macro_f1"] == pytest.approx(bundle["metrics"]["test_macro_f1"])
+    # Image by image, the images read again get the classes the probe gave their stored features (one borderline
+    # image may flip under bf16), and evaluate's accuracy is that of these predictions.
+    reread, labels = predictions.reread(field_run["bundle"], field_run["split"])
+    flips = predictions.flips(reread, predictions.from_store(field_run["bundle"], field_run["store"]))
+    assert r["accuracy"] == pytest.approx((reread == labels).mean(), abs=1e-9)
+    assert abs(r["accuracy"] - bundle["metrics"]["test_accuracy"]) <= flips / len(labels) + 1e-9
+    # One flipped image moves two classes' F1 of six images each: at most about 0.05 of the macro average.
+    assert r["macro_f1"] == pytest.approx(bundle["metrics"]["test_macro_f1"], abs=0.05 * flips + 1e-9)
     assert r["n_images"] == 48 and r["n_skipped"] == 0 and r["mode"] == "class names"
     assert set(r["per_class"]) == set(bundle["classes"])
     assert sum(p["n"] for p in r["per_class"].values()) == 48
