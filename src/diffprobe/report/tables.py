@@ -298,7 +298,8 @@ def study_report(s: dict) -> str:
         lines += [f"Split: {d['split']['sizes']} images, {d['split']['n_classes']} classes.", ""]
     if "pretrain" in d:
         p = d["pretrain"]
-        lines += [f"DDPM U-Net: {p.get('params', 0) / 1e6:.2f}M parameters, {p.get('images_seen', 0):,} images seen, "
+        name = "Supervised CNN (trained with the train labels)" if p.get("method") == "supervised" else "DDPM U-Net"
+        lines += [f"{name}: {p.get('params', 0) / 1e6:.2f}M parameters, {p.get('images_seen', 0):,} images seen, "
                   f"{p.get('elapsed_s', 0) / 60:.0f} min of training.", ""]
     if "probe" in d:
         p = d["probe"]
