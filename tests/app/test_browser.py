@@ -27,9 +27,11 @@ from diffprobe.app.project import Project
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="no chromium / chromedriver found: apt-get install chromium chromium-driver "
-                                       "(.ci/run does) to run the browser tests")
+# Each test starts a server and a browser (15-20 s on 2 cores): the whole suite runs them, the quick loop not.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                 reason="no chromium / chromedriver found: apt-get install chromium chromium-driver "
+                                        "(.ci/run does) to run the browser tests")]
 SRC = Path(__file__).resolve().parents[2] / "src"
 WAIT = 30
 

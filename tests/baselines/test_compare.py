@@ -125,6 +125,7 @@ def test_label_subsets_hold_the_asked_count_of_every_class_and_all_of_a_smaller_
     assert not np.array_equal(pick, per_class_subset(labels, rows, 5, np.random.default_rng(1)))
 
 
+@pytest.mark.slow  # trains every method at two budgets
 def test_compare_curves_runs_each_budget_once_and_probes_with_few_labels(long_tail_dir, tiny_configs, tmp_path):
     configs = {m: tiny_configs[m] for m in ("ddpm", "supervised")}
     kw = dict(budgets=(BUDGET, BUDGET // 2), label_shots=(1, 5, None), draws=2, methods=("ddpm", "supervised"),
@@ -159,6 +160,7 @@ def test_compare_curves_runs_each_budget_once_and_probes_with_few_labels(long_ta
     assert all(v["trained"] == [] for v in again["runs"].values()) and again["label_curves"] == r["label_curves"]
 
 
+@pytest.mark.slow  # trains and reads every method
 def test_compare_reads_every_method_the_recipe_way_when_asked(long_tail_dir, tiny_configs, tmp_path):
     from diffprobe.config.probe import FusionConfig
 
