@@ -107,11 +107,12 @@ def classify_sharded(bundle: ClassifierBundle | ReadingEnsemble, paths: list[Pat
     """``classify_files`` in shards saved under ``parts`` (``shard-NNNNNN.npz``, written atomically): shards already
     there are not computed again, and under a launcher each process takes every ``world``-th shard. Returns the
     whole result, in input order, on the main process; None on the others (after every shard is done)."""
+    import torch  # noqa: PLC0415
     from accelerate import PartialState  # noqa: PLC0415
 
     if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
         raise DiffprobeError(f"shard_size must be a positive integer, got {shard_size!r}")
-    state = PartialState()
+    state = PartialState(cpu=not torch.cuda.is_available())  # else a launch on CPUs is not seen as one
     n_shards = -(-len(paths) // shard_size)
     key = hash_json({"paths": [str(p) for p in paths], "bundle": str(Path(bundle.path).resolve()),
                      "meta": bundle.meta, "scale": size_scale, "shard": shard_size, "batch": batch_size})
@@ -140,7 +141,7 @@ def classify_sharded(bundle: ClassifierBundle | ReadingEnsemble, paths: list[Pat
         r = span(i)
         ok, z, skipped = classify_files(bundle, paths[r.start:r.stop], batch_size=batch_size,
                                         size_scale=size_scale, bar=bar)
-        tmp = shard_file(i).with_suffix(".partial.npz")
+        tmp = shard_file(i).with_suffix(f".{state.process_index}.partial.npz")
         np.savez(tmp, ok=np.asarray(ok, np.int64), logits=z, skipped=np.asarray(skipped, str).reshape(-1, 2))
         os.replace(tmp, shard_file(i))
     bar.close()
