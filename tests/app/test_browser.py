@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import functools
 import time
 from pathlib import Path
 
@@ -33,6 +34,19 @@ pytestmark = [pytest.mark.slow,
                                  reason="no chromium / chromedriver found: apt-get install chromium chromium-driver "
                                         "(.ci/run does) to run the browser tests")]
 SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def grid_tiles(browser) -> dict[int, str]:
+    """Object id -> the tile's classes, of the grid shown (read at once: tiles are redrawn after each action)."""
+    return dict(browser.execute_script(
+        "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
+
+
+def tile_of(browser, oid):
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.CSS_SELECTOR, f'#grid .tile[data-id="{oid}"]')
+
 WAIT = 30
 
 
@@ -98,13 +112,7 @@ def test_label_in_the_browser_reload_and_kill_the_server_without_losing_a_decisi
     proc, url = server
     wait = WebDriverWait(browser, WAIT)
 
-    def grid() -> dict[int, str]:
-        """Object id -> the tile's classes, of the grid shown (read at once: tiles are redrawn after each action)."""
-        return dict(browser.execute_script(
-            "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
-
-    def tile(oid):
-        return browser.find_element(By.CSS_SELECTOR, f'#grid .tile[data-id="{oid}"]')
+    grid, tile = functools.partial(grid_tiles, browser), functools.partial(tile_of, browser)
 
     def has_status(oid, status):
         return lambda _d: f"status-{status}" in grid().get(oid, "")
@@ -198,9 +206,7 @@ def test_dashboard_next_to_look_at_changes_and_cluster_tools_in_the_browser(serv
     def find(css):
         return browser.find_element(By.CSS_SELECTOR, css)
 
-    def grid() -> dict[int, str]:
-        return dict(browser.execute_script(
-            "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
+    grid = functools.partial(grid_tiles, browser)
 
     def showing(view):
         return lambda _d: find("#grid").get_attribute("data-view") == view
@@ -329,12 +335,7 @@ def test_two_tabs_captions_and_a_server_gone_in_the_browser(server, browser):
     proc, url = server
     wait = WebDriverWait(browser, WAIT)
 
-    def grid() -> dict[int, str]:
-        return dict(browser.execute_script(
-            "return [...document.querySelectorAll('#grid .tile')].map(t => [Number(t.dataset.id), t.className])"))
-
-    def tile(oid):
-        return browser.find_element(By.CSS_SELECTOR, f'#grid .tile[data-id="{oid}"]')
+    grid, tile = functools.partial(grid_tiles, browser), functools.partial(tile_of, browser)
 
     def press(*keys):
         ActionChains(browser).send_keys(*keys).perform()
