@@ -38,6 +38,31 @@ def test_the_recipe_trains_beats_chance_and_is_recorded(arrays, tiny_config, tmp
     assert not torch.allclose(a, b)
 
 
+def test_the_plain_cnn_trains_and_reads_every_block(arrays, tiny_config, tmp_path):
+    from diffprobe.backbones.baselines import ConvNetConfig
+    from diffprobe.features.extract import FeatureSpec
+
+    arch = ConvNetConfig(image_size=16, widths=(8, 16, 16, 32), convs=1)
+    cfg = tiny_config("supervised", 120, arch=arch, lr=5e-3, label_smoothing=0.1)
+    backbone = BaselineBackbone.load(train_baseline(arrays["x"], tmp_path / "cnn", cfg, labels=arrays["y"],
+                                                    n_classes=8, progress=False))
+    assert backbone.block_names() == ["layer1", "layer2", "layer3", "layer4"]
+    assert backbone.representation == ("layer4", 0)
+    acc = (backbone.classify(arrays["x_test"]).argmax(1) == arrays["y_test"]).mean()
+    assert acc > 0.3, f"held-out accuracy {acc:.2f} (chance 0.125)"
+    feats = backbone.features_batch(arrays["x_test"][:3], FeatureSpec(timesteps=(0,), blocks=("layer2", "layer4"),
+                                                                       pooling="avgmax"))
+    assert feats[("layer2", 0)].shape == (3, 32) and feats[("layer4", 0)].shape == (3, 64)
+
+
+def test_a_plain_cnn_that_does_not_fit_the_image_is_refused():
+    from diffprobe.backbones.baselines import ConvNetConfig
+
+    with pytest.raises(DiffprobeError, match="does not fit 16 px"):
+        ConvNetConfig(image_size=16, stem_stride=2)  # 5 blocks: 16 / 2 / 16 < 1 px
+    assert ConvNetConfig(image_size=64, stem_stride=2).block_names()[-1] == "layer5"
+
+
 @pytest.mark.parametrize("setting, value", [("label_smoothing", 1.0), ("scale_jitter", -0.1), ("ema_decay", 1.5)])
 def test_bad_recipe_settings_are_refused(setting, value):
     with pytest.raises(DiffprobeError, match=setting):

@@ -9,6 +9,7 @@ Stages (``block_names``), for a 32 px input:
 =========  ===============================================  ==================
 ResNet     ``layer1`` .. ``layer4`` (32, 16, 8, 4 px maps)   ``layer4`` + avg = the
                                                              penultimate feature
+ConvNet    ``layer1`` .. ``layer5`` (32 .. 2 px maps)       ``layer5`` + avg
 ViT        ``block0`` .. ``block{depth-1}`` (patch tokens    ``cls``: the final,
            as an (S/p x S/p) map, pooled like a CNN map)     layer-normed CLS token
 =========  ===============================================  ==================
@@ -28,12 +29,53 @@ from safetensors.torch import load_file, save_file
 from timm.models.resnet import BasicBlock, ResNet
 from timm.models.vision_transformer import VisionTransformer
 
-from ..config.backbones import ArchConfig, ResNetConfig, ViTConfig, arch_from_dict, arch_to_dict  # noqa: F401
+from ..config.backbones import (ArchConfig, ConvNetConfig, ResNetConfig, ViTConfig, arch_from_dict,  # noqa: F401
+                                arch_to_dict)
 from ..data.dataset import to_model_input
 from ..utils import DiffprobeError, autocast, default_device, read_json, write_json
 from .base import Backbone, pool, register, write_backbone_json
 
 WEIGHTS = "model.safetensors"
+
+
+class ConvNet(torch.nn.Module):
+    """The plain CNN of ``ConvNetConfig`` with the parts of timm's model interface the baselines use
+    (``num_features``, ``get_classifier``, ``forward_intermediates``); num_classes=0: ``model(x)`` is the pooled
+    feature (B, widths[-1])."""
+
+    def __init__(self, arch: ConvNetConfig, num_classes: int = 0):
+        super().__init__()
+        blocks, cin = [], 1
+        for i, width in enumerate(arch.widths):
+            layers = [] if i == 0 else [torch.nn.MaxPool2d(2)]
+            for j in range(arch.convs):
+                stride = arch.stem_stride if i == j == 0 else 1
+                layers += [torch.nn.Conv2d(cin, width, 3, stride=stride, padding=1, bias=False),
+                           torch.nn.BatchNorm2d(width), torch.nn.ReLU(inplace=True)]
+                cin = width
+            blocks.append(torch.nn.Sequential(*layers))
+        self.blocks = torch.nn.ModuleList(blocks)
+        self.num_features = cin
+        self.fc = torch.nn.Linear(cin, num_classes) if num_classes else torch.nn.Identity()
+
+    def get_classifier(self) -> torch.nn.Module:
+        return self.fc
+
+    def forward_intermediates(self, x: torch.Tensor, indices: list[int], intermediates_only: bool = True):
+        """The feature maps after blocks ``indices`` (1-based, as timm's ResNet stages)."""
+        maps = []
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x)
+            if i in indices:
+                maps.append(x)
+            if i >= max(indices):
+                break
+        return maps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return self.fc(x.mean(dim=(2, 3)))
 
 
 def build_arch(arch: ArchConfig, num_classes: int = 0) -> torch.nn.Module:
@@ -48,6 +90,8 @@ def build_arch(arch: ArchConfig, num_classes: int = 0) -> torch.nn.Module:
         model.conv1 = torch.nn.Conv2d(1, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
         model.maxpool = torch.nn.Identity()
         return model
+    if isinstance(arch, ConvNetConfig):
+        return ConvNet(arch, num_classes)
     if arch.image_size % arch.patch_size:
         raise DiffprobeError(f"image size {arch.image_size} is not a multiple of the patch size {arch.patch_size}")
     return VisionTransformer(img_size=arch.image_size, patch_size=arch.patch_size, in_chans=1,
@@ -103,8 +147,8 @@ class BaselineBackbone(Backbone):
 
     @property
     def representation(self) -> tuple[str, int]:
-        """The usual single representation (zero-shot's default): a ViT's CLS token, a ResNet's last stage."""
-        return ("cls" if isinstance(self.arch, ViTConfig) else "layer4", 0)
+        """The usual single representation (zero-shot's default): a ViT's CLS token, a CNN's last stage."""
+        return ("cls" if isinstance(self.arch, ViTConfig) else self.arch.block_names()[-1], 0)
 
     @torch.no_grad()
     def classify(self, images: np.ndarray, *, batch_size: int = 256, precision: str = "auto") -> np.ndarray:
@@ -138,8 +182,8 @@ class BaselineBackbone(Backbone):
         x = to_model_input(images).to(device)
         maps: dict[str, torch.Tensor] = {}
         with autocast(device, spec.precision):
-            if isinstance(self.arch, ResNetConfig):
-                # timm's feature indices: 0 = stem, 1..4 = layer1..layer4.
+            if isinstance(self.arch, (ResNetConfig, ConvNetConfig)):
+                # timm's feature indices: 0 = stem, 1..4 = layer1..layer4 (a plain CNN's blocks: layer1..layerN).
                 wanted = [int(b[len("layer"):]) for b in blocks]
                 for i, fmap in zip(sorted(wanted), self.model.forward_intermediates(
                         x, indices=sorted(wanted), intermediates_only=True)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config.backbones import ResNetConfig, UNetConfig, ViTConfig
+from ..config.backbones import ARCHS, ResNetConfig, UNetConfig, ViTConfig
 from ..config.probe import FusionConfig
 from ..config.pretrain import DEFAULT_ARCH, BaselineConfig
 from ..config.pretrain import METHODS as BASELINE_METHODS
@@ -32,6 +32,8 @@ def _arch(args, method: str, name: str | None):
     arch = default_arch(method, args.image_size, name)
     if isinstance(arch, ResNetConfig):
         changes = {"widths": args.resnet_widths, "depths": args.resnet_depths}
+    elif not isinstance(arch, ViTConfig):
+        changes = {}
     else:
         changes = {"embed_dim": args.vit_dim, "depth": args.vit_depth, "num_heads": args.vit_heads,
                    "patch_size": args.patch_size}
@@ -108,7 +110,8 @@ def add_commands(sub) -> None:
     s.add_argument("--method", required=True, choices=BASELINE_METHODS)
     s.add_argument("--data", required=True, help="image folder or manifest CSV (labels used by supervised only)")
     s.add_argument("--out", required=True, help="run folder (checkpoint/, model.safetensors, summary.json)")
-    s.add_argument("--arch", choices=("resnet", "vit"), help="backbone (default: ResNet; ViT for MAE)")
+    s.add_argument("--arch", choices=tuple(ARCHS),
+                   help="backbone (default: ResNet; ViT for MAE; convnet: a plain 5-block CNN)")
     option(s, "--image-size", ResNetConfig, type=int)
     option(s, "--budget-images", BaselineConfig, type=int, help="training images seen (default {default})")
     option(s, "--batch-size", BaselineConfig, type=int)

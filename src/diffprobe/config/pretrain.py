@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, ClassVar
 
 from ..base import DiffprobeError, legacy_precision
-from .backbones import ArchConfig, RCDiTConfig, ResNetConfig, UNetConfig, ViTConfig, arch_from_dict, arch_to_dict
+from .backbones import ARCHS, ArchConfig, RCDiTConfig, ResNetConfig, UNetConfig, ViTConfig, arch_from_dict, arch_to_dict
 
 if TYPE_CHECKING:
     from ..data.preprocess import Preprocess
@@ -155,11 +155,9 @@ DEFAULT_ARCH = {"supervised": "resnet", "simclr": "resnet", "dino": "resnet", "m
 
 def default_arch(method: str, image_size: int = ResNetConfig.image_size, name: str | None = None) -> ArchConfig:
     name = name or DEFAULT_ARCH[method]
-    if name == "resnet":
-        return ResNetConfig(image_size=image_size)
-    if name == "vit":
-        return ViTConfig(image_size=image_size)
-    raise DiffprobeError(f"unknown architecture {name!r}; choose resnet or vit")
+    if name not in ARCHS:
+        raise DiffprobeError(f"unknown architecture {name!r}; choose one of {', '.join(ARCHS)}")
+    return ARCHS[name](image_size=image_size)
 
 
 @dataclass

@@ -33,7 +33,7 @@ from ..config import default_of
 from ..config.backbones import RCDiTConfig, UNetConfig
 from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
 from ..config.features import ExtractConfig, FeatureSpec
-from ..config.pretrain import BaselineConfig, PretrainConfig, RCDiTPretrainConfig
+from ..config.pretrain import DEFAULT_ARCH, BaselineConfig, PretrainConfig, RCDiTPretrainConfig
 from ..config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
 from ..report.html import markdown_page
 from ..report.tables import study_report
@@ -80,10 +80,11 @@ PRETRAIN_BACKBONES = ("ddpm", "supervised")
 class PretrainSection:
     """[pretrain]: the backbone the later stages read. ``ddpm``: the DDPM U-Net (``UNetConfig``) and its training
     (``PretrainConfig``). ``supervised``: a CNN trained end to end on the train labels (``BaselineConfig``'s
-    supervised method: the default ResNet, ``steps`` x ``batch_size`` images, with label smoothing, scale jitter and
-    EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth`` are the U-Net's and unused)."""
+    supervised method: ``arch`` at the study's image size, ``steps`` x ``batch_size`` images, with label smoothing,
+    scale jitter and EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth`` are the U-Net's and unused)."""
 
     backbone: str = "ddpm"
+    arch: str = DEFAULT_ARCH["supervised"]  # supervised: resnet or convnet
     channels: list[int] = field(default_factory=lambda: list(UNetConfig.channels))
     steps: int = 8000  # the study's budget: in steps, so the same config gives the same run on any machine
     batch_size: int = PretrainConfig.batch_size
@@ -321,7 +322,7 @@ def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
     from ..config.pretrain import default_arch  # noqa: PLC0415
     from ..pretrain.baselines import run_baseline  # noqa: PLC0415
 
-    bc = BaselineConfig(method="supervised", arch=default_arch("supervised", cfg.image_size),
+    bc = BaselineConfig(method="supervised", arch=default_arch("supervised", cfg.image_size, s["arch"]),
                         budget_images=s["steps"] * s["batch_size"], batch_size=s["batch_size"], lr=s["lr"],
                         checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision,
                         label_smoothing=s["label_smoothing"], scale_jitter=s["scale_jitter"],
