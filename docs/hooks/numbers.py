@@ -11,7 +11,8 @@ card too, which GitHub and the Hugging Face Hub show as written):
   spreads it computed), written inside the
   block or alone in its own block just before it (before a table). Each result number of a sourced block (a
   percentage such as ``70.9%`` or a decimal such as ``0.546``) must equal, at the precision shown, a number in
-  one of its sources (a fraction shown as a percentage counts). In the pages of ``STRICT``, a result number in
+  one of its sources (a fraction shown as a percentage counts; a duration shown in ``min`` or ``h`` may be
+  recorded in seconds, minutes or hours). In the pages of ``STRICT``, a result number in
   a block without sources is an error too. Numbers in code (backticks, fences), multipliers such as ``4x``,
   targets (``>= 70%``), arXiv identifiers and version numbers of named software are not results.
 
@@ -29,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Pages where every result number needs a source (relative to the repository root).
-STRICT = ["README.md", "models/ndsb/README.md", "docs/getting-started.md", "docs/index.md", "docs/tutorial-ndsb.md"]
+STRICT = ["README.md", "models/ndsb/README.md", "docs/getting-started.md", "docs/index.md", "docs/tutorial-ndsb.md",
+          "docs/data.md", "docs/reliability.md", "docs/study.md", "docs/model-card.md", "docs/cli.md", "docs/api.md"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([\w./-]+\.json)(?:#([\w./-]*))?\s*:\s*([^}\s]*)\s*\}\}")
 SOURCE = re.compile(r"<!--\s*src:\s*(.*?)\s*-->", re.S)
@@ -43,8 +45,10 @@ NOT_RESULTS = [
     re.compile(r"(?:>=|<=|≥|≤)\s*\d+(?:\.\d+)?%?"),     # targets and thresholds, not results
     re.compile(r"\b\d+(?:\.\d+)?x\b"),                  # multipliers: 4x, 1.5x wider
 ]
-RANGE = re.compile(r"(\d+(?:\.\d+)?)[-–](\d+(?:\.\d+)?)(%?)")
-NUMBER = re.compile(r"(?<![\w.,+-])(\d+(?:\.\d+)?)(%?)(?![\w.]*\d)")
+UNIT = r"( ?(?:min|h)\b)?"  # a duration's unit: its source may hold seconds
+RANGE = re.compile(r"(\d+(?:\.\d+)?)[-–](\d+(?:\.\d+)?)(%?)" + UNIT)
+NUMBER = re.compile(r"(?<![\w.,+-])(\d+(?:\.\d+)?)(%?)(?![\w.]*\d)" + UNIT)
+SCALES = {"": (1,), "min": (1, 60), "h": (1, 60, 3600)}  # a source's minutes, seconds or hours, shown in min or h
 
 log = logging.getLogger("mkdocs.hooks.numbers")
 
@@ -87,8 +91,8 @@ def result_numbers(text: str) -> list[str]:
     """The result numbers of a piece of text, as written ('70.9%', '0.546')."""
     for pattern in NOT_RESULTS:
         text = pattern.sub(" ", text)
-    text = RANGE.sub(lambda m: f"{m[1]}{m[3]} {m[2]}{m[3]}", text)  # 30.2-31.9%: two percentages
-    return [n + pct for n, pct in NUMBER.findall(text) if pct or "." in n]
+    text = RANGE.sub(lambda m: f"{m[1]}{m[3]}{m[4] or ''} {m[2]}{m[3]}{m[4] or ''}", text)  # 30.2-31.9%: two
+    return [n + pct + unit for n, pct, unit in NUMBER.findall(text) if pct or "." in n]
 
 
 def blocks(text: str) -> list[tuple[int, str, list[str]]]:
@@ -124,13 +128,13 @@ def _leaves(value) -> list[float]:
 
 
 def matches(shown: str, values: list[float]) -> bool:
-    """Whether a number as shown ('70.9%', '0.546') is one of values at the precision shown."""
-    digits = shown.rstrip("%")
+    """Whether a number as shown ('70.9%', '0.546', '63.5 min') is one of values at the precision shown."""
+    digits, unit = re.fullmatch(r"([\d.]+)%? ?(min|h)?", shown).groups("")
     places = len(digits.split(".")[1]) if "." in digits else 0
     x, tol = float(digits), 0.5 * 10 ** -places + 1e-9
     if shown.endswith("%"):
         return any(abs(v * 100 - x) <= tol or abs(v - x) <= tol for v in values)
-    return any(abs(v - x) <= tol for v in values)
+    return any(abs(v / s - x) <= tol for v in values for s in SCALES[unit])
 
 
 def problems(markdown: str, strict: bool) -> list[str]:
