@@ -12,7 +12,8 @@ objects whose label would teach the head most (uncertain) without showing ten of
 
 The array functions (``embed``, ``fit_and_predict``, ``kmeans_groups``, ``split_members``, ``nearest_to``,
 ``diverse_uncertain``) hold the logic; the project functions feed them from the store and the project's files.
-``benchmarks/annotation.py`` calls the same array functions, so it measures the app's workflow.
+The simulated annotator (``app.annotator``, run by ``benchmarks/annotation.py``) calls the same array functions,
+so it measures the app's workflow.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ CLUSTER_METHODS = ("kmeans", "hdbscan")
 TOP_TRANSITIONS = 10
 
 
-# ---- array functions (shared with benchmarks/annotation.py) -----------------------------------------------------
+# ---- array functions (shared with app.annotator) ----------------------------------------------------------------
 def embed(features: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """(N, D) features -> (N, 32) float32: standardised, then principal components fitted on a random subset."""
     n, d = features.shape
