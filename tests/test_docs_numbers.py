@@ -51,13 +51,17 @@ def test_the_check_fails_on_a_stale_or_unsourced_number(tmp_path):
     assert unsourced(page) == ["page.md:3: 64.1% is in none of ['models/ndsb/test_metrics.json']"]
 
 
-def test_a_duration_shown_in_minutes_may_be_recorded_in_seconds():
+def test_a_duration_or_count_may_be_recorded_in_other_units():
     src = "<!-- src: benchmarks/results/ndsb_recipe_shape/timing.json -->"  # stages_s: seconds; total_min
     assert numbers.problems(f"Pretraining 63.5 min, features 19.7 min, 86.6 min in all. {src}\n", strict=True) == []
     assert numbers.problems(f"Pretraining 63.5 s. {src}\n", strict=True) == [
         "1: 63.5 is in none of ['benchmarks/results/ndsb_recipe_shape/timing.json']"]
     assert numbers.problems(f"Pretraining 1.1-1.2 h. {src}\n", strict=True) == [
         "1: 1.2 h is in none of ['benchmarks/results/ndsb_recipe_shape/timing.json']"]
+    src = "<!-- src: models/ndsb/bundle.json#head_config -->"  # refit_images: 20509
+    assert numbers.problems(f"Refit on 20.5 k images. {src}\n", strict=True) == []
+    assert numbers.problems(f"Refit on 20.6 k images. {src}\n", strict=True) == [
+        "1: 20.6 k is in none of ['models/ndsb/bundle.json#head_config']"]
 
 
 def test_a_generated_number_is_the_value_of_its_source_and_is_sourced(tmp_path):

@@ -12,7 +12,7 @@ card too, which GitHub and the Hugging Face Hub show as written):
   block or alone in its own block just before it (before a table). Each result number of a sourced block (a
   percentage such as ``70.9%`` or a decimal such as ``0.546``) must equal, at the precision shown, a number in
   one of its sources (a fraction shown as a percentage counts; a duration shown in ``min`` or ``h`` may be
-  recorded in seconds, minutes or hours). In the pages of ``STRICT``, a result number in
+  recorded in seconds, minutes or hours, a count shown in ``k`` or ``M`` as the count itself). In the pages of ``STRICT``, a result number in
   a block without sources is an error too. Numbers in code (backticks, fences), multipliers such as ``4x``,
   targets (``>= 70%``), arXiv identifiers and version numbers of named software are not results.
 
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Pages where every result number needs a source (relative to the repository root).
 STRICT = ["README.md", "models/ndsb/README.md", "docs/getting-started.md", "docs/index.md", "docs/tutorial-ndsb.md",
           "docs/data.md", "docs/reliability.md", "docs/study.md", "docs/model-card.md", "docs/cli.md", "docs/api.md",
-          "docs/recipe.md"]
+          "docs/recipe.md", "docs/comparison.md"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([\w./-]+\.json)(?:#([\w./-]*))?\s*:\s*([^}\s]*)\s*\}\}")
 SOURCE = re.compile(r"<!--\s*src:\s*(.*?)\s*-->", re.S)
@@ -46,10 +46,10 @@ NOT_RESULTS = [
     re.compile(r"(?:>=|<=|≥|≤)\s*\d+(?:\.\d+)?%?"),     # targets and thresholds, not results
     re.compile(r"\b\d+(?:\.\d+)?x\b"),                  # multipliers: 4x, 1.5x wider
 ]
-UNIT = r"( ?(?:min|h)\b)?"  # a duration's unit: its source may hold seconds
+UNIT = r"( ?(?:min|h|k|M)\b)?"  # a duration's unit (its source may hold seconds) or a count's (thousands, millions)
 RANGE = re.compile(r"(\d+(?:\.\d+)?)[-–](\d+(?:\.\d+)?)(%?)" + UNIT)
 NUMBER = re.compile(r"(?<![\w.,+-])(\d+(?:\.\d+)?)(%?)(?![\w.]*\d)" + UNIT)
-SCALES = {"": (1,), "min": (1, 60), "h": (1, 60, 3600)}  # a source's minutes, seconds or hours, shown in min or h
+SCALES = {"": (1,), "min": (1, 60), "h": (1, 60, 3600), "k": (1, 1e3), "M": (1, 1e6)}  # what a shown unit may stand for
 
 log = logging.getLogger("mkdocs.hooks.numbers")
 
@@ -130,7 +130,7 @@ def _leaves(value) -> list[float]:
 
 def matches(shown: str, values: list[float]) -> bool:
     """Whether a number as shown ('70.9%', '0.546', '63.5 min') is one of values at the precision shown."""
-    digits, unit = re.fullmatch(r"([\d.]+)%? ?(min|h)?", shown).groups("")
+    digits, unit = re.fullmatch(r"([\d.]+)%? ?(min|h|k|M)?", shown).groups("")
     places = len(digits.split(".")[1]) if "." in digits else 0
     x, tol = float(digits), 0.5 * 10 ** -places + 1e-9
     if shown.endswith("%"):
