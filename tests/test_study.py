@@ -131,8 +131,11 @@ def test_study_resumes_stage_by_stage(study, synth_dir):
 
 @pytest.mark.parametrize("extra, message", [
     ("[probe]\nseed = [0]\n", "unknown setting"),
-    ("[pretrain]\nsteps = \"many\"\n", "steps must be an integer"),
-    ("stages = [\"split\", \"prob\"]\n", "unknown stage"),
+    ("[pretrain]\nsteps = \"many\"\n", r"\[pretrain\].steps: Input should be a valid integer, got 'many'"),
+    ("[pretrain]\nsteps = 0\n", r"\[pretrain\].steps: Input should be greater than or equal to 1"),
+    ("[probe]\nseeds = []\n", r"\[probe\].seeds: List should have at least 1 item"),
+    ("[pretrain]\narch = \"vgg\"\n", r"\[pretrain\].arch: Input should be 'resnet', 'vit' or 'convnet'"),
+    ("stages = [\"split\", \"prob\"]\n", r"the top level.stages\[1\]: Input should be 'split'"),
 ])
 def test_bad_config_names_the_file_and_the_setting(tmp_path, extra, message):
     path = tmp_path / "bad.toml"
@@ -146,7 +149,7 @@ WRONG = {int: '"x"', float: '"x"', str: "1", bool: "1", list: "3"}  # a TOML val
 
 
 def _settings():
-    """(where, table header or None, the section's dataclass): the top level and every section."""
+    """(where, table header or None, the section's model): the top level and every section."""
     from diffprobe.workflows.study import SECTIONS, TOP
 
     return [("the top level", None, TOP)] + [(f"[{name}]", name, cls) for name, cls in SECTIONS.items()]
@@ -163,36 +166,81 @@ def _write(path, header, line):
     return path
 
 
-def test_every_key_is_type_checked_from_its_dataclass(tmp_path):
-    """The checker's keys and types are the section dataclasses' fields and annotations: a value of another type
-    is refused for each of them, with the file and the key named."""
-    import dataclasses
+def _kind(annotation):
+    """The TOML type of a field: list for list[...], str for a Literal of strings, else the annotation."""
     import typing
 
-    from diffprobe.workflows.study import TYPE_NAMES
+    if typing.get_origin(annotation) is typing.Literal:
+        return type(typing.get_args(annotation)[0])
+    return typing.get_origin(annotation) or annotation
 
+
+def test_every_key_is_type_checked(tmp_path):
+    """Every key of every section refuses a value of another TOML type, with the file and the key named."""
     checked = 0
     for where, header, cls in _settings():
-        types = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            want = typing.get_origin(types[f.name]) or types[f.name]
-            path = _write(tmp_path / f"{header}-{f.name}.toml", header, f"{f.name} = {WRONG[want]}")
+        for name, f in cls.model_fields.items():
+            path = _write(tmp_path / f"{header}-{name}.toml", header, f"{name} = {WRONG[_kind(f.annotation)]}")
             with pytest.raises(DiffprobeError) as e:
                 load_config(path)
-            assert f"{path}: {where}.{f.name} must be {TYPE_NAMES[want]}" in str(e.value)
+            assert str(e.value).startswith(f"{path}: {where}.{name}: Input should be"), str(e.value)
             checked += 1
     assert checked > 50
 
 
-def test_unknown_keys_are_refused_naming_the_file_the_key_and_the_known_ones(tmp_path):
+def test_each_setting_is_declared_once():
+    """Every key of a study config is either taken from the stage settings class that declares it (its default is
+    that field's) or is the study's own choice, declared in the section; the study's own keys never restate a stage
+    setting of the same name silently: those are listed here with the reason."""
     import dataclasses
 
+    from diffprobe.config import default_of
+
+    # The study's own values for settings a stage also has: budgets in steps (a config gives the same run on any
+    # machine), its checkpoint rhythm, TOML's 0 for "no EMA", the comparison's own timesteps, the shared seed, the
+    # supervised CNN's architecture by name (BaselineConfig.arch is the whole architecture), TOML's false for the
+    # crop's None (as the model was pretrained) and its "" for zero-shot's None (no binary task).
+    own_on_purpose = {("features", "crop"), ("zeroshot", "positive"), ("pretrain", "steps"), ("pretrain", "checkpoint_every"), ("pretrain", "ema_decay"),
+                      ("pretrain", "arch"),
+                      ("compare", "budget_images"), ("compare", "timesteps"), ("rcdit", "steps"), (None, "seed")}
+    classes = {c.__name__: c for c in _all_stage_classes()}
+    owners, listed = set(), []
+    for where, header, cls in _settings():
+        for name, f in cls.model_fields.items():
+            defined_in = (f.json_schema_extra or {}).get("defined_in")
+            if defined_in:
+                owner, field = defined_in.split(".")
+                default = default_of(classes[owner], field)
+                assert f.default == (list(default) if isinstance(default, tuple) else default), (where, name)
+                owners.add(owner)
+            else:
+                shadowed = [c.__name__ for c in classes.values() if name in {x.name for x in dataclasses.fields(c)}]
+                assert not shadowed or (header, name) in own_on_purpose, \
+                    f"{where} {name} restates {shadowed}: take it with SettingFrom"
+            listed.append(f"{where}.{name}: {defined_in or 'the study'}")
+    assert len(owners) == len(classes), sorted(set(classes) - owners)
+    assert len(listed) > 70
+
+
+def _all_stage_classes():
+    from diffprobe.config.backbones import RCDiTConfig, UNetConfig
+    from diffprobe.config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
+    from diffprobe.config.features import ExtractConfig, FeatureSpec
+    from diffprobe.config.pretrain import BaselineConfig, PretrainConfig, RCDiTPretrainConfig
+    from diffprobe.config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
+    from diffprobe.workflows.config import CompareConfig
+
+    return [RCDiTConfig, UNetConfig, DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig, ExtractConfig,
+            FeatureSpec, BaselineConfig, PretrainConfig, RCDiTPretrainConfig, FusionConfig, GridProbeConfig,
+            MLPProbeConfig, CompareConfig]
+
+
+def test_unknown_keys_are_refused_naming_the_file_the_key_and_the_known_ones(tmp_path):
     for where, header, cls in _settings():
         path = _write(tmp_path / f"{header}.toml", header, "stepz = 1")
         with pytest.raises(DiffprobeError) as e:
             load_config(path)
-        known = sorted(f.name for f in dataclasses.fields(cls))
-        assert str(e.value) == f"{path}: unknown setting(s) ['stepz'] in {where}; known: {known}"
+        assert str(e.value) == f"{path}: unknown setting(s) ['stepz'] in {where}; known: {sorted(cls.model_fields)}"
 
 
 def test_the_sections_defaults_are_the_stages_settings():

@@ -104,5 +104,5 @@ epochs = 5
     assert probs.shape == (2, len(bundle.classes)) and np.allclose(probs.sum(1), 1, atol=1e-5)
     bad = tmp_path / "bad.toml"
     bad.write_text(config.read_text().replace('backbone = "supervised"', 'backbone = "cnn"'))
-    with pytest.raises(DiffprobeError, match="backbone must be one of ddpm, supervised"):
+    with pytest.raises(DiffprobeError, match=r"\[pretrain\].backbone: Input should be .ddpm. or .supervised."):
         load_config(bad)
