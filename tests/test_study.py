@@ -199,8 +199,9 @@ def test_each_setting_is_declared_once():
     # The study's own values for settings a stage also has: budgets in steps (a config gives the same run on any
     # machine), its checkpoint rhythm, TOML's 0 for "no EMA", the comparison's own timesteps, the shared seed, the
     # supervised CNN's architecture by name (BaselineConfig.arch is the whole architecture), TOML's false for the
-    # crop's None (as the model was pretrained) and its "" for zero-shot's None (no binary task).
-    own_on_purpose = {("features", "crop"), ("zeroshot", "positive"), ("pretrain", "steps"), ("pretrain", "checkpoint_every"), ("pretrain", "ema_decay"),
+    # crop's None (as the model was pretrained) and its "" for zero-shot's None (no binary task); the study's name
+    # (an architecture's name is its tag).
+    own_on_purpose = {(None, "name"), ("features", "crop"), ("zeroshot", "positive"), ("pretrain", "steps"), ("pretrain", "checkpoint_every"), ("pretrain", "ema_decay"),
                       ("pretrain", "arch"),
                       ("compare", "budget_images"), ("compare", "timesteps"), ("rcdit", "steps"), (None, "seed")}
     classes = {c.__name__: c for c in _all_stage_classes()}
@@ -223,14 +224,14 @@ def test_each_setting_is_declared_once():
 
 
 def _all_stage_classes():
-    from diffprobe.config.backbones import RCDiTConfig, UNetConfig
+    from diffprobe.config.backbones import ConvNetConfig, RCDiTConfig, UNetConfig
     from diffprobe.config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
     from diffprobe.config.features import ExtractConfig, FeatureSpec
     from diffprobe.config.pretrain import BaselineConfig, PretrainConfig, RCDiTPretrainConfig
     from diffprobe.config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
     from diffprobe.workflows.config import CompareConfig
 
-    return [RCDiTConfig, UNetConfig, DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig, ExtractConfig,
+    return [ConvNetConfig, RCDiTConfig, UNetConfig, DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig, ExtractConfig,
             FeatureSpec, BaselineConfig, PretrainConfig, RCDiTPretrainConfig, FusionConfig, GridProbeConfig,
             MLPProbeConfig, CompareConfig]
 

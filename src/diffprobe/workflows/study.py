@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 import numpy as np
 
 from ..config import default_of
-from ..config.backbones import ARCHS, RCDiTConfig, UNetConfig
+from ..config.backbones import ARCHS, ConvNetConfig, RCDiTConfig, UNetConfig
 from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
 from ..config.features import ExtractConfig, FeatureSpec
 from ..config.pretrain import DEFAULT_ARCH, BaselineConfig, PretrainConfig, RCDiTPretrainConfig
@@ -126,12 +126,13 @@ class _Pretrain(Section):
 
 PretrainSection = section("PretrainSection", """[pretrain]: the backbone the later stages read. ``ddpm``: the DDPM
 U-Net (``UNetConfig``) and its training (``PretrainConfig``). ``supervised``: a CNN trained end to end on the train
-labels (``BaselineConfig``'s supervised method: ``arch`` at the study's image size, ``steps`` x ``batch_size``
-images, with label smoothing, scale jitter and EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth``
+labels (``BaselineConfig``'s supervised method: ``arch`` at the study's image size (a ``convnet`` with its
+``stem_stride``), ``steps`` x ``batch_size`` images, with label smoothing, scale jitter and EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth``
 are the U-Net's and unused).""", _Pretrain,
                           *_from(UNetConfig, "channels", "space_to_depth"),
                           *_from(PretrainConfig, "batch_size", "lr", "warmup_steps"),
-                          *_from(BaselineConfig, "label_smoothing", "scale_jitter"))
+                          *_from(BaselineConfig, "label_smoothing", "scale_jitter"),
+                          SettingFrom(ConvNetConfig, "stem_stride"))
 
 
 class _Features(Section):
@@ -216,7 +217,7 @@ SECTIONS: dict[str, type[Section]] = {"pretrain": PretrainSection, "features": F
 TOP = TopSettings
 # Settings added to a section after studies ran without them, with the value those studies had: left out of the
 # stage key at that value, so a finished stage is not re-run for a setting it did not have.
-ADDED_LATER = {"pretrain": {"arch": DEFAULT_ARCH["supervised"]}}
+ADDED_LATER = {"pretrain": {"arch": DEFAULT_ARCH["supervised"], "stem_stride": ConvNetConfig.stem_stride}}
 
 
 @dataclass
@@ -315,7 +316,10 @@ def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
     from ..config.pretrain import default_arch  # noqa: PLC0415
     from ..pretrain.baselines import run_baseline  # noqa: PLC0415
 
-    bc = BaselineConfig(method="supervised", arch=default_arch("supervised", cfg.image_size, s["arch"]),
+    arch = default_arch("supervised", cfg.image_size, s["arch"])
+    if isinstance(arch, ConvNetConfig):
+        arch = ConvNetConfig(image_size=cfg.image_size, stem_stride=s["stem_stride"])
+    bc = BaselineConfig(method="supervised", arch=arch,
                         budget_images=s["steps"] * s["batch_size"], batch_size=s["batch_size"], lr=s["lr"],
                         checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision,
                         label_smoothing=s["label_smoothing"], scale_jitter=s["scale_jitter"],
