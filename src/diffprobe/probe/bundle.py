@@ -8,11 +8,12 @@ Layout::
       probe.safetensors    the head: linear (weight (D, C), bias, mean, std) or MLP (``probe.mlp.MLPHead``)
       backbone/            the frozen backbone directory (backbone.json + safetensors weights)
 
-Format 1 bundles (one pair, a linear head) load unchanged. Format 2 adds ``pairs`` (several pairs,
-concatenated in that order), ``metadata`` (the object measurements of ``data.metadata`` appended to the
-features) and ``head`` (``linear`` or ``mlp``). ``block`` / ``timestep`` name the first pair in both.
-Format 3 is a reading ensemble (``probe.ensemble``): member bundles that share one ``backbone/`` beside them.
-A member folder loads here as a bundle of its own (its backbone is the ensemble's); the ensemble does not.
+``bundle.json``'s schema, its formats and their migration are ``probe.bundle_json``'s: format 1 bundles (one
+pair, a linear head) load as format 2, which adds ``pairs`` (several pairs, concatenated in that order),
+``metadata`` (the object measurements of ``data.metadata`` appended to the features) and ``head`` (``linear`` or
+``mlp``). Format 3 is a reading ensemble (``probe.ensemble``): member bundles that share one ``backbone/``
+beside them. A member folder loads here as a bundle of its own (its backbone is the ensemble's); the ensemble
+does not.
 
 Weights are read with safetensors only; ``bundle.json`` is validated before use.
 """
@@ -37,20 +38,14 @@ from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import ImageArray, decode, load_split_images
 from ..data.io import ImageReadError, to_grey
 from ..data.manifest import Manifest
-from ..data.metadata import (METADATA_NAMES, estimate_scale, measure_object, metadata_columns, rescale_sizes,
-                             select_metadata)
+from ..data.metadata import METADATA_NAMES, estimate_scale, measure_object, rescale_sizes, select_metadata
 from ..data.preprocess import Preprocess, flattened, model_input
 from ..features.extract import FeatureSpec, view_features
 from ..utils import DiffprobeError, read_json, resolve_precision, write_json
+from .bundle_json import BUNDLE_FORMAT, ENSEMBLE_FORMAT, BundleJSON, check_description, migrated
 from .linear import LinearHead
 from .mlp import MLPHead
 
-BUNDLE_FORMAT = 2
-READABLE_FORMATS = (1, 2)
-ENSEMBLE_FORMAT = 3  # a reading ensemble (probe.ensemble): its members are bundles of this module
-HEADS = ("linear", "mlp")
-_REQUIRED = {"format": int, "classes": list, "block": str, "timestep": int, "image_size": int,
-             "preprocess": dict, "feature_spec": dict, "temperature": (int, float), "metrics": dict}
 
 
 Head = LinearHead | MLPHead
@@ -86,7 +81,7 @@ class ClassifierBundle:
 
     @property
     def pairs(self) -> list[tuple[str, int]]:
-        return [(b, int(t)) for b, t in self.meta.get("pairs", [[self.meta["block"], self.meta["timestep"]]])]
+        return [(b, int(t)) for b, t in self.meta["pairs"]]
 
     @property
     def uses_metadata(self) -> bool:
@@ -142,7 +137,7 @@ class ClassifierBundle:
         if not (path / "bundle.json").is_file():
             raise DiffprobeError(f"{path}: not a classifier bundle (bundle.json missing); pass the bundle/ folder "
                                  f"written by 'diffprobe probe'")
-        meta = read_json(path / "bundle.json")
+        meta = migrated(read_json(path / "bundle.json"))
         if isinstance(meta, dict) and meta.get("format") == ENSEMBLE_FORMAT:
             raise not_single_bundle(path, meta.get("members") or [])
         _validate(meta, path / "bundle.json")
@@ -470,36 +465,5 @@ def _as_grey(x, k: int) -> np.ndarray:
     raise DiffprobeError(f"input {k}: unsupported array type {a.dtype}; use uint8, uint16 or float in [0, 1]")
 
 
-def check_fields(meta: dict, required: dict, where: Path) -> None:
-    """Every field of ``required`` ({name: type(s)}) is in ``meta`` with its type, or a DiffprobeError naming it."""
-    if not isinstance(meta, dict):
-        raise DiffprobeError(f"{where}: not a bundle description (a JSON object); re-create the bundle")
-    for k, typ in required.items():
-        if k not in meta:
-            raise DiffprobeError(f"{where}: missing field {k!r}; the bundle is incomplete, re-create it")
-        if not isinstance(meta[k], typ) or isinstance(meta[k], bool) and typ is int:
-            raise DiffprobeError(f"{where}: field {k!r} should be {typ}, got {type(meta[k]).__name__}")
-
-
 def _validate(meta: dict, where: Path) -> None:
-    check_fields(meta, _REQUIRED, where)
-    if meta["format"] not in READABLE_FORMATS:
-        raise DiffprobeError(f"{where}: bundle format {meta['format']} is not supported (this diffprobe reads "
-                             f"{READABLE_FORMATS}); upgrade diffprobe")
-    if meta.get("head", "linear") not in HEADS:
-        raise DiffprobeError(f"{where}: unknown head {meta['head']!r}; known: {HEADS}")
-    pairs = meta.get("pairs", [[meta["block"], meta["timestep"]]])
-    if not pairs or not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and isinstance(p[1], int)
-                            for p in pairs):
-        raise DiffprobeError(f"{where}: 'pairs' must be a non-empty list of [block, timestep]")
-    try:
-        metadata_columns(meta.get("metadata") or [])
-    except ValueError as e:
-        raise DiffprobeError(f"{where}: {e}; upgrade diffprobe") from None
-    if not meta["classes"] or not all(isinstance(c, str) for c in meta["classes"]):
-        raise DiffprobeError(f"{where}: 'classes' must be a non-empty list of names")
-    if not meta["temperature"] > 0:
-        raise DiffprobeError(f"{where}: temperature must be positive")
-    for k in ("test_accuracy", "test_macro_f1"):
-        if not isinstance(meta["metrics"].get(k), (int, float)):
-            raise DiffprobeError(f"{where}: metrics.{k} must be a number")
+    check_description(meta, BundleJSON, where)

@@ -44,11 +44,8 @@ from ..data.io import ImageReadError
 from ..data.manifest import Manifest
 from ..data.metadata import METADATA_NAMES
 from ..utils import DiffprobeError, atomic_dir, hash_json, read_json, resolve_precision, sha256_file, write_json
-from .bundle import (ENSEMBLE_FORMAT, ClassifierBundle, _validate, backbone_dir, check_fields, merge_bundle_json,
-                     write_new_folder)
-
-_REQUIRED = {"format": int, "members": list, "classes": list, "image_size": int, "temperature": (int, float),
-             "metrics": dict}
+from .bundle import ClassifierBundle, _validate, backbone_dir, merge_bundle_json, write_new_folder
+from .bundle_json import ENSEMBLE_FORMAT, EnsembleJSON, check_description
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a member's folder name
 
 
@@ -319,17 +316,5 @@ def _check_names(names: list, where: str) -> None:
 
 
 def _validate_ensemble(meta: dict, where: Path) -> None:
-    check_fields(meta, _REQUIRED, where)
-    if meta["format"] != ENSEMBLE_FORMAT:
-        raise DiffprobeError(f"{where}: format {meta['format']} is not a reading ensemble's ({ENSEMBLE_FORMAT})")
+    check_description(meta, EnsembleJSON, where)
     _check_names(meta["members"], f"{where}: members")
-    if len(meta["members"]) < 2:
-        raise DiffprobeError(f"{where}: an ensemble needs two members or more; got {meta['members']}")
-    if not meta["classes"] or not all(isinstance(c, str) for c in meta["classes"]):
-        raise DiffprobeError(f"{where}: 'classes' must be a non-empty list of names")
-    if not meta["temperature"] > 0:
-        raise DiffprobeError(f"{where}: temperature must be positive")
-    for k in ("test_accuracy", "test_macro_f1"):
-        value = meta["metrics"].get(k)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            raise DiffprobeError(f"{where}: metrics.{k} must be a number or null (not measured yet)")
