@@ -77,6 +77,24 @@ def test_python_api_in_three_lines(field_run, station_folders):
     assert [r["probability"] for r in rows] == pytest.approx(probs.max(1), abs=1e-5)
 
 
+def test_views_read_each_image_more_ways_from_the_api_and_the_command(field_run, station_folders, tmp_path):
+    from diffprobe import ClassifierBundle
+
+    files = sorted((station_folders / "st1").glob("*.png"))
+    bundle = ClassifierBundle.load(field_run["bundle"])
+    own = bundle.feature_spec().views
+    one = bundle.predict_proba([read_image(f) for f in files])
+    bundle.views = 8 if own != 8 else 1
+    assert bundle.feature_spec().views == bundle.views
+    other = bundle.predict_proba([read_image(f) for f in files])
+    assert one.shape == other.shape and not np.allclose(one, other, atol=1e-4)
+    out = tmp_path / "p8.csv"
+    assert main(["predict", "--model", str(field_run["bundle"]), str(station_folders / "st1"), "--out", str(out),
+                 "--views", str(bundle.views)]) == 0
+    rows = sorted(csv.DictReader(out.open()), key=lambda r: r["path"])
+    assert [float(r["probability"]) for r in rows] == pytest.approx(other.max(1), abs=1e-5)
+
+
 def test_only_unreadable_files_is_an_error(field_run, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"")

@@ -9,14 +9,24 @@ import argparse
 from pathlib import Path
 
 from ..config.evaluate import CalibrateConfig, EvaluateConfig, PredictConfig, ShiftConfig
+from ..config.features import VIEWS
 from ..workflows.config import READOUTS, AdaptConfig
 from .args import add_precision_arg, option
 
 
 def _bundle(args):
-    from ..probe.ensemble import load_bundle  # noqa: PLC0415
+    from ..probe.ensemble import ReadingEnsemble, load_bundle  # noqa: PLC0415
 
-    return load_bundle(args.model, precision=args.precision)
+    bundle = load_bundle(args.model, precision=args.precision)
+    for member in bundle.members if isinstance(bundle, ReadingEnsemble) else [bundle]:
+        member.views = getattr(args, "views", None)
+    return bundle
+
+
+def add_views_arg(s) -> None:
+    s.add_argument("--views", type=int, choices=VIEWS,
+                   help="test-time views per image (flips / quarter turns, features averaged) in place of the "
+                        "bundle's own (bundle.json feature_spec.views): more views, slower, often a little better")
 
 
 def cmd_evaluate(args):
@@ -169,6 +179,7 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, help="folder for metrics.json, report.md, confusion.png")
     option(s, "--seed", EvaluateConfig, type=int, help="seed of the synthetic prior-shift samples")
     add_size_scale_arg(s)
+    add_views_arg(s)
     add_precision_arg(s)
     s.set_defaults(fn=cmd_evaluate)
 
@@ -198,6 +209,7 @@ def add_commands(sub) -> None:
            help="csv (default): path, top-3 labels with probabilities, unknown flag; kaggle: the 2015 "
                 "NDSB submission layout (image,<class 1>,...,<class C>: file name and every class's "
                 "calibrated probability, in the bundle's class order)")
+    add_views_arg(s)
     add_precision_arg(s)
     s.set_defaults(fn=cmd_predict)
 

@@ -66,6 +66,9 @@ class ClassifierBundle:
     head: Head
     backbone: Backbone = field(repr=False)
     precision: str = "auto"  # of the forward pass at inference (utils.resolve_precision)
+    # Test-time views read per image (flips / quarter turns, features averaged), in place of the bundle's own:
+    # a one-view bundle read at 8 views, or the reverse, for users who trade speed for the last point.
+    views: int | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -226,7 +229,7 @@ class ClassifierBundle:
         spec = FeatureSpec.from_dict(dict(self.meta["feature_spec"])).to_dict()
         pairs = self.pairs
         spec.update(timesteps=sorted({t for _, t in pairs}), blocks=list(dict.fromkeys(b for b, _ in pairs)),
-                    precision=self.precision)
+                    precision=self.precision, **({"views": self.views} if self.views else {}))
         return FeatureSpec.from_dict(spec)
 
     def size_scale(self, meta: np.ndarray | None, scale: float | str | None) -> float:
