@@ -5,7 +5,7 @@ split at random into source classes (the MLP head is trained on their train imag
 images, with the recipe's settings) and held-out classes (31 of 121). The held-out classes are then adapted to
 from k labelled images each (drawn from their train + val images), and tested on their test images: a logistic
 regression on the features, on the source head's hidden layer, and the choice between them that ``adapt`` makes
-(``workflows.adapt.fit_readout``), over several draws. The app's case: the same instrument, classes the model
+(``probe.readout.fit_readout``), over several draws. The app's case: the same instrument, classes the model
 does not know.
 
     python experiments/adapt_readout/adapt_readout.py --features STORE --results PROBE/results.json [--shots 2,5,10,20]
@@ -21,7 +21,7 @@ from diffprobe.workflows.bench import head_inputs, machine, shipped_head_probe, 
 
 from diffprobe.features.store import FeatureStore
 from diffprobe.probe.metrics import classification_metrics
-from diffprobe.workflows.adapt import fit_readout
+from diffprobe.probe.readout import fit_readout
 from diffprobe.workflows.config import READOUTS
 
 write = writer(__file__)  # results/<name>.json and .md beside this script

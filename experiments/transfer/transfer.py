@@ -34,7 +34,8 @@ from diffprobe.evaluate.crossdata import evaluate_bundle  # noqa: E402
 from diffprobe.probe.bundle import ClassifierBundle  # noqa: E402
 from diffprobe.probe.metrics import classification_metrics  # noqa: E402
 from diffprobe.probe.mlp import MLPHead  # noqa: E402
-from diffprobe.workflows.adapt import adaptation_features, fit_readout  # noqa: E402
+from diffprobe.probe.readout import fit_readout  # noqa: E402
+from diffprobe.workflows.adapt import adaptation_features  # noqa: E402
 
 RESULTS = results_dir(__file__)  # results/ beside this script
 write = writer(__file__)  # results/<name>.json and .md beside this script
@@ -52,7 +53,7 @@ def draw(y: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
 # (name, polarity, crop) of the zero-shot readings: as trained, each image's background deciding the
 # polarity, and that plus the crop to the organism (``data.preprocess``).
 ZERO_SHOT = (("fixed", "fixed", False), ("auto", "auto", False), ("auto_crop", "auto", True))
-READOUTS = ("features", "hidden", "auto")  # what the adapted head reads (workflows.adapt.fit_readout)
+READOUTS = ("features", "hidden", "auto")  # what the adapted head reads (probe.readout.fit_readout)
 # (result key, line style, label) of each few-shot curve
 CURVES = (("few_shot", "-", "frame kept, features"), ("few_shot_hidden", "-", "frame kept, hidden layer"),
           ("few_shot_auto", "-", "frame kept, auto (adapt's default)"),
@@ -64,7 +65,7 @@ def few_shot(x: np.ndarray, y: np.ndarray, shots: list[int], draws: int, *, sour
              readout: str = "features") -> dict:
     """Macro F1 / accuracy (mean, std over ``draws``) of the adapted head at each number of shots per group,
     tested on the images not drawn. ``readout`` and ``source`` (the bundle's head) as in
-    ``workflows.adapt.fit_readout``; with one shot per group (no cross-validation, so no choice: ``auto`` is
+    ``probe.readout.fit_readout``; with one shot per group (no cross-validation, so no choice: ``auto`` is
     not reported there) a fixed-C regression on the readout's inputs."""
     out = {}
     for k in shots:

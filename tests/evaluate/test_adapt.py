@@ -44,7 +44,7 @@ def test_fit_adapted_head_is_the_grid_search_fast_and_deterministic():
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from diffprobe.workflows.adapt import CS, fit_adapted_head
+    from diffprobe.probe.readout import CS, fit_adapted_head
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(4), 15)
@@ -73,8 +73,9 @@ def test_hidden_readout_keeps_the_source_hidden_layer_under_a_new_output(field_r
     from scipy.special import log_softmax
 
     from diffprobe.probe.mlp import MLPHead
+    from diffprobe.probe.readout import fit_adapted_head, fit_readout
     from diffprobe.utils import DiffprobeError
-    from diffprobe.workflows.adapt import adaptation_features, bundle_from_features, fit_adapted_head, fit_readout
+    from diffprobe.workflows.adapt import adaptation_features, bundle_from_features
 
     linear = ClassifierBundle.load(field_run["bundle"])
     x, y, classes, _ = adaptation_features(linear, scan_folder(field_run["data"]), progress=False)
@@ -101,3 +102,16 @@ def test_hidden_readout_keeps_the_source_hidden_layer_under_a_new_output(field_r
     assert fit_readout(linear.head, x, y, readout="auto")[3] == "features"
     with pytest.raises(DiffprobeError, match="MLP head"):
         fit_readout(linear.head, x, y, readout="hidden")
+
+
+def test_the_commands_readout_settings_are_the_librarys():
+    """``fit_readout`` lives in the library (``probe.readout``); the command's settings (``workflows.config``, read
+    without torch) show its choices and defaults."""
+    import inspect
+
+    from diffprobe.probe.readout import READOUTS, fit_readout
+    from diffprobe.workflows import config
+
+    assert config.READOUTS == READOUTS
+    params = inspect.signature(fit_readout).parameters
+    assert (params["readout"].default, params["seed"].default) == (config.AdaptConfig.readout, config.AdaptConfig.seed)

@@ -1,9 +1,9 @@
 """Learning from the decisions, on the cached features only (no image is read again, no backbone runs).
 
-``retrain``: a new head (the logistic regression of ``workflows.adapt``, on the project bundle's hidden layer or
-its features, as ``adapt`` chooses) on every validated label, then every object re-predicted; objects still
-``predicted`` follow the new head, except those the bundle's model puts in a class the head did not learn
-(they keep the model's prediction); ``back_to_model`` undoes it.
+``retrain``: a new head (the logistic regression of ``probe.readout``, as few-shot adaptation's, on the project
+bundle's hidden layer or its features, as ``adapt`` chooses) on every validated label, then every object
+re-predicted; objects still ``predicted`` follow the new head, except those the bundle's model puts in a class
+the head did not learn (they keep the model's prediction); ``back_to_model`` undoes it.
 ``cluster``: k-means (or HDBSCAN) on the uncertain objects, each cluster
 ordered by distance to its centre, so a person can name a whole group at once; ``split_cluster`` and
 ``grow_cluster`` refine one (MorphoCluster's workflow). ``next_to_look``: the unvalidated
@@ -35,8 +35,8 @@ from ..probe.bundle import ClassifierBundle
 from ..probe.calibration import fit_temperature
 from ..probe.linear import LinearHead
 from ..probe.mlp import MLPHead
+from ..probe.readout import fit_readout
 from ..utils import DiffprobeError, write_json
-from ..workflows.adapt import fit_readout
 from ..workflows.config import AdaptConfig
 from .project import (EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, model_predictions, save_uncertainty, uncertainty,
                       uncertainty_of)
@@ -90,7 +90,7 @@ def fit_and_predict(features: np.ndarray, ids: np.ndarray, labels: list[str], cl
     """Fit the head on the objects ``ids`` labelled ``labels``; predict all of ``features``. Classes with fewer
     than 2 examples are left out. The objects fitted on get their cross-validated prediction (from a model that
     did not see them), so precision measured on them stays honest after a retrain. ``source`` (the head of the
-    bundle that made ``features``, or None) and ``readout``: as ``workflows.adapt.fit_readout``."""
+    bundle that made ``features``, or None) and ``readout``: as ``probe.readout.fit_readout``."""
     counts = Counter(labels)
     classes = [c for c in class_order if counts.get(c, 0) >= 2]
     left_out = sorted(c for c, n in counts.items() if n < 2)
