@@ -520,7 +520,7 @@ function retrainText(r) {
     `${r.n_changed} predictions ${r.applied ? "changed" : "would change"}` +
     (moves ? ` (${moves}${r.applied ? "; all in the sidebar" : ""})` : "") +
     (r.left_out.length ? `; ${r.left_out.length} classes under 2 validated images keep the model's predictions ` +
-                         `(${r.n_kept} images): ${r.left_out.join(", ")}` : "");
+                         `(${r.n_kept} images)` + (r.left_out.length <= 5 ? `: ${r.left_out.join(", ")}` : "") : "");
 }
 
 async function previewRetrain() {
