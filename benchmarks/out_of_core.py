@@ -59,8 +59,9 @@ def stage_extract(work: Path) -> dict:
 
 
 def stage_probe(work: Path, store: str, max_gb: float) -> dict:
-    from diffprobe.probe import GridProbe, run_probe
+    from diffprobe.probe import GridProbe
     from diffprobe.probe.run import pair_chunks
+    from diffprobe.workflows.probe import run_probe
 
     t0, mem = time.time(), MemorySampler()
     r = run_probe(store, work / "probe", probe=GridProbe(epochs=1, weight_decays=(1e-4,)), bundle=False,

@@ -101,7 +101,8 @@ class TinyPipeline:
     def probe(self, cfg, timesteps: tuple[int, ...], **probe) -> tuple[Path, dict]:
         """(folder, results) of ``run_probe`` with ``GridProbe(**probe)`` on ``store(cfg, timesteps)``; the
         bundle is ``folder / "bundle"``."""
-        from diffprobe.probe import GridProbe, run_probe
+        from diffprobe.probe import GridProbe
+        from diffprobe.workflows.probe import run_probe
 
         store = self.store(cfg, timesteps)
 

@@ -62,7 +62,8 @@ def sandbox(tmp_path_factory) -> Path:
     from diffprobe.features import FeatureSpec, extract_features
     from diffprobe.pretrain import PretrainConfig, pretrain
     from diffprobe.pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit
-    from diffprobe.probe import GridProbe, run_probe
+    from diffprobe.probe import GridProbe
+    from diffprobe.workflows.probe import run_probe
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: thread hand-offs cost more than the work (BLAS too, below)

@@ -23,7 +23,8 @@ from diffprobe.workflows import pipeline
 from diffprobe.backbones import UNetConfig
 from diffprobe.features import FeatureSpec
 from diffprobe.pretrain import PretrainConfig
-from diffprobe.probe import GridProbe, run_probe
+from diffprobe.probe import GridProbe
+from diffprobe.workflows.probe import run_probe
 from diffprobe.utils import read_json, write_json
 
 write = writer(__file__)  # results/<name>.json and .md beside this script

@@ -26,7 +26,7 @@ from diffprobe.data.preprocess import Preprocess
 from diffprobe.features.extract import FeatureSpec
 from diffprobe.features.store import extract_features
 from diffprobe.pretrain.checkpoint import load_checkpoint
-from diffprobe.probe.run import run_probe
+from diffprobe.workflows.probe import run_probe
 
 write = writer(__file__)  # results/<name>.json and .md beside this script
 

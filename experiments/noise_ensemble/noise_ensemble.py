@@ -19,7 +19,8 @@ from pathlib import Path
 from diffprobe.workflows.bench import MemorySampler, writer
 from diffprobe.workflows import pipeline
 from diffprobe.features import FeatureSpec
-from diffprobe.probe import GridProbe, run_probe
+from diffprobe.probe import GridProbe
+from diffprobe.workflows.probe import run_probe
 from diffprobe.utils import read_json
 
 write = writer(__file__)  # results/<name>.json and .md beside this script

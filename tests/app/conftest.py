@@ -25,7 +25,7 @@ def app_bundle(tmp_path_factory) -> dict[str, Path]:
     from diffprobe.features.store import extract_features
     from diffprobe.pretrain.ddpm import PretrainConfig, pretrain
     from diffprobe.probe.linear import GridProbe
-    from diffprobe.probe.run import run_probe
+    from diffprobe.workflows.probe import run_probe
 
     root = tmp_path_factory.mktemp("app_bundle")
     data = synthetic.generate(root / "images", n_per_class=10, size=32, seed=0)

@@ -8,10 +8,11 @@ import pytest
 from diffprobe.cli import main
 from diffprobe.features.extract import FeatureSpec
 from diffprobe.features.store import FORMAT_VERSION, FeatureStore, pair_name
-from diffprobe.probe import GridProbe, run_probe
+from diffprobe.probe import GridProbe
 from diffprobe.probe.fusion import fuse_pairs
 from diffprobe.probe.mlp import MLPProbe
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.probe import run_probe
 
 
 def _xor_store(path, n=600, seed=0):

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from diffprobe.probe import ClassifierBundle, GridProbe, run_probe
+from diffprobe.probe import ClassifierBundle, GridProbe
 from diffprobe.probe.calibration import expected_calibration_error, fit_temperature
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.probe import run_probe
 
 
 def test_results_json_follows_the_schema(tiny_probe):
@@ -137,11 +138,12 @@ def test_probe_needs_a_val_part(tiny_store, tmp_path, monkeypatch):
 
 def test_cluster_scores(tiny_store, tiny_probe, tmp_path):
     from diffprobe.evaluate import cluster_store, kmeans_scores
+    from diffprobe.workflows.pipeline import run_cluster
 
     _, r = tiny_probe
-    s = cluster_store(tiny_store, tmp_path, results=r)
+    s = run_cluster(tiny_store, tmp_path, results=r)
     assert s["k"] == 8 and 0 <= s["nmi"] <= 1 and -1 <= s["ari"] <= 1 and 0 < s["purity"] <= 1
-    assert json.loads((tmp_path / "cluster.json").read_text())["nmi"] == s["nmi"]
+    assert json.loads((tmp_path / "cluster.json").read_text()) == s == cluster_store(tiny_store, results=r)
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 50)
     separated = kmeans_scores(np.eye(3)[y] * 10 + rng.normal(size=(150, 3)), y)

@@ -56,7 +56,7 @@ def tiny_project(root: Path) -> Path:
     from diffprobe.features.store import extract_features  # noqa: PLC0415
     from diffprobe.pretrain.ddpm import PretrainConfig, pretrain  # noqa: PLC0415
     from diffprobe.probe.linear import GridProbe  # noqa: PLC0415
-    from diffprobe.probe.run import run_probe  # noqa: PLC0415
+    from diffprobe.workflows.probe import run_probe  # noqa: PLC0415
 
     data = synthetic.generate(root / "images", n_per_class=20, size=32, seed=0)
     arr = load_images(prepare_split(data, seed=0), Preprocess(16), progress=False)

@@ -78,7 +78,7 @@ def cmd_features(args):
 
 def cmd_probe(args):
     from ..probe.linear import GridProbe  # noqa: PLC0415
-    from ..probe.run import run_probe  # noqa: PLC0415
+    from ..workflows.probe import run_probe  # noqa: PLC0415
 
     # Options left unset keep GridProbe's own defaults (one place for them).
     given = {k: getattr(args, k) for k in ("epochs", "lr", "weight_decays") if getattr(args, k) is not None}

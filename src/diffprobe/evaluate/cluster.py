@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.preprocessing import StandardScaler
 
 from ..config.evaluate import ClusterConfig
-from ..utils import DiffprobeError, write_json
+from ..utils import DiffprobeError
 
 
 def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
@@ -40,11 +38,11 @@ def kmeans_scores(features: np.ndarray, labels: np.ndarray, k: int | None = None
             "purity": purity(labels, clusters)}
 
 
-def cluster_store(store, out_dir: str | Path, *, block: str | None = None, timestep: int | None = None,
-                  split: str = ClusterConfig.split, k: int | None = None, seed: int = ClusterConfig.seed,
-                  results: dict | None = None) -> dict:
-    """k-means on one pair of a feature store (by default the probe's best pair, else the first);
-    writes ``cluster.json``."""
+def cluster_store(store, *, block: str | None = None, timestep: int | None = None, split: str = ClusterConfig.split,
+                  k: int | None = None, seed: int = ClusterConfig.seed, results: dict | None = None) -> dict:
+    """k-means on one pair of a feature store (by default the probe's best pair in ``results``, else the first)
+    over the ``split`` part (or ``all``): the pair, the part and ``kmeans_scores``. Writes nothing
+    (``workflows.pipeline.run_cluster`` writes ``cluster.json``)."""
     if block is None or timestep is None:
         if results is not None:
             block, timestep = results["best"]["block"], results["best"]["timestep"]
@@ -54,8 +52,5 @@ def cluster_store(store, out_dir: str | Path, *, block: str | None = None, times
     if not mask.any():
         raise DiffprobeError(f"{store.path}: no images in the {split!r} part")
     feats = np.asarray(store.get(block, timestep)[mask])
-    scores = {"block": block, "timestep": int(timestep), "split": split, **kmeans_scores(
+    return {"block": block, "timestep": int(timestep), "split": split, **kmeans_scores(
         feats, store.labels[mask], k=k, seed=seed)}
-    out = Path(out_dir)
-    write_json(out / "cluster.json", scores)
-    return scores

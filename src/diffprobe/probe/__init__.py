@@ -4,7 +4,6 @@ from .bundle import ClassifierBundle
 from .ensemble import ReadingEnsemble, build_ensemble, load_bundle
 from .linear import GridProbe, LinearHead
 from .metrics import chance_accuracy, classification_metrics
-from .run import run_probe
 
 __all__ = ["ClassifierBundle", "GridProbe", "LinearHead", "ReadingEnsemble", "build_ensemble", "chance_accuracy",
-           "classification_metrics", "load_bundle", "run_probe"]
+           "classification_metrics", "load_bundle"]

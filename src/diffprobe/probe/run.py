@@ -1,36 +1,32 @@
-"""The probe stage: a linear probe on every (block, timestep) pair of a feature store, the best
-pair chosen on val, test reported once; results.json, report.md, heatmap.png, confusion.png and
-a classifier bundle.
+"""The probe stage's computation: a linear probe on every (block, timestep) pair of a feature store, fitted
+in chunks of pairs that fit in RAM (each process its share under ``torchrun``), the best pair chosen on val,
+test scored once, the chosen head calibrated on val; and the metadata of a bundle of a head fitted on a store.
+No file is written here: ``workflows.probe.run_probe`` writes results.json, report.md, the figures and the
+bundle.
 """
 
 from __future__ import annotations
 
-import logging
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from accelerate import PartialState
-from accelerate.utils import gather_object
 from scipy.special import softmax
 from sklearn.metrics import confusion_matrix
 
-from ..config.probe import ProbeRunConfig
 from ..features.store import FeatureStore
-from ..report.plots import confusion_plot, grid_heatmap
-from ..report.tables import probe_report
-from ..utils import DiffprobeError, write_json
+from ..utils import DiffprobeError
 from .bundle import ClassifierBundle
 from .calibration import expected_calibration_error, fit_temperature, unknown_thresholds
 from .linear import GridProbe
 from .metrics import chance_accuracy, classification_metrics, per_class_f1
 
-log = logging.getLogger(__name__)
+PARTS = ("train", "val", "test")
 
 
-def _parts(store: FeatureStore):
-    masks = {s: store.splits == s for s in ("train", "val", "test")}
+def split_masks(store: FeatureStore) -> dict[str, np.ndarray]:
+    """(N,) boolean masks of the store's train, val and test parts; an empty part is refused."""
+    masks = {s: store.splits == s for s in PARTS}
     for s, m in masks.items():
         if not m.any():
             raise DiffprobeError(f"{store.path}: the {s} part is empty; the probe needs a train/val/test split "
@@ -51,39 +47,28 @@ def pair_chunks(store: FeatureStore, max_gb: float) -> list[list[int]]:
     return chunks
 
 
-def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: GridProbe | None = None,
-              bundle: bool = True, title: str = "", max_gb: float = ProbeRunConfig.max_gb) -> dict:
-    """Probe every pair of ``store``; write the artifacts to ``out_dir``; return the results dict.
+def pair_features(store: FeatureStore, k: int, masks: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The features of the store's ``k``-th pair, per part (float32)."""
+    arr = store.get(*store.pairs[k])
+    return {s: np.asarray(arr[m], dtype=np.float32) for s, m in masks.items()}
 
-    Pairs are read from the memory-mapped store and probed in chunks of at most ``max_gb`` of features, so a
-    store larger than RAM is probed piece by piece (a store that fits is probed in one batched pass). Under
-    ``torchrun`` / ``accelerate launch`` each process probes its share of every chunk's pairs and the main
-    process gathers the heads and writes the artifacts.
-    """
-    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-    out = Path(out_dir)
-    state = PartialState(cpu=not torch.cuda.is_available())
-    world, rank = state.num_processes, state.process_index
-    if state.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-    probe = probe or GridProbe()
-    masks = _parts(store)
+
+def probe_pairs(store: FeatureStore, probe: GridProbe, max_gb: float, *, rank: int = 0,
+                world: int = 1) -> list[tuple[int, dict, object]]:
+    """Fit ``probe`` on the pairs of ``store`` that fall to process ``rank`` of ``world`` (every pair for one
+    process), read in chunks of at most ``max_gb`` of features; returns (pair index, grid row, head) per pair,
+    the row holding the val and test metrics, the weight decay and the epochs."""
+    masks = split_masks(store)
     y = {s: store.labels[m] for s, m in masks.items()}
-    n_classes = len(store.classes)
     pairs = store.pairs
-    t0 = time.time()
-
-    def load(k: int) -> dict[str, np.ndarray]:
-        arr = store.get(*pairs[k])
-        return {s: np.asarray(arr[m], dtype=np.float32) for s, m in masks.items()}
-
-    done = []  # (pair index, grid row, head) of this process's pairs
+    done = []
     for chunk in pair_chunks(store, max_gb):
         mine = chunk[rank::world]
         if not mine:
             continue
-        feats = [load(k) for k in mine]
-        fitted = probe.fit([f["train"] for f in feats], y["train"], [f["val"] for f in feats], y["val"], n_classes)
+        feats = [pair_features(store, k, masks) for k in mine]
+        fitted = probe.fit([f["train"] for f in feats], y["train"], [f["val"] for f in feats], y["val"],
+                           len(store.classes))
         for k, f, head in zip(mine, feats, fitted):
             row = {"block": pairs[k][0], "timestep": pairs[k][1]}
             for s in ("val", "test"):
@@ -92,67 +77,66 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
             row.update(weight_decay=head.weight_decay, epochs=head.epochs)
             done.append((k, row, head))
         del feats
-    if world > 1:
-        done = gather_object(done)  # every process's pairs, in pair order below
-        if not state.is_main_process:
-            state.wait_for_everyone()  # leave with the main process: a rank exiting early can abort gloo
-            return {}
-    try:
-        done.sort(key=lambda d: d[0])
-        grid, heads = [d[1] for d in done], [d[2] for d in done]
-        fit_s = time.time() - t0
-        # Chosen on val only (accuracy, then macro F1); the test columns are reported, never consulted.
-        best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
-        best = dict(grid[best_i])
-        head = heads[best_i]
-        best_feats = load(best_i)
-
-        val_logits = head.logits(best_feats["val"])
-        test_logits = head.logits(best_feats["test"])
-        temperature = fit_temperature(val_logits, y["val"])
-        calib = {"temperature": temperature,
-                 "test_ece_before": expected_calibration_error(softmax(test_logits, axis=1), y["test"]),
-                 "test_ece_after": expected_calibration_error(softmax(test_logits / temperature, axis=1), y["test"])}
-        pred = test_logits.argmax(1)
-        cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
-        class_f1 = per_class_f1(y["test"], pred, n_classes)
-
-        results = {
-            "grid": grid, "best": best, "n_classes": n_classes, "chance_accuracy": chance_accuracy(y["test"]),
-            "classes": store.classes, "split_sizes": {s: int(m.sum()) for s, m in masks.items()},
-            "feature_store": str(store.path), "feature_spec": store.spec.to_dict(), "calibration": calib,
-            "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
-                      "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
-                      "whiten": probe.whiten, "n_pairs": len(pairs)},
-            "per_class_test_f1": dict(zip(store.classes, class_f1)),
-        }
-        grid_heatmap(grid, out / "heatmap.png", best=best, title=title or "Linear-probe accuracy per (block, timestep)")
-        confusion_plot(cm, store.classes, out / "confusion.png",
-                       title=f"Test confusion, {best['block']} t={best['timestep']}")
-        if bundle:
-            metrics = {k: best[k] for k in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy", "val_accuracy")}
-            results["bundle"] = str(save_store_bundle(out / "bundle", store, head, [(best["block"], best["timestep"])],
-                                                      val_logits, temperature, metrics))
-        write_json(out / "results.json", results)
-        # Timings vary run to run; kept apart so results.json is identical for the same command and seed.
-        write_json(out / "timing.json", {"probe_fit_seconds": round(fit_s, 2)})
-        (out / "report.md").write_text(probe_report(results, fit_s))
-        return results
-    finally:
-        if world > 1:
-            state.wait_for_everyone()  # also when writing failed: the other processes are waiting here
+    return done
 
 
-def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[str, int]], val_logits: np.ndarray,
+@dataclass
+class ProbeChoice:
+    """The probe run's results (``results.json`` less ``bundle``), the chosen head, its val logits, its
+    temperature and its test confusion matrix (C, C)."""
+
+    results: dict
+    head: object
+    val_logits: np.ndarray
+    temperature: float
+    confusion: np.ndarray
+
+
+def choose_pair(store: FeatureStore, probe: GridProbe, done: list[tuple[int, dict, object]]) -> ProbeChoice:
+    """The best pair of ``probe_pairs``'s rows (of every process), chosen on val only (accuracy, then macro F1;
+    the test columns are reported, never consulted); its head calibrated on val and scored once on test."""
+    masks = split_masks(store)
+    y = {s: store.labels[m] for s, m in masks.items()}
+    n_classes = len(store.classes)
+    done = sorted(done, key=lambda d: d[0])
+    grid, heads = [d[1] for d in done], [d[2] for d in done]
+    best_i = max(range(len(grid)), key=lambda i: (grid[i]["val_accuracy"], grid[i]["val_macro_f1"]))
+    best = dict(grid[best_i])
+    head = heads[best_i]
+    best_feats = pair_features(store, best_i, masks)
+
+    val_logits = head.logits(best_feats["val"])
+    test_logits = head.logits(best_feats["test"])
+    temperature = fit_temperature(val_logits, y["val"])
+    calib = {"temperature": temperature,
+             "test_ece_before": expected_calibration_error(softmax(test_logits, axis=1), y["test"]),
+             "test_ece_after": expected_calibration_error(softmax(test_logits / temperature, axis=1), y["test"])}
+    pred = test_logits.argmax(1)
+    cm = confusion_matrix(y["test"], pred, labels=range(n_classes))
+    class_f1 = per_class_f1(y["test"], pred, n_classes)
+
+    results = {
+        "grid": grid, "best": best, "n_classes": n_classes, "chance_accuracy": chance_accuracy(y["test"]),
+        "classes": store.classes, "split_sizes": {s: int(m.sum()) for s, m in masks.items()},
+        "feature_store": str(store.path), "feature_spec": store.spec.to_dict(), "calibration": calib,
+        "probe": {"epochs": probe.epochs, "lr": probe.lr, "weight_decays": list(probe.weight_decays),
+                  "class_balanced": probe.class_balanced, "patience": probe.patience, "seed": probe.seed,
+                  "whiten": probe.whiten, "n_pairs": len(store.pairs)},
+        "per_class_test_f1": dict(zip(store.classes, class_f1)),
+    }
+    return ProbeChoice(results, head, val_logits, temperature, cm)
+
+
+def store_bundle_meta(store: FeatureStore, pairs: list[tuple[str, int]], val_logits: np.ndarray,
                       temperature: float, metrics: dict, metadata: list[str] = (),
-                      train_parts: tuple[str, ...] = ("train",)) -> Path:
-    """A bundle of ``head`` fitted on ``store``'s ``pairs`` (and object ``metadata``) of ``train_parts``: the
-    store's model and preprocessing, the val logits' temperature, confusion and unknown thresholds, the class
-    counts of the images the head learned from."""
-    masks = _parts(store)
+                      train_parts: tuple[str, ...] = ("train",)) -> dict:
+    """``bundle.json``'s fields for a head fitted on ``store``'s ``pairs`` (and object ``metadata``) of
+    ``train_parts``: the store's preprocessing, the val logits' temperature, confusion and unknown thresholds,
+    the class counts of the images the head learned from."""
+    masks = split_masks(store)
     fitted_on = np.isin(store.splits, train_parts)
     y_train, y_val, n_classes = store.labels[fitted_on], store.labels[masks["val"]], len(store.classes)
-    return ClassifierBundle.save(path, model_dir=store.meta["model_dir"], head=head, meta={
+    return {
         "classes": store.classes, "pairs": [[b, int(t)] for b, t in pairs], "metadata": list(metadata),
         "image_size": int(store.meta["preprocess"]["size"]), "preprocess": store.meta["preprocess"],
         "feature_spec": store.spec.to_dict(), "temperature": temperature, "metrics": metrics,
@@ -160,4 +144,14 @@ def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[s
         **({"metadata_medians": np.median(store.metadata[fitted_on], 0).tolist()} if metadata else {}),
         # For adjusted counting (ACC) and unknown rejection at prediction time.
         "val_confusion": confusion_matrix(y_val, val_logits.argmax(1), labels=range(n_classes)).tolist(),
-        "unknown": unknown_thresholds(val_logits, temperature)})
+        "unknown": unknown_thresholds(val_logits, temperature)}
+
+
+def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[str, int]], val_logits: np.ndarray,
+                      temperature: float, metrics: dict, metadata: list[str] = (),
+                      train_parts: tuple[str, ...] = ("train",)) -> Path:
+    """Write a bundle of ``head`` fitted on ``store``'s ``pairs`` (``store_bundle_meta``) with the store's model.
+    Here until ``fuse_pairs`` moves to ``workflows`` (the studies running now import it from ``probe.fusion``)."""
+    return ClassifierBundle.save(path, model_dir=store.meta["model_dir"], head=head,
+                                 meta=store_bundle_meta(store, pairs, val_logits, temperature, metrics, metadata,
+                                                        train_parts))

@@ -10,7 +10,7 @@ of every class that has them):
    through ``pretrain.baselines.run_baseline``. A finished run is reused, never retrained: its
    folder is keyed by (method, config, images) and ``trained.json`` marks it complete;
 3. the same feature extraction (``extract_features``: every block, average pooling; the DDPM at
-   ``timesteps``, the baselines at timestep 0), the same batched linear probe (``run_probe``:
+   ``timesteps``, the baselines at timestep 0), the same batched linear probe (``workflows.probe.run_probe``:
    one probe per (block, timestep), chosen on val, test reported once) and k-means (k = number
    of classes) on the chosen pair's test features;
 4. with ``fusion`` (a ``FusionConfig``), the classifier recipe's readout for every method alike: one head
@@ -44,7 +44,6 @@ from ..backbones.baselines import BaselineBackbone
 from ..backbones.ddpm_unet import UNetConfig
 from ..config.probe import FusionConfig
 from ..data.dataset import ImageArray, load_split_images
-from ..evaluate.cluster import cluster_store
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features, images_hash
 from ..pretrain.baselines import METHODS as BASELINE_METHODS
@@ -55,12 +54,12 @@ from ..probe.fusion import fuse_pairs
 from ..probe.label_curve import label_curve
 from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics, per_class_f1
-from ..probe.run import run_probe
 from ..report.plots import compare_plot, curves_plots
 from ..report.tables import compare_report, curves_report, readout_name
 from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .config import METHODS, SETTINGS, CompareConfig
-from .pipeline import run_pretrain, split
+from .pipeline import run_cluster, run_pretrain, split
+from .probe import run_probe
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
             spec = FeatureSpec(timesteps=timesteps if method == "ddpm" else (0,), seed=seed, precision=precision)
             store = extract_features(run_dir, images, spec, mdir / "features", progress=progress)
             res = run_probe(store, mdir / "probe", probe=probe, title=f"{method}, {setting}: linear-probe accuracy")
-            km = cluster_store(store, mdir / "probe", results=res, seed=seed)
+            km = run_cluster(store, mdir / "probe", results=res, seed=seed)
             best = res["best"]
             class_f1 = np.array([res["per_class_test_f1"][c] for c in images.classes])
             common = {"setting": setting, "method": method, "params": summary["params"],

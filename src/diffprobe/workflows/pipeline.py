@@ -24,11 +24,11 @@ from ..features.extract import FeatureSpec
 from ..features.store import FeatureStore, extract_features
 from ..pretrain.ddpm import PretrainConfig, pretrain
 from ..probe.linear import GridProbe
-from ..probe.run import run_probe
 from ..config.data import SplitConfig
 from ..config.features import ExtractConfig
 from ..utils import read_json, resolve_precision, write_json
 from .config import DemoConfig
+from .probe import run_probe
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,12 @@ def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Pa
 
 
 def run_cluster(store: str | Path | FeatureStore, out: str | Path, **kw) -> dict:
+    """k-means on one pair of ``store`` (``evaluate.cluster.cluster_store``: ``kw`` names the pair, the part, k, the
+    seed or the probe's ``results``); writes ``out/cluster.json``, returns the scores."""
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-    return cluster_store(store, out, **kw)
+    scores = cluster_store(store, **kw)
+    write_json(Path(out) / "cluster.json", scores)
+    return scores
 
 
 def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = DemoConfig.image_size,

@@ -341,7 +341,7 @@ def _features(cfg: StudyConfig, done: dict) -> dict:
 
 def _probe(cfg: StudyConfig, done: dict) -> dict:
     from ..probe.linear import GridProbe  # noqa: PLC0415
-    from ..probe.run import run_probe  # noqa: PLC0415
+    from .probe import run_probe  # noqa: PLC0415
 
     s = cfg.sections["probe"]
     per_seed = []
@@ -391,8 +391,8 @@ def _ensemble(cfg: StudyConfig, done: dict) -> dict:
     from ..probe.fusion import fuse_pairs  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
-    from ..probe.run import run_probe  # noqa: PLC0415
     from .pipeline import run_features  # noqa: PLC0415
+    from .probe import run_probe  # noqa: PLC0415
 
     f, fu, manifest = cfg.sections["features"], cfg.sections["fusion"], done["split"]["manifest"]
     out = cfg.work / "ensemble"
