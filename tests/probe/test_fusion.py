@@ -9,9 +9,9 @@ from diffprobe.cli import main
 from diffprobe.features.extract import FeatureSpec
 from diffprobe.features.store import FORMAT_VERSION, FeatureStore, pair_name
 from diffprobe.probe import GridProbe
-from diffprobe.probe.fusion import fuse_pairs
 from diffprobe.probe.mlp import MLPProbe
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.fusion import fuse_pairs
 from diffprobe.workflows.probe import run_probe
 
 

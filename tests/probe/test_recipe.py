@@ -17,10 +17,10 @@ from diffprobe.data.preprocess import Preprocess
 from diffprobe.features.extract import FeatureSpec, dihedral, view_features
 from diffprobe.probe import GridProbe
 from diffprobe.probe.bundle import ClassifierBundle
-from diffprobe.probe.fusion import fuse_pairs
 from diffprobe.probe.mlp import MLPProbe
 from diffprobe.probe.training import fit_head
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.fusion import fuse_pairs
 
 
 def test_metadata_measures_the_object_as_imaged():

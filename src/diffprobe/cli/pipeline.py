@@ -95,9 +95,9 @@ def cmd_probe(args):
 
 
 def cmd_fuse(args):
-    from ..probe.fusion import fuse_pairs  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
+    from ..workflows.fusion import fuse_pairs  # noqa: PLC0415
 
     r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,
                    metadata_weight=args.metadata_weight, refit=args.refit, probe=GridProbe(class_balanced=args.class_balanced, seed=args.seed, precision=args.precision),

@@ -13,11 +13,14 @@ reported once, for the chosen ``k`` (the other candidates' test columns are reco
 head is trained again on train + val (``MLPProbe.refit``), as scikit-learn's searches refit on all the data
 they were given: the bundle then learns from every labelled image. Val can no longer score that head, so
 its val columns, confusion and unknown thresholds stay those of the train-only head.
+
+No file is read or written here: ``workflows.fusion.fuse_pairs`` reads the probe's results, writes
+``fusion.json``, ``fusion.md`` and the bundle.
 """
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +28,11 @@ from scipy.special import softmax
 
 from ..config.probe import HEADS, FusionConfig
 from ..features.store import FeatureStore
-from ..report.tables import fusion_report
-from ..utils import DiffprobeError, read_json, write_json
+from ..utils import DiffprobeError
 from .calibration import fit_temperature
 from .linear import GridProbe
 from .metrics import classification_metrics, multiclass_log_loss, per_class_f1
 from .mlp import MLPProbe
-from .run import save_store_bundle
 
 DEFAULT_KS = FusionConfig.ks
 
@@ -42,20 +43,31 @@ def rank_pairs(results: dict) -> list[tuple[str, int]]:
     return [(g["block"], int(g["timestep"])) for g in grid]
 
 
-def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out_dir: str | Path, *,
-               ks: tuple[int, ...] = FusionConfig.ks, probe: GridProbe | None = None,
-               head: str = FusionConfig.head, metadata: bool = FusionConfig.metadata, mlp: MLPProbe | None = None,
-               metadata_weight: float = FusionConfig.metadata_weight, refit: bool = FusionConfig.refit,
-               bundle: bool = True) -> dict:
+@dataclass
+class Fusion:
+    """``fit_fusion``'s outcome: the results (``fusion.json`` less ``bundle``), the head to bundle (the refitted
+    one under ``refit``), its pairs, the chosen train-only head's val logits and temperature, the parts the
+    bundled head learned from."""
+
+    results: dict
+    head: object
+    pairs: list[tuple[str, int]]
+    val_logits: np.ndarray
+    temperature: float
+    train_parts: tuple[str, ...]
+
+
+def fit_fusion(store: FeatureStore, results: dict, *, ks: tuple[int, ...] = FusionConfig.ks,
+               probe: GridProbe | None = None, head: str = FusionConfig.head, metadata: bool = FusionConfig.metadata,
+               mlp: MLPProbe | None = None, metadata_weight: float = FusionConfig.metadata_weight,
+               refit: bool = FusionConfig.refit) -> Fusion:
     """Fit ``head`` on the concatenated features of the top-k pairs (and the store's object metadata when
     ``metadata``) for every k in ``ks``; choose k on val (accuracy, then log loss).
 
-    store: the feature store the grid was probed on; results: its ``results.json`` (or dict).
+    store: the feature store the grid was probed on; results: its ``results.json`` dict.
     ``metadata_weight`` (MLP head only): the metadata columns' weight after standardisation (``MLPProbe.fit``'s
     ``tail``); the linear probe weighs every standardised column alike.
     ``refit`` (MLP head only): the chosen head trained again on train + val, reported as ``refit`` and bundled.
-    Writes ``fusion.json``, ``fusion.md`` and (``bundle``, for a store that names its model) a classifier
-    ``bundle/`` of the chosen head to ``out_dir``; returns the same dict.
     """
     if head not in HEADS:
         raise DiffprobeError(f"unknown head {head!r}; choose one of {HEADS}")
@@ -63,8 +75,6 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
         raise DiffprobeError("refit on train + val is implemented for the MLP head (--head mlp) only")
     if not metadata_weight > 0:
         raise DiffprobeError(f"the metadata weight must be a positive number, got {metadata_weight!r}")
-    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-    results = results if isinstance(results, dict) else read_json(results)
     # Stores are named by their key (weights, images, settings), so the folder name identifies one.
     if Path(results.get("feature_store", store.path)).name != store.path.name:
         raise DiffprobeError(f"the results were probed on {results['feature_store']}, not on {store.path}; "
@@ -79,8 +89,6 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
     if not ks:
         raise DiffprobeError(f"{store.path}: fusion needs at least 2 pairs (the store has {len(ranked)}); "
                              f"extract more blocks or timesteps")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     probe = probe or GridProbe()
     mlp = mlp or MLPProbe(seed=probe.seed, precision=probe.precision)
     masks = {s: store.splits == s for s in ("train", "val", "test")}
@@ -92,7 +100,6 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
     def inputs(s: str, k: int) -> np.ndarray:
         return np.concatenate(cols[s][:k] + ([meta[masks[s]]] if meta is not None else []), axis=1)
 
-    t0 = time.time()
     if head == "linear":
         heads = probe.fit([inputs("train", k) for k in ks], y["train"], [inputs("val", k) for k in ks], y["val"],
                           n_classes)
@@ -136,14 +143,4 @@ def fuse_pairs(store: FeatureStore | str | Path, results: dict | str | Path, out
                       "epoch": final.config["epoch"], "temperature": temperature,
                       **{f"test_{name}": v for name, v in classification_metrics(y["test"], logits.argmax(1)).items()},
                       "test_log_loss": multiclass_log_loss(y["test"], softmax(logits / temperature, axis=1))}
-    fit_s = time.time() - t0
-    if bundle and "model_dir" in store.meta:  # stores written by extract_features know their model
-        scored = r.get("refit", best)
-        metrics = {m: scored[m] for m in ("test_accuracy", "test_macro_f1", "test_balanced_accuracy", "test_log_loss")}
-        metrics["val_accuracy"] = best["val_accuracy"]
-        r["bundle"] = str(save_store_bundle(out / "bundle", store, final, ranked[:best["k"]], *fitted[best_i],
-                                            metrics, r["metadata"], train_parts=train_parts))
-    write_json(out / "fusion.json", r)
-    write_json(out / "timing.json", {"fusion_fit_seconds": round(fit_s, 2)})
-    (out / "fusion.md").write_text(fusion_report(r))
-    return r
+    return Fusion(r, final, ranked[:best["k"]], *fitted[best_i], train_parts)

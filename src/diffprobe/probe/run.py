@@ -8,7 +8,6 @@ bundle.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy.special import softmax
@@ -16,7 +15,6 @@ from sklearn.metrics import confusion_matrix
 
 from ..features.store import FeatureStore
 from ..utils import DiffprobeError
-from .bundle import ClassifierBundle
 from .calibration import expected_calibration_error, fit_temperature, unknown_thresholds
 from .linear import GridProbe
 from .metrics import chance_accuracy, classification_metrics, per_class_f1
@@ -146,12 +144,3 @@ def store_bundle_meta(store: FeatureStore, pairs: list[tuple[str, int]], val_log
         "val_confusion": confusion_matrix(y_val, val_logits.argmax(1), labels=range(n_classes)).tolist(),
         "unknown": unknown_thresholds(val_logits, temperature)}
 
-
-def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[str, int]], val_logits: np.ndarray,
-                      temperature: float, metrics: dict, metadata: list[str] = (),
-                      train_parts: tuple[str, ...] = ("train",)) -> Path:
-    """Write a bundle of ``head`` fitted on ``store``'s ``pairs`` (``store_bundle_meta``) with the store's model.
-    Here until ``fuse_pairs`` moves to ``workflows`` (the studies running now import it from ``probe.fusion``)."""
-    return ClassifierBundle.save(path, model_dir=store.meta["model_dir"], head=head,
-                                 meta=store_bundle_meta(store, pairs, val_logits, temperature, metrics, metadata,
-                                                        train_parts))

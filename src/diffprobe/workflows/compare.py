@@ -15,7 +15,7 @@ of every class that has them):
    of classes) on the chosen pair's test features;
 4. with ``fusion`` (a ``FusionConfig``), the classifier recipe's readout for every method alike: one head
    (the MLP by default) on its top-k pairs and the objects' size and shape measurements, k chosen on val
-   (``probe.fusion.fuse_pairs``, trained on train only), an extra row per method;
+   (``workflows.fusion.fuse_pairs``, trained on train only), an extra row per method;
 5. one table: top-1 accuracy, macro F1, balanced accuracy, macro F1 of the head / medium / tail
    classes, NMI, ARI, plus the supervised network's own head (end to end) as an extra row.
 
@@ -50,7 +50,6 @@ from ..pretrain.baselines import METHODS as BASELINE_METHODS
 from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
 from ..pretrain.ddpm import PretrainConfig
 from ..features.store import FeatureStore
-from ..probe.fusion import fuse_pairs
 from ..probe.label_curve import label_curve
 from ..probe.linear import GridProbe
 from ..probe.metrics import classification_metrics, per_class_f1
@@ -58,6 +57,7 @@ from ..report.plots import compare_plot, curves_plots
 from ..report.tables import compare_report, curves_report, readout_name
 from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .config import METHODS, SETTINGS, CompareConfig
+from .fusion import fuse_pairs
 from .pipeline import run_cluster, run_pretrain, split
 from .probe import run_probe
 

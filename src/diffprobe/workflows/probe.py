@@ -1,6 +1,6 @@
 """The probe stage on disk: a linear probe on every (block, timestep) pair of a feature store (the computation
 is ``probe.run``'s), the best pair chosen on val, test reported once; writes results.json, timing.json,
-report.md, heatmap.png, confusion.png and a classifier bundle.
+report.md, heatmap.png, confusion.png and a classifier bundle (``save_store_bundle``, fusion's too).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import PartialState
 from accelerate.utils import gather_object
@@ -15,7 +16,8 @@ from accelerate.utils import gather_object
 from ..config.probe import ProbeRunConfig
 from ..features.store import FeatureStore
 from ..probe.linear import GridProbe
-from ..probe.run import choose_pair, probe_pairs, save_store_bundle
+from ..probe.bundle import ClassifierBundle
+from ..probe.run import choose_pair, probe_pairs, store_bundle_meta
 from ..report.plots import confusion_plot, grid_heatmap
 from ..report.tables import probe_report
 from ..utils import write_json
@@ -65,3 +67,13 @@ def run_probe(store: FeatureStore | str | Path, out_dir: str | Path, *, probe: G
     finally:
         if world > 1:
             state.wait_for_everyone()  # also when writing failed: the other processes are waiting here
+
+
+def save_store_bundle(path: Path, store: FeatureStore, head, pairs: list[tuple[str, int]], val_logits: np.ndarray,
+                      temperature: float, metrics: dict, metadata: list[str] = (),
+                      train_parts: tuple[str, ...] = ("train",)) -> Path:
+    """Write a bundle of ``head`` fitted on ``store``'s ``pairs`` (``probe.run.store_bundle_meta``) with the store's
+    model."""
+    return ClassifierBundle.save(path, model_dir=store.meta["model_dir"], head=head,
+                                 meta=store_bundle_meta(store, pairs, val_logits, temperature, metrics, metadata,
+                                                        train_parts))

@@ -365,9 +365,9 @@ def _cluster(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _fusion(cfg: StudyConfig, done: dict) -> dict:
-    from ..probe.fusion import fuse_pairs  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
+    from .fusion import fuse_pairs  # noqa: PLC0415
 
     s = cfg.sections["fusion"]
     r = fuse_pairs(done["features"]["store"], done["probe"]["results"], cfg.work / "fusion", ks=tuple(s["ks"]),
@@ -388,9 +388,9 @@ def _ensemble(cfg: StudyConfig, done: dict) -> dict:
     from ..evaluate.calibrate import calibrate_bundle  # noqa: PLC0415
     from ..evaluate.crossdata import evaluate_bundle  # noqa: PLC0415
     from ..probe.ensemble import build_ensemble  # noqa: PLC0415
-    from ..probe.fusion import fuse_pairs  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
+    from .fusion import fuse_pairs  # noqa: PLC0415
     from .pipeline import run_features  # noqa: PLC0415
     from .probe import run_probe  # noqa: PLC0415
 
