@@ -39,16 +39,16 @@ def test_every_result_number_of_a_page_is_in_its_sources(page):
 
 def test_the_check_fails_on_a_stale_or_unsourced_number(tmp_path):
     page = tmp_path / "page.md"
-    src = "<!-- src: models/ndsb/test_metrics.json -->"
+    src = "<!-- src: models/ndsb-diffusion/test_metrics.json -->"  # a model that no longer changes
     page.write_text(f"Test top-1 70.9%, macro F1 0.546. {src}\n")
     assert unsourced(page, strict=True) == []
     page.write_text(f"Test top-1 69.7%, macro F1 0.546. {src}\n")  # the previous model's number
-    assert unsourced(page) == ["page.md:1: 69.7% is in none of ['models/ndsb/test_metrics.json']"]
+    assert unsourced(page) == ["page.md:1: 69.7% is in none of ['models/ndsb-diffusion/test_metrics.json']"]
     page.write_text("Test top-1 70.9%, weighted 4x, `--steps 3000`, arXiv 2601.13416, Python 3.11.\n")
     assert unsourced(page, strict=True) == ["page.md:1: ['70.9%'] without a source"]
     assert unsourced(page, strict=False) == []
     page.write_text(f"{src}\n\n| model | top-1 |\n|---|---|\n| shipped | 70.9% |\n| old | 64.1% |\n")
-    assert unsourced(page) == ["page.md:3: 64.1% is in none of ['models/ndsb/test_metrics.json']"]
+    assert unsourced(page) == ["page.md:3: 64.1% is in none of ['models/ndsb-diffusion/test_metrics.json']"]
 
 
 def test_a_duration_or_count_may_be_recorded_in_other_units():
