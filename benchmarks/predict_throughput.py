@@ -130,6 +130,7 @@ def main():
     first = models[a.model[0]]
     fp32 = first["rows"][0]
     result = {"model": str(Path(a.model[0])), "n_images": len(files), "cpu_features": cpu_features(),
+              "threads": torch.get_num_threads(),
               "rows": first["rows"], "forwards_per_image": first["forwards_per_image"], "models": models,
               "unit": str(Path(a.unit or unit_bundle.path)),
               "full_forward_fp32_images_per_s": full_rate, "gflop_full_forward": full_gflop,
