@@ -4,7 +4,7 @@ Two conventions, one check (the same code runs in ``tests/test_docs_numbers.py``
 card too, which GitHub and the Hugging Face Hub show as written):
 
 - **Generated**: ``{{ models/ndsb/test_metrics.json#accuracy:.1% }}`` (a JSON file, an optional path of keys
-  into it, a Python format spec) is replaced by the value when the site is built: ``70.9%``.
+  into it, a Python format spec) is replaced by the value when the site is built: ``70.5%``.
 - **Typed, with its source**: a block of a page (lines between blank lines, outside code fences; a table is one
   block) names its sources in an HTML comment, ``<!-- src: FILE.json[#key/key] ... -->`` (or a script's
   Markdown table, ``benchmarks/results/NAME.md`` or ``experiments/NAME/results/NAME.md``, for the means and
