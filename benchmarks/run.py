@@ -89,6 +89,11 @@ def _predict(d: dict) -> tuple[bool, str]:
     return rate["fp32"] >= 80 and rate["fp32"] >= 0.8 * unit, measured
 
 
+def _app_init(d: dict) -> tuple[bool, str]:
+    return d["seconds_for_25000"] <= 600, (f"{d['n_images']:,} images in {d['seconds']:.0f} s on {d['threads']} "
+                                           f"thread(s): 25,000 in {d['seconds_for_25000'] / 60:.1f} min")
+
+
 def _finetune(d: dict) -> tuple[bool, str]:
     return True, ", ".join(f"{p} {v:.1f} img/s" for p, v in d["images_per_s"].items())
 
@@ -122,6 +127,9 @@ for _b in [
               "predict end to end >= 80 images/s in fp32 on 2 cores and >= 0.8x one full fp32 U-Net forward "
               "(issue #41)", _predict,
               "--model models/ndsb --images FOLDER_OR_CSV"),
+    Benchmark("app_init", "app_init.py", ("app_init.json",),
+              "app init on 25,000 images in <= 10 min on 2 cores (issue #41)", _app_init,
+              "--images FOLDER --model models/ndsb --threads 2"),
     Benchmark("finetune_speed", "finetune_speed.py", ("finetune_speed.json",), None, _finetune,
               "--model PRETRAIN_RUN --split RUN/split.csv"),
     Benchmark("annotation_timing", "annotation.py", ("annotation_timing_25k.json", "annotation_timing_250k.json"),
