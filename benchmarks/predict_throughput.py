@@ -78,12 +78,15 @@ def bundle_forwards(bundle) -> int:
     return len(spec.timesteps) * spec.views * spec.n_noise
 
 
-def time_bundle(path: str, files: list, batch_size: int) -> tuple[list[dict], "ClassifierBundle", np.ndarray]:
-    """predict's code path end to end and the model alone, in fp32 and (where native) bf16."""
+def time_bundle(path: str, files: list, batch_size: int,
+                views: int | None = None) -> tuple[list[dict], "ClassifierBundle", np.ndarray]:
+    """predict's code path end to end and the model alone, in fp32 and (where native) bf16; ``views``: read in that
+    many views instead of the bundle's own (``predict --views``)."""
     precisions = ["fp32"] + (["bf16"] if native_bf16(torch.device("cpu")) else [])
     rows = []
     for precision in precisions:
         bundle = ClassifierBundle.load(path, device=torch.device("cpu"), precision=precision)
+        bundle.views = views
         classify_files(bundle, files[:32], progress=False)  # warm-up: kernels, allocator
         start = time.perf_counter()
         ok, _, _ = classify_files(bundle, files, batch_size=batch_size, progress=False)
@@ -105,6 +108,7 @@ def main():
                          "first is the one the target is checked on")
     ap.add_argument("--unit", help="a bundle whose U-Net gives the unit, one full fp32 forward (default: the first "
                                    "--model that reads a U-Net)")
+    ap.add_argument("--also-views", type=int, help="time the first bundle read in this many views too (--views)")
     ap.add_argument("--images", required=True, help="folder or manifest of images to classify")
     ap.add_argument("--n", type=int, default=512, help="images timed (default 512)")
     ap.add_argument("--batch-size", type=int, default=256)
@@ -114,9 +118,10 @@ def main():
     files, _ = collect_images([a.images])
     files = files[: a.n]
     models, images, unit_bundle = {}, None, None
-    for path in a.model:
-        rows, bundle, images = time_bundle(path, files, a.batch_size)
-        models[path] = {"rows": rows, "forwards_per_image": rows[0]["forwards_per_image"],
+    readers = [(path, None) for path in a.model] + ([(a.model[0], a.also_views)] if a.also_views else [])
+    for path, views in readers:
+        rows, bundle, images = time_bundle(path, files, a.batch_size, views)
+        models[path if views is None else f"{path} --views {views}"] = {"rows": rows, "forwards_per_image": rows[0]["forwards_per_image"],
                         "backbone": type(bundle.backbone).__name__, "gflop_per_image": model_gflop(bundle)}
         if unit_bundle is None and (a.unit == path or not a.unit and isinstance(bundle.backbone, DDPMBackbone)):
             unit_bundle = bundle
