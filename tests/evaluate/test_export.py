@@ -16,6 +16,16 @@ from diffprobe.evaluate.export import export_model
 from diffprobe.utils import DiffprobeError
 
 
+def test_the_exported_split_names_the_data_folder_portably(field_run, tmp_path, monkeypatch):
+    data = Manifest.load(field_run["split"]).root.resolve()
+    monkeypatch.setenv("DIFFPROBE_DATA", str(data.parent))
+    out = tmp_path / "portable"
+    assert main(["export", str(field_run["bundle"]), "--out", str(out), "--split", str(field_run["split"])]) == 0
+    sidecar = json.loads((out / "split.json").read_text())
+    assert sidecar["root"] == f"$DIFFPROBE_DATA/{data.name}"
+    assert str(data.parent) not in json.dumps(sidecar), "no machine's folder in a shipped model"
+
+
 def test_export_writes_a_small_model_that_reproduces_its_test_metrics(field_run, predictions, tmp_path):
     out = tmp_path / "models" / "tiny"
     out.mkdir(parents=True)

@@ -121,6 +121,9 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
             # $DIFFPROBE_DATA/... (or a relative root) keeps the folder usable wherever the data and the
             # repository are.
             sidecar["root"] = portable_data_path(sidecar["root"]) or os.path.relpath(sidecar["root"], out.resolve())
+            info = sidecar.get("info") or {}
+            if info.get("source"):  # where the split was made from: named the same portable way, not a machine's folder
+                info["source"] = portable_data_path(info["source"]) or info["source"]
             write_json(tmp / "split.json", sidecar)
             r = evaluate_bundle(tmp, tmp / "split.csv", tmp / "test_report", part="test", progress=progress)
             for name in ("report.md", "metrics.json"):  # they name the folder the model will live in, not the draft
