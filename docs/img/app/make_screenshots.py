@@ -45,28 +45,13 @@ USER = {"X-Diffprobe-User": "docs"}
 
 
 def tiny_project(root: Path) -> Path:
-    """The app tests' tiny project (``tests/app/conftest.py``): made by the real pipeline in seconds."""
+    """A tiny project made by the real pipeline in seconds: ``diffprobe demo``'s on synthetic plankton, shrunk."""
     from diffprobe.app.project import init_project  # noqa: PLC0415 - only this mode trains
-    from diffprobe.backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
-    from diffprobe.data import synthetic  # noqa: PLC0415
-    from diffprobe.data.dataset import load_images  # noqa: PLC0415
-    from diffprobe.data.manifest import prepare_split  # noqa: PLC0415
-    from diffprobe.data.preprocess import Preprocess  # noqa: PLC0415
-    from diffprobe.features.extract import FeatureSpec  # noqa: PLC0415
-    from diffprobe.features.store import extract_features  # noqa: PLC0415
-    from diffprobe.pretrain.ddpm import PretrainConfig, pretrain  # noqa: PLC0415
-    from diffprobe.probe.linear import GridProbe  # noqa: PLC0415
-    from diffprobe.workflows.probe import run_probe  # noqa: PLC0415
+    from diffprobe.workflows.pipeline import demo  # noqa: PLC0415
 
-    data = synthetic.generate(root / "images", n_per_class=20, size=32, seed=0)
-    arr = load_images(prepare_split(data, seed=0), Preprocess(16), progress=False)
-    cfg = PretrainConfig(unet=UNetConfig(image_size=16, channels=(16, 32)), steps=5, batch_size=16, lr=1e-3,
-                         warmup_steps=1, checkpoint_every=1000, seed=0)
-    run_dir = pretrain(arr.part("train")[0], root / "ddpm", cfg, progress=False, sample=False)
-    store = extract_features(run_dir, arr, FeatureSpec(timesteps=(10,)), root / "features", progress=False)
-    run_probe(store, root / "probe", probe=GridProbe(epochs=20, lr=1e-2, patience=50, seed=0))
+    demo(root / "demo", image_size=16, steps=5, channels=(16, 32), timesteps=(10,), n_per_class=20, progress=False)
     out = root / "project"
-    init_project(out, data, root / "probe" / "bundle", chunk=64, progress=False)
+    init_project(out, root / "demo" / "synthetic", root / "demo" / "bundle", chunk=64, progress=False)
     return out
 
 
