@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STRICT = ["README.md", "models/ndsb/README.md", "docs/getting-started.md", "docs/index.md", "docs/tutorial-ndsb.md",
           "docs/data.md", "docs/reliability.md", "docs/study.md", "docs/model-card.md", "docs/cli.md", "docs/api.md",
           "docs/recipe.md", "docs/comparison.md", "docs/adaptation.md",
-          "docs/method.md", "docs/field-use.md", "docs/app.md"]
+          "docs/method.md", "docs/field-use.md", "docs/app.md", "docs/results.md", "docs/performance.md",
+          "docs/rcdit.md", "docs/development.md"]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([\w./-]+\.json)(?:#([\w./-]*))?\s*:\s*([^}\s]*)\s*\}\}")
 SOURCE = re.compile(r"<!--\s*src:\s*(.*?)\s*-->", re.S)
