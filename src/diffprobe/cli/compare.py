@@ -49,7 +49,7 @@ def cmd_baseline(args):
                          budget_images=args.budget_images, batch_size=args.batch_size, lr=args.lr,
                          checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                          invert=not args.no_invert, flatfield=not args.no_flatfield,
-                         label_smoothing=args.label_smoothing, scale_jitter=args.scale_jitter,
+                         label_smoothing=args.label_smoothing, scale_jitter=args.scale_jitter, rotate=args.rotate,
                          ema_decay=args.ema_decay)
     run_baseline(manifest_for(args, out), out, cfg, resume=args.resume)
     print(f"{args.method} backbone ({cfg.arch.name}) -> {out} (model.safetensors, backbone.json); "
@@ -121,6 +121,9 @@ def add_commands(sub) -> None:
            help="supervised: label smoothing of the cross-entropy (default {default})")
     option(s, "--scale-jitter", BaselineConfig, type=float,
            help="supervised: zoom each training image by a factor in [1 - s, 1 + s] (default {default})")
+    option(s, "--rotate", BaselineConfig, type=float,
+           help="supervised: turn each training image by an angle in [-r, r] degrees (default {default}; 45 with "
+                "the quarter turns reaches every angle)")
     option(s, "--ema-decay", BaselineConfig, type=float,
            help="supervised: export an exponential moving average of the weights with this decay (default: off)")
     add_precision_arg(s, BaselineConfig)

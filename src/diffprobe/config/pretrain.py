@@ -187,6 +187,7 @@ class BaselineConfig(RunConfig):
     # supervised: the field's recipe for a CNN trained end to end (0 / None: off, the comparison's plain run)
     label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e uniform
     scale_jitter: float = 0.0  # each training image zoomed by a factor in [1 - s, 1 + s]
+    rotate: float = 0.0  # ... and turned by an angle in [-r, r] degrees (45: with the quarter turns, every angle)
     ema_decay: float | None = None  # export an exponential moving average of the weights
     # SimCLR
     temperature: float = 0.5  # lightly's NTXentLoss default
@@ -224,6 +225,8 @@ class BaselineConfig(RunConfig):
             raise DiffprobeError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not 0 <= self.scale_jitter < 1:
             raise DiffprobeError(f"scale_jitter must be in [0, 1), got {self.scale_jitter!r}")
+        if not 0 <= self.rotate <= 180:
+            raise DiffprobeError(f"rotate must be in [0, 180] degrees, got {self.rotate!r}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise DiffprobeError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay!r}")
 

@@ -91,12 +91,16 @@ class BaselineMethod(torch.nn.Module):
         """Called between backward and the optimizer step (gradient surgery)."""
 
 
-def zoom_batch(x: torch.Tensor, jitter: float, gen: torch.Generator) -> torch.Tensor:
-    """Each image (B, 1, S, S) zoomed about its centre by a factor drawn in [1 - jitter, 1 + jitter]; the border
-    pixels (background) fill what a zoom-out uncovers."""
+def zoom_batch(x: torch.Tensor, jitter: float, gen: torch.Generator, rotate: float = 0.0) -> torch.Tensor:
+    """Each image (B, 1, S, S) zoomed about its centre by a factor drawn in [1 - jitter, 1 + jitter] and turned by an
+    angle drawn in [-rotate, rotate] degrees; the border pixels (background) fill what the move uncovers. With the
+    flips and quarter turns, ``rotate`` = 45 reaches every angle: plankton are seen in any orientation."""
     scale = 1 + jitter * (2 * torch.rand(len(x), generator=gen) - 1)
+    # no draw without rotation: the runs trained before ``rotate`` existed keep their random stream
+    angle = torch.deg2rad(rotate * (2 * torch.rand(len(x), generator=gen) - 1)) if rotate else torch.zeros(len(x))
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.zeros(len(x), 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1 / scale
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 1, 0], theta[:, 1, 1] = cos, -sin, sin, cos
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
@@ -107,12 +111,12 @@ class Supervised(BaselineMethod):
     def __init__(self, cfg: BaselineConfig, n_classes: int):
         super().__init__()
         self.model = build_arch(cfg.arch, num_classes=n_classes)
-        self.label_smoothing, self.scale_jitter = cfg.label_smoothing, cfg.scale_jitter
+        self.label_smoothing, self.scale_jitter, self.rotate = cfg.label_smoothing, cfg.scale_jitter, cfg.rotate
 
     def views(self, x, y):
         x = augment_batch(to_model_input(x), torch.default_generator)
-        if self.scale_jitter:
-            x = zoom_batch(x, self.scale_jitter, torch.default_generator)
+        if self.scale_jitter or self.rotate:
+            x = zoom_batch(x, self.scale_jitter, torch.default_generator, self.rotate)
         return {"x": x, "y": y}
 
     def forward(self, batch):

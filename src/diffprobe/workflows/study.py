@@ -127,11 +127,11 @@ class _Pretrain(Section):
 PretrainSection = section("PretrainSection", """[pretrain]: the backbone the later stages read. ``ddpm``: the DDPM
 U-Net (``UNetConfig``) and its training (``PretrainConfig``). ``supervised``: a CNN trained end to end on the train
 labels (``BaselineConfig``'s supervised method: ``arch`` at the study's image size (a ``convnet`` with its
-``stem_stride``), ``steps`` x ``batch_size`` images, with label smoothing, scale jitter and EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth``
+``stem_stride``), ``steps`` x ``batch_size`` images, with label smoothing, scale jitter, rotation and EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth``
 are the U-Net's and unused).""", _Pretrain,
                           *_from(UNetConfig, "channels", "space_to_depth"),
                           *_from(PretrainConfig, "batch_size", "lr", "warmup_steps"),
-                          *_from(BaselineConfig, "label_smoothing", "scale_jitter"),
+                          *_from(BaselineConfig, "label_smoothing", "scale_jitter", "rotate"),
                           SettingFrom(ConvNetConfig, "stem_stride"))
 
 
@@ -217,7 +217,8 @@ SECTIONS: dict[str, type[Section]] = {"pretrain": PretrainSection, "features": F
 TOP = TopSettings
 # Settings added to a section after studies ran without them, with the value those studies had: left out of the
 # stage key at that value, so a finished stage is not re-run for a setting it did not have.
-ADDED_LATER = {"pretrain": {"arch": DEFAULT_ARCH["supervised"], "stem_stride": ConvNetConfig.stem_stride}}
+ADDED_LATER = {"pretrain": {"arch": DEFAULT_ARCH["supervised"], "stem_stride": ConvNetConfig.stem_stride,
+                            "rotate": BaselineConfig.rotate}}
 
 
 @dataclass
@@ -323,7 +324,7 @@ def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
                         budget_images=s["steps"] * s["batch_size"], batch_size=s["batch_size"], lr=s["lr"],
                         checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision,
                         label_smoothing=s["label_smoothing"], scale_jitter=s["scale_jitter"],
-                        ema_decay=s["ema_decay"] or None)
+                        rotate=s["rotate"], ema_decay=s["ema_decay"] or None)
     run = run_baseline(done["split"]["manifest"], cfg.work / "cnn", bc, resume=True)
     return {"run": str(run), **read_json(Path(run) / "summary.json")}
 
