@@ -82,11 +82,11 @@ def time_bundle(path: str, files: list, batch_size: int,
                 views: int | None = None) -> tuple[list[dict], "ClassifierBundle", np.ndarray]:
     """predict's code path end to end and the model alone, in fp32 and (where native) bf16; ``views``: read in that
     many views instead of the bundle's own (``predict --views``)."""
-    precisions = ["fp32"] + (["bf16"] if native_bf16(torch.device("cpu")) else [])
+    # "auto" is what a user gets with no flag: timed beside both where the CPU has a choice to make.
+    precisions = ["fp32"] + (["bf16", "auto"] if native_bf16(torch.device("cpu")) else [])
     rows = []
     for precision in precisions:
-        bundle = ClassifierBundle.load(path, device=torch.device("cpu"), precision=precision)
-        bundle.views = views
+        bundle = ClassifierBundle.load(path, device=torch.device("cpu"), precision=precision, views=views)
         classify_files(bundle, files[:32], progress=False)  # warm-up: kernels, allocator
         start = time.perf_counter()
         ok, _, _ = classify_files(bundle, files, batch_size=batch_size, progress=False)

@@ -15,12 +15,9 @@ from .args import add_precision_arg, option
 
 
 def _bundle(args):
-    from ..probe.ensemble import ReadingEnsemble, load_bundle  # noqa: PLC0415
+    from ..probe.ensemble import load_bundle  # noqa: PLC0415
 
-    bundle = load_bundle(args.model, precision=args.precision)
-    for member in bundle.members if isinstance(bundle, ReadingEnsemble) else [bundle]:
-        member.views = getattr(args, "views", None)
-    return bundle
+    return load_bundle(args.model, precision=args.precision, views=getattr(args, "views", None))
 
 
 def add_views_arg(s) -> None:

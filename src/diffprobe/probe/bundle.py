@@ -120,9 +120,10 @@ class ClassifierBundle:
     # ---- reading -----------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | Path, device: torch.device | None = None,
-             precision: str = "auto") -> "ClassifierBundle":
+             precision: str = "auto", views: int | None = None) -> "ClassifierBundle":
         """Open a bundle; ``precision`` (auto | fp32 | bf16) is the one its forward pass runs in here.
-        ``feature_spec.precision`` in ``bundle.json`` records what its head was fitted on."""
+        ``feature_spec.precision`` in ``bundle.json`` records what its head was fitted on. ``views``: test-time
+        views read per image in place of the bundle's own (None: its own)."""
         resolve_precision(precision)  # refuse an unknown name before loading anything
         path = Path(path)
         meta, head = cls.load_head(path)
@@ -130,7 +131,7 @@ class ClassifierBundle:
         if backbone.image_size != meta["image_size"]:
             raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
                                  f"{backbone.image_size} px; the bundle is inconsistent, re-create it")
-        return cls(path, meta, head, backbone, precision)
+        return cls(path, meta, head, backbone, precision, views)
 
     @staticmethod
     def load_head(path: str | Path) -> tuple[dict, LinearHead | MLPHead]:

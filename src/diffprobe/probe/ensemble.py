@@ -87,8 +87,10 @@ class ReadingEnsemble:
         return any(m.uses_metadata for m in self.members)
 
     @classmethod
-    def load(cls, path: str | Path, device: torch.device | None = None, precision: str = "auto") -> ReadingEnsemble:
-        """Open an ensemble folder: its backbone once, every member's head on it (``precision`` as for a bundle)."""
+    def load(cls, path: str | Path, device: torch.device | None = None, precision: str = "auto",
+             views: int | None = None) -> ReadingEnsemble:
+        """Open an ensemble folder: its backbone once, every member's head on it (``precision`` and ``views`` as
+        for a bundle)."""
         resolve_precision(precision)
         path = Path(path)
         meta = read_json(path / "bundle.json")
@@ -103,7 +105,7 @@ class ReadingEnsemble:
             if member_meta["classes"] != meta["classes"] or member_meta["image_size"] != meta["image_size"]:
                 raise DiffprobeError(f"{path / name}: its classes or image size differ from the ensemble's "
                                      f"({path / 'bundle.json'}); build the ensemble again with 'diffprobe ensemble'")
-            members.append(ClassifierBundle(path / name, member_meta, head, backbone, precision))
+            members.append(ClassifierBundle(path / name, member_meta, head, backbone, precision, views))
         return cls(path, meta, members)
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:
@@ -209,12 +211,13 @@ def is_ensemble(path: str | Path) -> bool:
     return isinstance(meta, dict) and meta.get("format") == ENSEMBLE_FORMAT
 
 
-def load_bundle(path: str | Path, device: torch.device | None = None,
-                precision: str = "auto") -> ClassifierBundle | ReadingEnsemble:
-    """The classifier in the folder ``path``: a ``ReadingEnsemble`` for an ensemble, else a ``ClassifierBundle``."""
+def load_bundle(path: str | Path, device: torch.device | None = None, precision: str = "auto",
+                views: int | None = None) -> ClassifierBundle | ReadingEnsemble:
+    """The classifier in the folder ``path``: a ``ReadingEnsemble`` for an ensemble, else a ``ClassifierBundle``;
+    ``views``: test-time views per image in place of the bundle's own (None: its own)."""
     if is_ensemble(path):
-        return ReadingEnsemble.load(path, device, precision)
-    return ClassifierBundle.load(path, device, precision)
+        return ReadingEnsemble.load(path, device, precision, views)
+    return ClassifierBundle.load(path, device, precision, views)
 
 
 def backbone_hash(folder: Path) -> str:
