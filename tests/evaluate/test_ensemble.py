@@ -1,4 +1,5 @@
-"""Reading ensembles: bundles of one backbone that read each image their own way, log-probabilities averaged,
+"""Reading ensembles: bundles of one backbone that read each image their own way (or each on its own backbone),
+log-probabilities averaged,
 used by predict, evaluate, shift, calibrate and export as a bundle; refused where one bundle's head is needed."""
 
 from __future__ import annotations
@@ -87,10 +88,28 @@ def test_a_member_folder_loads_alone_on_the_shared_backbone(ensemble, members, f
     np.testing.assert_array_equal(member.predict_proba(files), source.predict_proba(files))
 
 
-def test_build_refuses_other_backbones_other_classes_and_bad_names(ensemble, members, tmp_path):
+def test_members_on_their_own_backbones_make_a_model_ensemble(members, field_run, tmp_path):
     export_model(members["frame"], tmp_path / "half", progress=False)  # fp16 backbone: other weights
-    with pytest.raises(DiffprobeError, match="backbone's weights differ"):
-        build_ensemble([members["crop"], tmp_path / "half"], tmp_path / "e")
+    e = build_ensemble([members["crop"], tmp_path / "half"], tmp_path / "e")
+    assert (e / "frame" / "backbone").is_dir() and not (e / "crop" / "backbone").exists()
+    files = _images(field_run)
+    alone = [load_bundle(b) for b in (members["crop"], tmp_path / "half")]
+    expected = np.mean([log_softmax(b.logits(*b.prepare(files)), axis=1) for b in alone], axis=0)
+    ens = load_bundle(e)
+    assert ens.members[1].backbone is not ens.backbone
+    np.testing.assert_allclose(log_softmax(np.log(ens.predict_proba(files)), axis=1),
+                               log_softmax(expected, axis=1), atol=1e-5)
+    copy = ens.save_pretrained(tmp_path / "copy")
+    assert (copy / "frame" / "backbone").is_dir() and not (copy / "crop" / "backbone").exists()
+    np.testing.assert_array_equal(load_bundle(copy).predict_proba(files), ens.predict_proba(files))
+    export_model(e, tmp_path / "shipped", progress=False)  # fp16: the member's own backbone too
+    for weights in (tmp_path / "shipped" / "frame" / "backbone").rglob("*.safetensors"):
+        with safe_open(weights, "pt") as st:
+            assert {st.get_tensor(k).dtype for k in st.keys() if st.get_tensor(k).is_floating_point()} == \
+                {torch.float16}
+
+
+def test_build_refuses_other_classes_and_bad_names(ensemble, members, tmp_path):
     shuffled = ClassifierBundle.load(members["frame"])
     shuffled.meta["classes"] = shuffled.classes[::-1]
     shuffled.save_pretrained(tmp_path / "shuffled")

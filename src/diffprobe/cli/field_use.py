@@ -116,8 +116,10 @@ def cmd_ensemble(args):
     meta = read_json(out / "bundle.json")
     state = (f"calibration of {args.calibration_from} (temperature {meta['temperature']:.3f})" if args.calibration_from
              else "uncalibrated (temperature 1, no unknown threshold)")
+    own = [n for n in meta["members"] if (out / n / "backbone").is_dir()]
+    shared = f"members on their own backbones: {', '.join(own)}" if own else "on one backbone"
     print(f"wrote the reading ensemble {out}: {', '.join(f'{n}/ ({b})' for n, b in zip(meta['members'], args.bundles))} "
-          f"on one backbone; {state}")
+          f"{shared}; {state}")
     if not args.calibration_from:
         print(f"next: diffprobe calibrate --model {out} --data SPLIT.csv, then diffprobe export {out} --out MODEL "
               f"--split SPLIT.csv")
@@ -240,12 +242,13 @@ def add_commands(sub) -> None:
     add_precision_arg(s)
     s.set_defaults(fn=cmd_calibrate)
 
-    s = sub.add_parser("ensemble", help="a reading ensemble: bundles of one backbone that each read the images their "
-                                        "own way (e.g. cut to the organism, as framed), log-probabilities averaged")
-    s.add_argument("bundles", nargs="+", help="two or more bundle folders of the same backbone weights, classes (in "
-                                              "the same order) and image size")
+    s = sub.add_parser("ensemble", help="an ensemble: bundles that each read the images their own way (e.g. cut to "
+                                        "the organism, as framed) or on their own backbone (networks trained apart), "
+                                        "log-probabilities averaged")
+    s.add_argument("bundles", nargs="+", help="two or more bundle folders of the same classes (in the same order) "
+                                              "and image size")
     s.add_argument("--out", required=True, help="new folder for the ensemble: bundle.json, backbone/ (once), a "
-                                                "folder per member")
+                                                "folder per member (with its own backbone/ where it differs)")
     s.add_argument("--names", type=_names, help="comma-separated member folder names, one per bundle (default: "
                                                 "crop / frame after each bundle's preprocessing, else member0, ...)")
     s.add_argument("--calibration-from", help="a calibrated ensemble of the same classes to take the temperature, "

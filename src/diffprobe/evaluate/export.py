@@ -11,7 +11,7 @@
     test_report/                                that evaluation in full (report.md, metrics.json: per-class
                                                 F1, calibration, unknown flags, abundance errors)
 
-A reading ensemble (``probe.ensemble``) exports the same way: its one backbone is cast, and with ``head_fp16``
+A reading ensemble (``probe.ensemble``) exports the same way: its backbones are cast, and with ``head_fp16``
 every member's ``probe.safetensors``; ``polarity`` applies to every member.
 
 The folder is written next to ``out`` and renamed into place when complete, so an interrupted export
@@ -100,8 +100,9 @@ def export_model(bundle: str | Path, out: str | Path, *, split: str | Path | Non
     with atomic_dir(out) as tmp:
         shutil.copytree(bundle, tmp, dirs_exist_ok=True)
         if fp16:
-            for weights in (tmp / "backbone").rglob("*.safetensors"):
-                cast_safetensors(weights)
+            for weights in tmp.rglob("*.safetensors"):  # the shared backbone's and any member's own
+                if "backbone" in weights.relative_to(tmp).parts:
+                    cast_safetensors(weights)
         heads = [tmp / name for name in source.names] if ensemble else [tmp]  # folders of probe + bundle.json
         changes = {k: v for k, v in (("polarity", polarity), ("crop", crop)) if v is not None}
         for folder in heads + ([tmp] if ensemble and model_version else []):

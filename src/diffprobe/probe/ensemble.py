@@ -1,6 +1,7 @@
-"""A reading ensemble: one frozen backbone read several ways (e.g. each image cut to its organism and as
-framed), a classifier bundle per reading, their log-probabilities averaged. ``predict``, ``evaluate``,
-``shift``, ``calibrate`` and ``export`` use it as they use a ``ClassifierBundle``; ``load_bundle`` opens either.
+"""A reading ensemble: classifier bundles whose log-probabilities are averaged. They read one frozen backbone
+several ways (e.g. each image cut to its organism and as framed), or each their own backbone (several networks
+trained apart: a model ensemble). ``predict``, ``evaluate``, ``shift``, ``calibrate`` and ``export`` use it as they
+use a ``ClassifierBundle``; ``load_bundle`` opens either.
 
 Layout::
 
@@ -8,9 +9,10 @@ Layout::
       bundle.json     format 3: members (their folder names, in order), classes, image_size, temperature,
                       metrics (members: each member's own test metrics), and what 'diffprobe calibrate'
                       adds (unknown thresholds, val confusion, calibration)
-      backbone/       the one backbone every member reads
+      backbone/       the backbone of the first member, and of every member without one of its own
       crop/           a member: bundle.json + probe.safetensors, a classifier bundle without a backbone/ of
-      frame/          its own (``ClassifierBundle.load("ensemble/crop")`` opens it alone, on the shared one)
+      frame/          its own (``ClassifierBundle.load("ensemble/crop")`` opens it alone, on the shared one);
+                      a member trained on another backbone keeps it in its folder (``crop/backbone/``)
 
 Logits (N, C): the mean over members of ``log_softmax(member logits)``, the log of the geometric mean of
 their probabilities up to a constant per image; the ensemble's ``temperature`` then applies as a bundle's
@@ -19,7 +21,7 @@ preprocessing, pairs and metadata, so the ensemble's preprocessed inputs stack t
 images uint8 (N, M, S, S), object metadata float32 (N, M, K). It costs one set of backbone forwards per
 member: twice a bundle's prediction time for two.
 
-``build_ensemble`` (``diffprobe ensemble``) makes one from bundles of one backbone and one class list; its
+``build_ensemble`` (``diffprobe ensemble``) makes one from bundles of one class list and image size; its
 temperature is 1, its test metrics null and it has no unknown threshold until ``diffprobe calibrate`` (val)
 and ``diffprobe export --split`` (test) measure them. The app and ``diffprobe adapt`` work on one bundle's
 features and head: they take a member folder.
@@ -51,7 +53,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a member's folder name
 
 @dataclass
 class ReadingEnsemble:
-    """Classifier bundles that read one shared backbone each their own way, averaged (see the module docstring).
+    """Classifier bundles, each reading a shared backbone its own way or its own backbone, averaged (see the module
+    docstring).
 
     ``predict_proba(inputs)`` / ``predict(inputs)``: as ``ClassifierBundle``'s. ``logits(images, meta)`` on
     inputs every member has preprocessed (uint8 (N, M, S, S), float32 (N, M, K): what ``prepare``,
@@ -89,18 +92,21 @@ class ReadingEnsemble:
     @classmethod
     def load(cls, path: str | Path, device: torch.device | None = None, precision: str = "auto",
              views: int | None = None) -> ReadingEnsemble:
-        """Open an ensemble folder: its backbone once, every member's head on it (``precision`` and ``views`` as
-        for a bundle)."""
+        """Open an ensemble folder: the shared backbone once, every member's head on it or on the member's own
+        backbone (``precision`` and ``views`` as for a bundle)."""
         resolve_precision(precision)
         path = Path(path)
         meta = read_json(path / "bundle.json")
         _validate_ensemble(meta, path / "bundle.json")
-        backbone = load_backbone(path / "backbone", device=device)
-        if backbone.image_size != meta["image_size"]:
-            raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but its backbone was trained on "
-                                 f"{backbone.image_size} px; the ensemble is inconsistent, build it again")
+        shared = load_backbone(path / "backbone", device=device)
         members = []
         for name in meta["members"]:
+            own = path / name / "backbone"
+            backbone = load_backbone(own, device=device) if own.is_dir() else shared
+            if backbone.image_size != meta["image_size"]:
+                raise DiffprobeError(f"{path}: bundle.json says {meta['image_size']} px but the backbone of {name}/ "
+                                     f"was trained on {backbone.image_size} px; the ensemble is inconsistent, build it "
+                                     f"again")
             member_meta, head = ClassifierBundle.load_head(path / name)
             if member_meta["classes"] != meta["classes"] or member_meta["image_size"] != meta["image_size"]:
                 raise DiffprobeError(f"{path / name}: its classes or image size differ from the ensemble's "
@@ -110,9 +116,9 @@ class ReadingEnsemble:
 
     def save_pretrained(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write this ensemble, as it is in memory, to a new folder that ``load_bundle`` loads back with identical
-        predictions: ``bundle.json`` (``meta``), ``backbone/`` once, and each member's ``bundle.json`` and
+        predictions: ``bundle.json`` (``meta``), the shared ``backbone/`` once, and each member's ``bundle.json`` and
         ``probe.safetensors`` (as ``ClassifierBundle.save_pretrained`` writes them, and with its rules on
-        ``path``). Returns ``path``."""
+        ``path``), with its own ``backbone/`` where it has one. Returns ``path``."""
         path = Path(path)
         _validate_ensemble(self.meta, path / "bundle.json")
         for name, member in zip(self.names, self.members, strict=True):
@@ -122,7 +128,7 @@ class ReadingEnsemble:
             self.backbone.copy_to(tmp / "backbone")
             for name, member in zip(self.names, self.members, strict=True):
                 (tmp / name).mkdir()
-                member.write_files(tmp / name, backbone=False)
+                member.write_files(tmp / name, backbone=member.backbone is not self.backbone)
             write_json(tmp / "bundle.json", self.meta)
 
         return write_new_folder(path, self.path, write, overwrite=overwrite)
@@ -238,11 +244,11 @@ CALIBRATION_FIELDS = ("temperature", "unknown", "val_confusion", "calibration")
 def build_ensemble(members: list[str | Path], out: str | Path, *, names: list[str] | None = None,
                    calibration_from: str | Path | None = None) -> Path:
     """Write the reading ensemble ``out`` (atomically; a new or empty folder) of the bundle folders ``members``:
-    one copy of their backbone, and each member's ``bundle.json`` and ``probe.safetensors`` in a folder named
-    by ``names`` (default: ``crop`` / ``frame`` after each member's preprocessing, ``member0``, ``member1``, ...
-    where those repeat). Refused unless there are two members or more, with the same backbone weights (sha256
-    of ``backbone.json`` and the safetensors files), the same classes in the same order and the same image
-    size. The ensemble's temperature is 1 and its test metrics null (``metrics["members"]`` keeps each
+    one copy of the first member's backbone, and each member's ``bundle.json`` and ``probe.safetensors`` in a folder
+    named by ``names`` (default: ``crop`` / ``frame`` after each member's preprocessing, ``member0``, ``member1``,
+    ... where those repeat), with a copy of its own backbone where its weights differ from the first's (sha256 of
+    ``backbone.json`` and the safetensors files: a model ensemble). Refused unless there are two members or more,
+    with the same classes in the same order and the same image size. The ensemble's temperature is 1 and its test metrics null (``metrics["members"]`` keeps each
     member's own) until ``diffprobe calibrate`` and ``diffprobe export --split`` measure them.
 
     ``calibration_from``: a calibrated ensemble of the same classes whose temperature, unknown thresholds and val
@@ -262,11 +268,8 @@ def build_ensemble(members: list[str | Path], out: str | Path, *, names: list[st
     if len(names) != len(members):
         raise DiffprobeError(f"{len(names)} names for {len(members)} bundles; give one name per bundle")
     first, reference = members[0], backbone_hash(backbone_dir(members[0]))
+    own_backbone = [backbone_hash(backbone_dir(m)) != reference for m in members]
     for m, meta in zip(members[1:], metas[1:], strict=True):
-        if backbone_hash(backbone_dir(m)) != reference:
-            raise DiffprobeError(f"{m}: its backbone's weights differ from {first}'s; an ensemble reads one backbone: "
-                                 f"make every member from the same pretraining run (e.g. 'diffprobe features --crop' "
-                                 f"and '--no-crop' of one model), and export (fp16) only the ensemble")
         if meta["classes"] != metas[0]["classes"]:
             raise DiffprobeError(f"{m}: its classes differ from {first}'s (names or order); make every member on "
                                  f"the same split")
@@ -288,10 +291,12 @@ def build_ensemble(members: list[str | Path], out: str | Path, *, names: list[st
     _validate_ensemble(meta, out / "bundle.json")
     with atomic_dir(out) as tmp:
         shutil.copytree(backbone_dir(first), tmp / "backbone")
-        for name, src in zip(names, members, strict=True):
+        for name, src, own in zip(names, members, own_backbone, strict=True):
             (tmp / name).mkdir()
             for f in ("bundle.json", "probe.safetensors"):
                 shutil.copyfile(src / f, tmp / name / f)
+            if own:
+                shutil.copytree(backbone_dir(src), tmp / name / "backbone")
         write_json(tmp / "bundle.json", meta)
     return out
 
