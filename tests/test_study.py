@@ -136,6 +136,11 @@ def test_study_resumes_stage_by_stage(study, synth_dir):
     ("[probe]\nseeds = []\n", r"\[probe\].seeds: List should have at least 1 item"),
     ("[pretrain]\narch = \"vgg\"\n", r"\[pretrain\].arch: Input should be 'resnet', 'vit' or 'convnet'"),
     ("stages = [\"split\", \"prob\"]\n", r"the top level.stages\[1\]: Input should be 'split'"),
+    # Bounds taken with a setting from the stage class that declares it (SettingFrom).
+    ("[pretrain]\nbatch_size = 0\n", r"\[pretrain\].batch_size: Input should be greater than 0, got 0"),
+    ("[features]\nviews = 3\n", r"\[features\].views: Value error, views must be one of \(1, 2, 4, 8\), got 3"),
+    ("[features]\ntimesteps = [10, 1000]\n", r"\[features\].timesteps\[1\]: Input should be less than 1000"),
+    ("[rcdit]\nr_dropout = 1.0\n", r"\[rcdit\].r_dropout: Input should be less than 1, got 1.0"),
 ])
 def test_bad_config_names_the_file_and_the_setting(tmp_path, extra, message):
     path = tmp_path / "bad.toml"

@@ -1,11 +1,19 @@
 """The names every layer shares that need neither torch nor numpy: the error a user can fix, the
-precision choices and how settings saved before ``precision`` existed read, and the data layer's settings
+precision choices and how settings saved before ``precision`` existed read, the schema every settings class is
+built on (``Settings``: a pydantic dataclass's checks, errors that name the setting), and the data layer's settings
 (the split, synthetic data, the checksum list: ``data.manifest`` and ``data.synthetic`` take their
 functions' defaults from them, ``diffprobe.config.data`` shows them to the command line). ``utils``
 re-exports the first three; the CLI and ``diffprobe.config`` import them from here, so that building the
 parser (``diffprobe --help``) does not load torch."""
 
-from dataclasses import dataclass
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import fields
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, Strict, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
 
 
 class DiffprobeError(Exception):
@@ -13,6 +21,7 @@ class DiffprobeError(Exception):
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+Precision = Literal[PRECISIONS]
 
 
 def legacy_precision(d: dict) -> dict:
@@ -26,35 +35,77 @@ def legacy_precision(d: dict) -> dict:
     return d
 
 
+# ---- the settings' schema ----
+
+T = TypeVar("T")
+# Strict settings take a tuple only; a tuple setting also reads the list a JSON or TOML file holds (its items
+# as strictly as ever).
+TupleOf = Annotated[tuple[T, ...], Strict(False)]
+NonEmptyTupleOf = Annotated[tuple[T, ...], Strict(False), Field(min_length=1)]
+PairOf = Annotated[tuple[T, T], Strict(False)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]  # a share that can be 0 but never all: dropout, label smoothing, ...
+
+
+def invalid_settings(where: str, error: ValidationError, known: Iterable[str]) -> str:
+    """pydantic's ``error`` as a user reads it: the unknown keys and the known ones, or the first bad setting
+    (``where.key[index]``), what it should be and what it got."""
+    errors = error.errors()
+    unknown = sorted(str(e["loc"][0]) for e in errors
+                     if e["type"] in ("extra_forbidden", "unexpected_keyword_argument"))
+    if unknown:
+        return f"unknown setting(s) {unknown} in {where}; known: {sorted(known)}"
+    e = errors[0]
+    key = "".join(f".{x}" for x in e["loc"][:1]) + "".join(f"[{x}]" for x in e["loc"][1:])
+    return f"{where}{key}: {e['msg']}, got {e['input']!r}"
+
+
+class Settings:
+    """Base of every settings class, each a ``pydantic.dataclasses.dataclass`` (so ``dataclasses.fields``,
+    ``asdict`` and ``replace`` work on it) with its bounds declared at the field. Unknown keys are refused, and
+    values are taken as Python, JSON and TOML write them: strict, so True is no 1 and "3" no 3 (a float setting
+    takes an int). A value out of its type or bounds is a DiffprobeError naming the class and the setting."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_name_the_setting(cls, values: Any, handler):
+        try:
+            return handler(values)
+        except ValidationError as e:
+            raise DiffprobeError(invalid_settings(cls.__name__, e, (f.name for f in fields(cls)))) from None
+
+
 # ---- the data layer's settings ----
 
 SETTINGS = ("natural", "balanced")
+PartShare = Annotated[float, Field(gt=0, lt=1)]  # the share of each class a val or test part takes
 
 
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Settings):
     """How a dataset is split (``diffprobe split`` and every command that splits ``--data``): the setting
     (natural, or balanced to ``per_class`` images of each class), the val and test fractions per class, the seed."""
 
-    setting: str = "natural"
-    per_class: int = 80
-    val: float = 0.15
-    test: float = 0.15
-    seed: int = 0
+    setting: Literal[SETTINGS] = "natural"
+    per_class: PositiveInt = 80
+    val: PartShare = 0.15
+    test: PartShare = 0.15
+    seed: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
-class SynthConfig:
+class SynthConfig(Settings):
     """``diffprobe synth``: images per class, their side, a long-tailed class distribution, the seed."""
 
-    n_per_class: int = 80
-    size: int = 64
+    n_per_class: PositiveInt = 80
+    size: PositiveInt = 64
     long_tail: bool = False
-    seed: int = 0
+    seed: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
-class VerifyConfig:
+class VerifyConfig(Settings):
     """``diffprobe data verify``: whose packaged per-image checksum list a folder is checked against."""
 
     dataset: str = "ndsb"

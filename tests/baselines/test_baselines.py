@@ -158,7 +158,7 @@ def test_bad_settings_and_inputs_are_reported(arrays, tiny_config, tiny_resnet, 
         train_baseline(arrays["x"], tmp_path / "a", tiny_config("supervised", 2), progress=False)
     with pytest.raises(DiffprobeError, match="ViT"):
         BaselineConfig(method="mae", arch=tiny_resnet)
-    with pytest.raises(DiffprobeError, match="unknown baseline method"):
+    with pytest.raises(DiffprobeError, match="BaselineConfig.method: Input should be 'supervised', 'simclr'"):
         BaselineConfig(method="byol")
     with pytest.raises(DiffprobeError, match="--image-size 16"):
         train_baseline(np.zeros((64, 32, 32), np.uint8), tmp_path / "b", tiny_config("simclr", 2), progress=False)

@@ -134,5 +134,5 @@ def test_kaggle_format_refuses_repeated_file_names(field_run, tmp_path):
     with pytest.raises(DiffprobeError, match="same.png"):
         predict_files(field_run["bundle"], [tmp_path / "a", tmp_path / "b"], tmp_path / "k.csv", progress=False,
                       format="kaggle")
-    with pytest.raises(DiffprobeError, match="unknown predictions format"):
+    with pytest.raises(DiffprobeError, match="PredictConfig.format: Input should be 'csv' or 'kaggle', got 'tsv'"):
         predict_files(field_run["bundle"], [tmp_path / "a"], tmp_path / "k.csv", progress=False, format="tsv")

@@ -68,7 +68,7 @@ def test_nan_loss_stops_with_a_clear_error(synth_images, tiny_cfg, tmp_path):
 def test_wrong_image_size_and_bad_config_types_are_refused(synth_images, tiny_cfg, tmp_path):
     with pytest.raises(DiffprobeError, match="expects 16 px"):
         pretrain(np.zeros((40, 24, 24), np.uint8), tmp_path / "x", tiny_cfg, progress=False)
-    with pytest.raises(DiffprobeError, match="batch_size must be a non-negative integer"):
+    with pytest.raises(DiffprobeError, match="PretrainConfig.batch_size: Input should be a valid integer, got '64'"):
         PretrainConfig(**{**tiny_cfg.to_dict(), "batch_size": "64"})
     with pytest.raises(DiffprobeError, match="unknown pretrain settings"):
         PretrainConfig.from_dict({**tiny_cfg.to_dict(), "learning_rate": 1})

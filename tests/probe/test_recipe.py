@@ -132,7 +132,7 @@ def test_an_ensemble_of_mlp_heads_is_one_head_averaging_their_logits():
     assert head.w1.shape == (6, 48) and head.config["ensemble"] == 3
     np.testing.assert_allclose(head.logits(x[600:]), np.mean([m.logits(x[600:]) for m in members], 0),
                                rtol=1e-4, atol=1e-4)
-    with pytest.raises(DiffprobeError, match="ensemble must be positive|positive integers"):
+    with pytest.raises(DiffprobeError, match="MLPProbeConfig.ensemble: Input should be greater than 0, got 0"):
         MLPProbe(ensemble=0)
 
 

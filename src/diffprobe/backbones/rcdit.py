@@ -168,7 +168,7 @@ def load_rcdit(path: str | Path) -> RCDiT:
     path = Path(path)
     if not (path / WEIGHTS).is_file():
         raise DiffprobeError(f"{path}: {WEIGHTS} missing; pass a run folder written by 'diffprobe rcdit-pretrain'")
-    cfg = RCDiTConfig.from_dict(read_json(path / "backbone.json").get("model", {}))
+    cfg = RCDiTConfig(**read_json(path / "backbone.json").get("model", {}))
     model = RCDiT(cfg)
     try:
         model.load_state_dict(load_file(path / WEIGHTS))

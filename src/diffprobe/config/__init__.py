@@ -1,11 +1,12 @@
-"""The settings of every stage as plain dataclasses: the one place their defaults live.
+"""The settings of every stage as pydantic dataclasses (``base.Settings``): the one place their defaults and
+bounds live.
 
 ``backbones`` (the architectures), ``data`` (the split), ``pretrain`` (the trainers), ``features``
 (``FeatureSpec``), ``probe`` (the heads and fusion) and ``evaluate`` (zero-shot and the field-use
 commands). The stage modules that do the work (and load torch) import their dataclasses from here and
 re-export them, so ``from diffprobe.pretrain.ddpm import PretrainConfig`` keeps working; the command line
 reads its options' defaults from them (``default_of``) without loading torch, and the study config
-(``workflows.study``) checks its sections' keys and types against them. Nothing here imports torch or
+(``workflows.study``) takes its sections' types, bounds and defaults from them. Nothing here imports torch or
 numpy at import time.
 """
 

@@ -4,9 +4,14 @@ and the field-use commands (the defaults of ``evaluate``, ``shift``, ``predict``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
+from typing import Annotated, Literal
 
-from ..base import DiffprobeError
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic.dataclasses import dataclass
+
+from ..base import DiffprobeError, NonEmptyTupleOf, PairOf, Precision, Settings
+from .backbones import POOLINGS, Timestep
 from .features import ExtractConfig
 
 
@@ -14,7 +19,7 @@ DC_CONDITIONS = ("prototype", "nearest")  # DiffusionClassifierConfig.condition'
 
 
 @dataclass(frozen=True)
-class DiffusionClassifierConfig:
+class DiffusionClassifierConfig(Settings):
     """schedule: stages of (new (t, eps) samples per candidate, candidates kept after the stage).
 
     The default scores every class on 4 samples, keeps the 10 best, adds 8 samples, keeps 3,
@@ -28,21 +33,14 @@ class DiffusionClassifierConfig:
     class). The denoiser was trained on single images' r, and a mean of many can be far from any of them.
     """
 
-    schedule: tuple[tuple[int, int], ...] = ((4, 10), (8, 3), (16, 1))
-    t_range: tuple[int, int] | str = (1, 1000)
-    max_images: int = 500
-    shots: int = 0
-    batch_size: int = 512  # denoiser inputs per forward pass
-    condition: str = "prototype"
+    schedule: NonEmptyTupleOf[PairOf[PositiveInt]] = ((4, 10), (8, 3), (16, 1))
+    t_range: PairOf[int] | str = (1, 1000)
+    max_images: NonNegativeInt = 500
+    shots: NonNegativeInt = 0
+    batch_size: PositiveInt = 512  # denoiser inputs per forward pass
+    condition: Literal[DC_CONDITIONS] = "prototype"
 
     def __post_init__(self):
-        if self.condition not in DC_CONDITIONS:
-            raise DiffprobeError(f"the diffusion classifier's condition must be one of {DC_CONDITIONS}, "
-                                 f"got {self.condition!r}")
-        object.__setattr__(self, "schedule", tuple((int(n), int(k)) for n, k in self.schedule))
-        if not self.schedule or any(n < 1 or k < 1 for n, k in self.schedule):
-            raise DiffprobeError(f"diffusion-classifier schedule needs stages of (samples >= 1, keep >= 1), "
-                                 f"got {list(self.schedule)}")
         if self.t_range == "auto":
             return
         try:  # "LOW,HIGH" as a command line or a study config writes it, or a pair
@@ -61,7 +59,7 @@ class DiffusionClassifierConfig:
 
 
 @dataclass(frozen=True)
-class ZeroShotConfig:
+class ZeroShotConfig(Settings):
     """block/timestep: the representation (default: the backbone's own, e.g. RC-DiT ``encoder`` at t=0);
     pooling/n_noise: how its features are read (as in ``FeatureSpec``; for a U-Net, those of its probe run).
 
@@ -72,76 +70,74 @@ class ZeroShotConfig:
     """
 
     block: str | None = None
-    timestep: int | None = None
-    pooling: str = "avg"
-    n_noise: int = 1
-    shots: tuple[int, ...] = (1, 5, 10, 0)
-    episodes: int = 5
-    knn_k: int = 20
-    knn_temperature: float = 0.07
+    timestep: Timestep | None = None
+    pooling: Literal[POOLINGS] = "avg"
+    n_noise: PositiveInt = 1
+    shots: NonEmptyTupleOf[NonNegativeInt] = (1, 5, 10, 0)
+    episodes: PositiveInt = 5
+    knn_k: PositiveInt = 20
+    knn_temperature: PositiveFloat = 0.07
     center: bool = True
     positive: str | None = None
     diffusion: DiffusionClassifierConfig | None = field(default_factory=DiffusionClassifierConfig)
-    seed: int = 0
-    precision: str = "auto"
-
-    def __post_init__(self):
-        if any(k < 0 for k in self.shots) or not self.shots:
-            raise DiffprobeError(f"shots must be non-negative integers (0 = all), got {list(self.shots)}")
-        if self.episodes < 1 or self.knn_k < 1:
-            raise DiffprobeError("episodes and knn_k must be at least 1")
+    seed: NonNegativeInt = 0
+    precision: Precision = "auto"
 
 
 # ---- the field-use commands ---------------------------------------------------------------------------------
 
 SEVERITIES = (1, 2, 3, 4, 5)  # of every shift of the robustness suite
+Severity = Annotated[int, Field(ge=SEVERITIES[0], le=SEVERITIES[-1])]
 
 
 @dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(Settings):
     """``evaluate_bundle``: which part of the data (train | val | test | all), the synthetic prior-shift
     samples (``n_trials``, drawn by ``seed``)."""
 
     part: str = "all"
-    n_trials: int = 50
-    seed: int = 0
+    n_trials: NonNegativeInt = 50
+    seed: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
-class ShiftConfig:
+class ShiftConfig(Settings):
     """``run_shift_suite``: severities, the part of the split, the seed of the random shifts and the seed a
     folder is split with (as 'diffprobe split')."""
 
-    severities: tuple[int, ...] = SEVERITIES
+    severities: NonEmptyTupleOf[Severity] = SEVERITIES
     part: str = "test"
-    seed: int = 0
-    split_seed: int = 0
+    seed: NonNegativeInt = 0
+    split_seed: NonNegativeInt = 0
+
+
+PREDICTION_FORMATS = ("csv", "kaggle")  # the predictions file: diffprobe's top-3 rows, or the NDSB submission layout
 
 
 @dataclass(frozen=True)
-class PredictConfig:
+class PredictConfig(Settings):
     """``predict_files``: images per batch, the output layout (csv | kaggle) and the images per shard (the unit
     of work that is saved, resumed and shared among processes under ``torchrun``; a multiple of the batch keeps
     every batch the same whatever the number of processes)."""
 
-    batch_size: int = ExtractConfig.batch_size
-    format: str = "csv"
-    shard_size: int = 4096
+    batch_size: PositiveInt = ExtractConfig.batch_size
+    format: Literal[PREDICTION_FORMATS] = "csv"
+    shard_size: PositiveInt = 4096
 
 
 @dataclass(frozen=True)
-class CalibrateConfig:
+class CalibrateConfig(Settings):
     """``calibrate_bundle``: the part of the split fitted on, the share of known images the unknown
     thresholds accept, and the seed a folder is split with."""
 
     part: str = "val"
-    accept: float = 0.95
-    split_seed: int = 0
+    accept: Annotated[float, Field(gt=0, le=1)] = 0.95
+    split_seed: NonNegativeInt = 0
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
+class ClusterConfig(Settings):
     """``cluster_store``: k-means on which part of the store (train | val | test | all), seeded."""
 
     split: str = "test"
-    seed: int = 0
+    seed: NonNegativeInt = 0

@@ -3,18 +3,28 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from typing import Annotated, Literal
 
-from ..base import PRECISIONS, DiffprobeError, legacy_precision
-from .backbones import POOLINGS
+from pydantic import AfterValidator, Field, NonNegativeInt, PositiveInt
+from pydantic.dataclasses import dataclass
+
+from ..base import NonEmptyTupleOf, Precision, Settings, TupleOf, legacy_precision
+from .backbones import POOLINGS, Timestep
 
 # Plankton have no canonical orientation: features can be averaged over the symmetries of the square.
 # The first 2 views are the identity and a mirror, the first 4 the mirrors and the half turn, 8 all of them.
 VIEWS = (1, 2, 4, 8)
 
 
+def _a_view_count(n: int) -> int:  # a Literal of these numbers would take True for 1
+    if n not in VIEWS:
+        raise ValueError(f"views must be one of {VIEWS}")
+    return n
+
+
 @dataclass(frozen=True)
-class FeatureSpec:
+class FeatureSpec(Settings):
     """Which features to read. Saved with every feature store and classifier bundle.
 
     timesteps: DDPM timesteps (0..999); small-to-moderate noise is usually best.
@@ -29,27 +39,13 @@ class FeatureSpec:
                where it is measured faster).
     """
 
-    timesteps: tuple[int, ...] = (1, 10, 25, 50, 100, 200, 400)
-    blocks: tuple[str, ...] = ()
-    pooling: str = "avg"
-    n_noise: int = 1
-    views: int = 1
-    seed: int = 0
-    precision: str = "auto"
-
-    def __post_init__(self):
-        object.__setattr__(self, "timesteps", tuple(int(t) for t in self.timesteps))
-        object.__setattr__(self, "blocks", tuple(self.blocks))
-        if not self.timesteps or any(not 0 <= t < 1000 for t in self.timesteps):
-            raise DiffprobeError(f"timesteps must be between 0 and 999, got {list(self.timesteps)}")
-        if self.pooling not in POOLINGS:
-            raise DiffprobeError(f"unknown pooling {self.pooling!r}; choose one of {POOLINGS}")
-        if self.precision not in PRECISIONS:
-            raise DiffprobeError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.views not in VIEWS:
-            raise DiffprobeError(f"views must be one of {VIEWS}, got {self.views!r}")
-        if not isinstance(self.n_noise, int) or self.n_noise < 1:
-            raise DiffprobeError(f"n_noise must be a positive integer, got {self.n_noise!r}")
+    timesteps: NonEmptyTupleOf[Timestep] = (1, 10, 25, 50, 100, 200, 400)
+    blocks: TupleOf[str] = ()
+    pooling: Literal[POOLINGS] = "avg"
+    n_noise: PositiveInt = 1
+    views: Annotated[int, AfterValidator(_a_view_count)] = 1
+    seed: NonNegativeInt = 0
+    precision: Precision = "auto"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -62,11 +58,11 @@ class FeatureSpec:
 
 
 @dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(Settings):
     """Images per forward pass when features are computed (``extract_features``, and the commands that read
     features: ``features``, ``zeroshot``, ``predict``, ``app init``); ``crop``: the features stage cuts each image
     to its organism (``data.preprocess``) whatever the model was pretrained on (None: as the model's
     ``preprocess.json``), and the feature store, hence the bundle, records it."""
 
-    batch_size: int = 256
+    batch_size: PositiveInt = 256
     crop: bool | None = None

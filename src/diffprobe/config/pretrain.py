@@ -1,15 +1,19 @@
-"""The trainers' settings (DDPM U-Net, RC-DiT, the baselines): plain dataclasses, saved as each run's
-``config.json``. The trainers (``diffprobe.pretrain.ddpm``, ``.rcdit``, ``.baselines``) import them from
+"""The trainers' settings (DDPM U-Net, RC-DiT, the baselines): pydantic dataclasses with their bounds, saved as
+each run's ``config.json``. The trainers (``diffprobe.pretrain.ddpm``, ``.rcdit``, ``.baselines``) import them from
 here and re-export them."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import asdict, field, fields, replace
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from ..base import DiffprobeError, legacy_precision
-from .backbones import ARCHS, ArchConfig, RCDiTConfig, ResNetConfig, UNetConfig, ViTConfig, arch_from_dict, arch_to_dict
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
+from pydantic.dataclasses import dataclass
+
+from ..base import DiffprobeError, Fraction, NonEmptyTupleOf, Precision, Settings, legacy_precision
+from .backbones import (ARCHS, ArchConfig, RCDiTConfig, ResNetConfig, Timestep, UNetConfig, ViTConfig, arch_from_dict,
+                        arch_to_dict)
 
 if TYPE_CHECKING:
     from ..data.preprocess import Preprocess
@@ -21,10 +25,10 @@ def _preprocess(size: int, invert: bool, flatfield: bool) -> Preprocess:
     return Preprocess(size=size, invert=invert, flatfield=flatfield)
 
 
-class RunConfig:
-    """Base of the trainers' config dataclasses: the checks they share, with the config named in errors."""
+class RunConfig(Settings):
+    """Base of the trainers' settings: reading a saved ``config.json``."""
 
-    settings_name: ClassVar[str]  # "pretrain", "baseline", ...: how errors name these settings
+    settings_name: ClassVar[str]  # "pretrain", "baseline", ...: how an unknown key's error names these settings
     # Settings added after runs were saved without them, with the value those runs were trained with.
     added_later: ClassVar[dict] = {"flatfield": False}
 
@@ -38,13 +42,6 @@ class RunConfig:
             raise DiffprobeError(f"unknown {cls.settings_name} settings {sorted(unknown)}; known: {sorted(known)}")
         return cls(**{**{k: v for k, v in cls.added_later.items() if k in known}, **d})
 
-    def check_counts(self, *names: str) -> None:
-        """Integer settings must be ints >= 0 (bools and strings from a JSON file are refused)."""
-        for name in names:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise DiffprobeError(f"{self.settings_name} setting {name} must be a non-negative integer, got {v!r}")
-
 
 @dataclass
 class PretrainConfig(RunConfig):
@@ -53,28 +50,26 @@ class PretrainConfig(RunConfig):
     settings_name = "pretrain"
 
     unet: UNetConfig = field(default_factory=UNetConfig)
-    batch_size: int = 64  # global batch, split across processes
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 200
-    ema_decay: float = 0.999
-    steps: int | None = None  # budget in optimizer steps ...
-    minutes: float | None = None  # ... or in wall-clock minutes (whichever ends first)
-    checkpoint_every: int = 500
-    seed: int = 0
-    precision: str = "auto"
+    batch_size: PositiveInt = 64  # global batch, split across processes
+    lr: PositiveFloat = 2e-4
+    weight_decay: NonNegativeFloat = 0.0
+    warmup_steps: NonNegativeInt = 200
+    ema_decay: Fraction = 0.999
+    steps: NonNegativeInt | None = None  # budget in optimizer steps ...
+    minutes: NonNegativeFloat | None = None  # ... or in wall-clock minutes (whichever ends first)
+    checkpoint_every: NonNegativeInt = 500
+    seed: NonNegativeInt = 0
+    precision: Precision = "auto"
     augment: bool = True  # flips and 90-degree rotations: plankton have no canonical orientation
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)
 
+    @field_validator("unet", mode="before")
+    @classmethod
+    def _unet_from_json(cls, v):
+        return UNetConfig(**v) if isinstance(v, dict) else v
+
     def __post_init__(self):
-        if isinstance(self.unet, dict):
-            self.unet = UNetConfig(**{**self.unet, "channels": tuple(self.unet["channels"])})
-        self.check_counts("batch_size", "warmup_steps", "checkpoint_every", "seed")
-        if self.batch_size < 1:
-            raise DiffprobeError("batch_size must be at least 1")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise DiffprobeError(f"lr must be a positive number, got {self.lr!r}")
         if self.steps is None and self.minutes is None:
             raise DiffprobeError("give a budget: steps or minutes")
 
@@ -107,37 +102,29 @@ class RCDiTPretrainConfig(RunConfig):
     settings_name = "RC-DiT pretrain"
 
     model: RCDiTConfig = field(default_factory=RCDiTConfig)
-    batch_size: int = 64
-    lr: float = 2e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 200
-    ema_decay: float = 0.999
-    r_dropout: float = 0.1
-    t_sampling: str = "uniform"
-    encoder_view: str = "same"
-    steps: int | None = None
-    minutes: float | None = None
-    checkpoint_every: int = 500
-    seed: int = 0
-    precision: str = "auto"
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 2e-4
+    weight_decay: NonNegativeFloat = 0.0
+    warmup_steps: NonNegativeInt = 200
+    ema_decay: Fraction = 0.999
+    r_dropout: Fraction = 0.1
+    t_sampling: Literal[T_SAMPLINGS] = "uniform"
+    encoder_view: Literal[ENCODER_VIEWS] = "same"
+    steps: NonNegativeInt | None = None
+    minutes: NonNegativeFloat | None = None
+    checkpoint_every: NonNegativeInt = 500
+    seed: NonNegativeInt = 0
+    precision: Precision = "auto"
     augment: bool = True
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_from_json(cls, v):
+        return RCDiTConfig(**v) if isinstance(v, dict) else v
+
     def __post_init__(self):
-        if isinstance(self.model, dict):
-            self.model = RCDiTConfig.from_dict(self.model)
-        self.check_counts("batch_size", "warmup_steps", "checkpoint_every", "seed")
-        if self.batch_size < 1:
-            raise DiffprobeError("batch_size must be at least 1")
-        if not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise DiffprobeError(f"lr must be a positive number, got {self.lr!r}")
-        if not 0 <= self.r_dropout < 1:
-            raise DiffprobeError(f"r_dropout must be in [0, 1), got {self.r_dropout!r}")
-        if self.t_sampling not in T_SAMPLINGS:
-            raise DiffprobeError(f"t_sampling must be one of {T_SAMPLINGS}, got {self.t_sampling!r}")
-        if self.encoder_view not in ENCODER_VIEWS:
-            raise DiffprobeError(f"encoder_view must be one of {ENCODER_VIEWS}, got {self.encoder_view!r}")
         if self.steps is None and self.minutes is None:
             raise DiffprobeError("give a budget: steps or minutes")
 
@@ -171,64 +158,52 @@ class BaselineConfig(RunConfig):
 
     settings_name = "baseline"
 
-    method: str = "simclr"
+    method: Literal[METHODS] = "simclr"
     arch: ArchConfig | None = None  # None: the method's default at 32 px
-    budget_images: int = 200_000  # training images seen (not views)
-    batch_size: int = 128  # global batch, split across processes
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    warmup_fraction: float = 0.05
-    clip_grad: float = 3.0
-    checkpoint_every: int = 500  # steps
-    seed: int = 0
-    precision: str = "auto"
+    budget_images: PositiveInt = 200_000  # training images seen (not views)
+    batch_size: Annotated[int, Field(ge=2)] = 128  # global batch, split across processes
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.05
+    warmup_fraction: Fraction = 0.05
+    clip_grad: NonNegativeFloat = 3.0
+    checkpoint_every: NonNegativeInt = 500  # steps
+    seed: NonNegativeInt = 0
+    precision: Precision = "auto"
     invert: bool = True
     flatfield: bool = True  # divide out the illumination field (see data.preprocess)
     # supervised: the field's recipe for a CNN trained end to end (0 / None: off, the comparison's plain run)
-    label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e uniform
-    scale_jitter: float = 0.0  # each training image zoomed by a factor in [1 - s, 1 + s]
-    rotate: float = 0.0  # ... and turned by an angle in [-r, r] degrees (45: with the quarter turns, every angle)
-    ema_decay: float | None = None  # export an exponential moving average of the weights
+    label_smoothing: Fraction = 0.0  # cross-entropy against (1 - e) one-hot + e uniform
+    scale_jitter: Fraction = 0.0  # each training image zoomed by a factor in [1 - s, 1 + s]
+    # ... and turned by an angle in [-r, r] degrees (45: with the quarter turns, every angle)
+    rotate: Annotated[float, Field(ge=0, le=180)] = 0.0
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = None  # export an exponential moving average of the weights
     # SimCLR
-    temperature: float = 0.5  # lightly's NTXentLoss default
-    projection_dim: int = 128
-    min_scale: float = 0.25  # smallest crop area of SimCLR views (MAE: 0.2; DINO global views: 0.4)
+    temperature: PositiveFloat = 0.5  # lightly's NTXentLoss default
+    projection_dim: PositiveInt = 128
+    # smallest crop area of SimCLR views (MAE: 0.2; DINO global views: 0.4)
+    min_scale: Annotated[float, Field(gt=0, le=1)] = 0.25
     # DINO
-    dino_output_dim: int = 2048
-    dino_local_views: int = 0  # extra local crops of half the image size (0: the two global views only)
-    momentum_start: float = 0.996
+    dino_output_dim: PositiveInt = 2048
+    dino_local_views: NonNegativeInt = 0  # extra local crops of half the image size (0: the two global views only)
+    momentum_start: Annotated[float, Field(ge=0, le=1)] = 0.996
     # MAE
-    mask_ratio: float = 0.75
-    decoder_dim: int = 128
-    decoder_depth: int = 2
-    decoder_heads: int = 4
+    mask_ratio: Annotated[float, Field(gt=0, lt=1)] = 0.75
+    decoder_dim: PositiveInt = 128
+    decoder_depth: PositiveInt = 2
+    decoder_heads: PositiveInt = 4
+
+    @field_validator("arch", mode="before")
+    @classmethod
+    def _arch_from_json(cls, v):
+        return arch_from_dict(v) if isinstance(v, dict) else v
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise DiffprobeError(f"unknown baseline method {self.method!r}; choose one of {METHODS}")
-        if isinstance(self.arch, dict):
-            self.arch = arch_from_dict(self.arch)
         if self.arch is None:
             self.arch = default_arch(self.method)
         if self.method == "mae" and not isinstance(self.arch, ViTConfig):
             raise DiffprobeError("MAE needs a ViT backbone; use --arch vit")
         if self.method == "dino" and isinstance(self.arch, ViTConfig) and self.dino_local_views:
             self.arch = replace(self.arch, dynamic_img_size=True)  # local crops are smaller than the image
-        self.check_counts("budget_images", "batch_size", "checkpoint_every", "seed", "dino_local_views")
-        if self.batch_size < 2 or self.budget_images < 1:
-            raise DiffprobeError("batch_size must be at least 2 and budget_images at least 1")
-        if not self.lr > 0:
-            raise DiffprobeError(f"lr must be positive, got {self.lr!r}")
-        if not 0 < self.mask_ratio < 1:
-            raise DiffprobeError(f"mask_ratio must be in (0, 1), got {self.mask_ratio!r}")
-        if not 0 <= self.label_smoothing < 1:
-            raise DiffprobeError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
-        if not 0 <= self.scale_jitter < 1:
-            raise DiffprobeError(f"scale_jitter must be in [0, 1), got {self.scale_jitter!r}")
-        if not 0 <= self.rotate <= 180:
-            raise DiffprobeError(f"rotate must be in [0, 180] degrees, got {self.rotate!r}")
-        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
-            raise DiffprobeError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay!r}")
 
     @property
     def steps(self) -> int:
@@ -261,26 +236,22 @@ class FinetuneConfig(RunConfig):
     added_later: ClassVar[dict] = {}
 
     model_dir: str = ""
-    blocks: tuple[str, ...] = ("down0", "down1", "down2", "mid", "up0", "up1")
-    timestep: int = 1
-    hidden: int = 1024
-    dropout: float = 0.5
-    batch_size: int = 64
-    lr: float = 3e-4
-    weight_decay: float = 0.05
-    warmup_steps: int = 100
-    steps: int = 2000
-    checkpoint_every: int = 250
-    seed: int = 0
-    precision: str = "auto"
+    blocks: NonEmptyTupleOf[str] = ("down0", "down1", "down2", "mid", "up0", "up1")
+    timestep: Timestep = 1
+    hidden: PositiveInt = 1024
+    dropout: Fraction = 0.5
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 3e-4
+    weight_decay: NonNegativeFloat = 0.05
+    warmup_steps: NonNegativeInt = 100
+    steps: PositiveInt = 2000
+    checkpoint_every: NonNegativeInt = 250
+    seed: NonNegativeInt = 0
+    precision: Precision = "auto"
 
     def __post_init__(self):
-        self.blocks = tuple(self.blocks)
-        self.check_counts("batch_size", "warmup_steps", "checkpoint_every", "seed", "steps", "timestep")
-        if not self.model_dir:
+        if not self.model_dir:  # its default, "", is not a folder: a fine-tuning run names one
             raise DiffprobeError("fine-tuning needs model_dir: the pretraining run to start from")
-        if self.steps < 1 or self.batch_size < 1 or not self.lr > 0 or not self.timestep < 1000:
-            raise DiffprobeError("fine-tuning needs steps and batch_size >= 1, lr > 0 and a timestep in [0, 1000)")
 
     def to_dict(self) -> dict:
         return asdict(self)

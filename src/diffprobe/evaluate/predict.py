@@ -51,7 +51,6 @@ from .unknown import flag_unknown, shift_warning
 log = logging.getLogger(__name__)
 
 TOP_K = 3
-FORMATS = ("csv", "kaggle")  # the predictions file: diffprobe's top-3 rows, or the NDSB submission layout
 
 
 def collect_images(inputs: list[str | Path]) -> tuple[list[Path], list[str]]:
@@ -110,8 +109,7 @@ def classify_sharded(bundle: ClassifierBundle | ReadingEnsemble, paths: list[Pat
     import torch  # noqa: PLC0415
     from accelerate import PartialState  # noqa: PLC0415
 
-    if not isinstance(shard_size, int) or isinstance(shard_size, bool) or shard_size < 1:
-        raise DiffprobeError(f"shard_size must be a positive integer, got {shard_size!r}")
+    PredictConfig(shard_size=shard_size, batch_size=batch_size)  # refused, naming the setting, if out of bounds
     state = PartialState(cpu=not torch.cuda.is_available())  # else a launch on CPUs is not seen as one
     n_shards = -(-len(paths) // shard_size)
     key = hash_json({"paths": [str(p) for p in paths], "bundle": str(Path(bundle.path).resolve()),
@@ -225,8 +223,8 @@ def predict_files(bundle: ClassifierBundle | ReadingEnsemble | str | Path, input
     submission layout of ``kaggle_rows``; its images are named by file name alone, so two inputs with the
     same file name are refused).
     """
-    if format not in FORMATS:
-        raise DiffprobeError(f"unknown predictions format {format!r}; choose one of {', '.join(FORMATS)}")
+    # Refused, naming the setting, if out of their declared bounds.
+    PredictConfig(batch_size=batch_size, format=format, shard_size=shard_size)
     bundle = load_bundle(bundle) if isinstance(bundle, (str, Path)) else bundle
     files, samples = collect_images(inputs)
     if not files:

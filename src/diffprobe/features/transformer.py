@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from ..backbones.base import Backbone, load_backbone
+from ..config.features import ExtractConfig
 from ..data.dataset import decode, model_preprocess
 from ..data.io import ImageReadError
 from ..data.preprocess import Preprocess
@@ -82,8 +83,7 @@ class DiffusionFeatures(TransformerMixin, BaseEstimator):
             raise DiffprobeError("DiffusionFeatures needs model=PATH: a backbone folder ('diffprobe pretrain' "
                                  "output) or a classifier bundle folder")
         pairs = _check_pairs(self.pairs)
-        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool) or self.batch_size < 1:
-            raise DiffprobeError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        ExtractConfig(batch_size=self.batch_size)  # refused, naming the setting, if out of bounds
         spec = FeatureSpec(timesteps=tuple(sorted({t for _, t in pairs})),
                            blocks=tuple(dict.fromkeys(b for b, _ in pairs)), pooling=self.pooling,
                            n_noise=self.n_noise, views=self.views, seed=self.seed, precision=self.precision)

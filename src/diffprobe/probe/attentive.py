@@ -116,9 +116,10 @@ class AttentiveProbe:
                  batch_size: int = AttentiveProbeConfig.batch_size, seed: int = AttentiveProbeConfig.seed,
                  hidden: int = AttentiveProbeConfig.hidden, precision: str = AttentiveProbeConfig.precision,
                  device: torch.device | None = None):
-        if min(n_queries, n_heads, epochs, batch_size) < 1 or hidden < 0 or not lr > 0 or not 0 <= dropout < 1:
-            raise DiffprobeError("n_queries, n_heads, epochs and batch_size must be positive integers, hidden >= 0, "
-                                 "lr positive and dropout in [0, 1)")
+        # A value out of its declared bounds is refused here, naming the setting, not deep in the fit.
+        AttentiveProbeConfig(n_queries=n_queries, n_heads=n_heads, dropout=dropout, epochs=epochs, lr=lr,
+                             weight_decay=weight_decay, batch_size=batch_size, seed=seed, hidden=hidden,
+                             precision=precision)
         self.n_queries, self.n_heads, self.dropout, self.epochs = n_queries, n_heads, dropout, epochs
         self.lr, self.weight_decay, self.batch_size, self.seed = lr, weight_decay, batch_size, seed
         self.hidden, self.precision, self.device = hidden, precision, device or default_device()

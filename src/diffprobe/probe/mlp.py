@@ -134,8 +134,10 @@ class MLPProbe:
                  input_dropout: float = MLPProbeConfig.input_dropout, seed: int = MLPProbeConfig.seed,
                  ensemble: int = MLPProbeConfig.ensemble, precision: str = MLPProbeConfig.precision,
                  device: torch.device | None = None, progress: bool = False):
-        if epochs < 1 or batch_size < 1 or ensemble < 1 or not lr > 0:
-            raise DiffprobeError("epochs, batch_size and ensemble must be positive integers, lr a positive number")
+        # A value out of its declared bounds is refused here, naming the setting, not deep in the fit.
+        MLPProbeConfig(hidden=hidden, dropout=dropout, weight_decays=weight_decays, epochs=epochs, lr=lr,
+                       batch_size=batch_size, label_smoothing=label_smoothing, input_dropout=input_dropout, seed=seed,
+                       ensemble=ensemble, precision=precision)
         self.hidden, self.dropout, self.weight_decays = tuple(hidden), tuple(dropout), tuple(weight_decays)
         self.epochs, self.lr, self.batch_size, self.label_smoothing = epochs, lr, batch_size, label_smoothing
         self.input_dropout, self.seed, self.ensemble, self.precision = input_dropout, seed, ensemble, precision

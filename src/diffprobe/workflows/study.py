@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 import numpy as np
 
+from ..base import invalid_settings
 from ..config import default_of
 from ..config.backbones import ARCHS, ConvNetConfig, RCDiTConfig, UNetConfig
 from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
@@ -39,7 +40,7 @@ from ..config.pretrain import DEFAULT_ARCH, BaselineConfig, PretrainConfig, RCDi
 from ..config.probe import FusionConfig, GridProbeConfig, MLPProbeConfig
 from ..report.html import markdown_page
 from ..report.tables import study_report
-from ..utils import PRECISIONS, DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
+from ..utils import DiffprobeError, code_version, expand_data_path, hash_json, read_json, resolve_precision, write_json
 from .config import CompareConfig
 
 log = logging.getLogger(__name__)
@@ -56,8 +57,8 @@ OPTIONAL = {"zeroshot": ("rcdit", "compare", "probe"), "shift": ("fusion",)}
 
 # Every setting a config may hold, as one pydantic model per section (frozen, unknown keys refused, TOML's types
 # required as written: no bool for a number, no string for a list). A setting a stage's own settings class declares
-# is *taken* from it (type and default, ``SettingFrom``), never restated; the study's own choices are declared here
-# with their bounds and say why at the field.
+# is *taken* from it (type, bounds and default, ``SettingFrom``), never restated; the study's own choices are declared
+# here with their bounds and say why at the field.
 
 
 @dataclass(frozen=True)
@@ -81,14 +82,14 @@ def _toml_type(annotation):
 
 
 def section(name: str, doc: str, own: type[Section] = Section, *taken: SettingFrom) -> type[Section]:
-    """The model of a section: ``own``'s fields (the study's choices) and the ``taken`` ones, each with the type
-    and default of the settings class that declares it (recorded in the field's ``defined_in``)."""
+    """The model of a section: ``own``'s fields (the study's choices) and the ``taken`` ones, each with the type,
+    bounds and default of the settings class that declares it (recorded in the field's ``defined_in``)."""
     fields_ = {}
     for t in taken:
-        default = default_of(t.cls, t.name)
-        fields_[t.key or t.name] = (_toml_type(typing.get_type_hints(t.cls)[t.name]),
-                                    Field(list(default) if isinstance(default, tuple) else default,
-                                          json_schema_extra={"defined_in": f"{t.cls.__name__}.{t.name}"}))
+        declared, default = t.cls.__pydantic_fields__[t.name], default_of(t.cls, t.name)
+        defined_in = Field(json_schema_extra={"defined_in": f"{t.cls.__name__}.{t.name}"})
+        fields_[t.key or t.name] = (Annotated[(_toml_type(declared.annotation), *declared.metadata, defined_in)],
+                                    list(default) if isinstance(default, tuple) else default)
     return create_model(name, __base__=own, __doc__=doc, __module__=__name__, **fields_)
 
 
@@ -96,7 +97,6 @@ def _from(cls: type, *names: str) -> list[SettingFrom]:
     return [SettingFrom(cls, n) for n in names]
 
 
-Precision = Literal[PRECISIONS]
 Stage = Literal[STAGES]
 
 
@@ -252,14 +252,7 @@ def _validated(where: str, given: dict, settings: type[Section], path: Path) -> 
     try:
         return settings.model_validate(given).model_dump()
     except ValidationError as e:
-        errors = e.errors()
-        unknown = sorted(str(err["loc"][0]) for err in errors if err["type"] == "extra_forbidden")
-        if unknown:
-            raise DiffprobeError(f"{path}: unknown setting(s) {unknown} in {where}; "
-                                 f"known: {sorted(settings.model_fields)}") from None
-        err = errors[0]
-        key = ".".join(str(x) for x in err["loc"][:1]) + "".join(f"[{x}]" for x in err["loc"][1:])
-        raise DiffprobeError(f"{path}: {where}.{key}: {err['msg']}, got {err['input']!r}") from None
+        raise DiffprobeError(f"{path}: {invalid_settings(where, e, settings.model_fields)}") from None
 
 
 def load_config(path: str | Path) -> StudyConfig:
