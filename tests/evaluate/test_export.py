@@ -85,4 +85,7 @@ def test_export_can_store_the_head_in_fp16(field_run, tmp_path):
     assert (out / "probe.safetensors").stat().st_size < 0.6 * (field_run["bundle"] / "probe.safetensors").stat().st_size
     half, full = ClassifierBundle.load(out, precision="fp32"), ClassifierBundle.load(field_run["bundle"], precision="fp32")
     x = np.random.default_rng(0).normal(size=(50, len(full.head.mean))).astype(np.float32)
-    np.testing.assert_allclose(half.head.logits(x), full.head.logits(x), rtol=0.01, atol=0.05)
+    exact, rounded = full.head.logits(x), half.head.logits(x)
+    # fp16 keeps about three significant digits of each weight: the logits move by a small share of their range
+    assert np.abs(rounded - exact).max() < 0.01 * np.ptp(exact)
+    assert (rounded.argmax(1) == exact.argmax(1)).mean() >= 0.95
