@@ -174,13 +174,16 @@ class ReadingEnsemble:
         return [self.classes[i] for i in self.predict_proba(inputs, **kw).argmax(1)]
 
     def load_paths(self, paths: list[str | Path]) -> tuple[np.ndarray, np.ndarray, list[int], list[tuple[str, str]]]:
-        """Read and preprocess files, each once per member's preprocessing: (images (N, M, S, S), their metadata
-        (N, M, K), indices of the readable files, [(path, reason)] of the others)."""
+        """Read and preprocess files, each once per distinct preprocessing of the members (a model ensemble's
+        members often share theirs): (images (N, M, S, S), their metadata (N, M, K), indices of the readable files,
+        [(path, reason)] of the others)."""
         pres = [m.preprocess for m in self.members]
+        distinct = list(dict.fromkeys(pres))
         imgs, metas, ok, skipped = [], [], [], []
         for i, p in enumerate(paths):
             try:
-                read = [decode(p, pre) for pre in pres]
+                decoded = {pre: decode(p, pre) for pre in distinct}
+                read = [decoded[pre] for pre in pres]
             except ImageReadError as e:
                 skipped.append((str(p), e.reason))
                 continue
