@@ -50,6 +50,25 @@ def test_the_recipe_trains_beats_chance_and_is_recorded(arrays, tiny_config, tmp
     assert not torch.allclose(a, b)
 
 
+def test_a_student_learns_its_teachers_probabilities(arrays, tiny_config, tmp_path):
+    n, k = len(arrays["y"]), 8
+    # A teacher that swaps classes 0 and 1: a student that follows it (distill = 1) learns the swap.
+    swapped = np.where(arrays["y"] == 0, 1, np.where(arrays["y"] == 1, 0, arrays["y"]))
+    teacher = np.eye(k, dtype=np.float32)[swapped]
+    cfg = tiny_config("supervised", 120, lr=5e-3, label_smoothing=0.1, distill=1.0)
+    out = train_baseline(arrays["x"], tmp_path / "student", cfg, labels=arrays["y"], n_classes=k, progress=False,
+                         teacher_probs=teacher)
+    pred = BaselineBackbone.load(out).classify(arrays["x_test"]).argmax(1)
+    was_zero = arrays["y_test"] == 0
+    assert (pred[was_zero] == 1).mean() > 0.5, "the student follows its teacher, not the labels"
+    with pytest.raises(DiffprobeError, match="needs the teacher's probabilities"):
+        train_baseline(arrays["x"], tmp_path / "s2", cfg, labels=arrays["y"], n_classes=k, progress=False,
+                       teacher_probs=teacher[: n // 2])
+    with pytest.raises(DiffprobeError, match="distill is 0"):
+        train_baseline(arrays["x"], tmp_path / "s3", tiny_config("supervised", 120), labels=arrays["y"], n_classes=k,
+                       progress=False, teacher_probs=teacher)
+
+
 def test_the_plain_cnn_trains_and_reads_every_block(arrays, tiny_config, tmp_path):
     from diffprobe.backbones.baselines import ConvNetConfig
     from diffprobe.features.extract import FeatureSpec

@@ -209,3 +209,15 @@ def test_the_app_and_adapt_refuse_an_ensemble_and_take_a_member(ensemble, field_
     adapt_bundle(ensemble / "crop", few, tmp_path / "adapted", progress=False)
     adapted = ClassifierBundle.load(tmp_path / "adapted")  # a bundle of its own, with its backbone copied in
     assert (tmp_path / "adapted" / "backbone").is_dir() and adapted.preprocess.crop is True
+
+
+def test_a_teachers_probabilities_of_the_train_images(ensemble, field_run):
+    from diffprobe.workflows.study import teacher_train_probs
+
+    train = Manifest.load(field_run["split"]).split_mask("train")
+    probs = teacher_train_probs(ensemble, field_run["split"])
+    assert probs.shape == (int(train.sum()), len(load_bundle(ensemble).classes))
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    m = Manifest.load(field_run["split"])
+    files = [m.full_path(i) for i in np.flatnonzero(train)[:4]]
+    np.testing.assert_allclose(probs[:4], load_bundle(ensemble).predict_proba(files), atol=1e-5)

@@ -177,6 +177,9 @@ class BaselineConfig(RunConfig):
     # ... and turned by an angle in [-r, r] degrees (45: with the quarter turns, every angle)
     rotate: Annotated[float, Field(ge=0, le=180)] = 0.0
     ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = None  # export an exponential moving average of the weights
+    # the weight of a teacher's probabilities in each training image's target (knowledge distillation: the rest is
+    # the label, smoothed); 0: labels only. The teacher's probabilities are given to ``train_baseline``.
+    distill: Annotated[float, Field(ge=0, le=1)] = 0.0
     # SimCLR
     temperature: PositiveFloat = 0.5  # lightly's NTXentLoss default
     projection_dim: PositiveInt = 128

@@ -120,9 +120,10 @@ class Supervised(BaselineMethod):
         return {"x": x, "y": y}
 
     def forward(self, batch):
-        logits = self.model(batch["x"])
+        logits, y = self.model(batch["x"]), batch["y"]
+        smoothing = 0.0 if y.is_floating_point() else self.label_smoothing  # soft targets carry their smoothing
         with _float_loss(logits):
-            return F.cross_entropy(logits.float(), batch["y"], label_smoothing=self.label_smoothing)
+            return F.cross_entropy(logits.float(), y, label_smoothing=smoothing)
 
     def export(self):
         return self.model
@@ -317,8 +318,13 @@ class BaselineTask(TrainTask):
 
 def train_baseline(images: ImageArray | np.ndarray, out_dir: str | Path, cfg: BaselineConfig, *,
                    labels: np.ndarray | None = None, n_classes: int | None = None, resume: bool = False,
-                   progress: bool = True, accelerator: Accelerator | None = None) -> Path:
+                   progress: bool = True, accelerator: Accelerator | None = None,
+                   teacher_probs: np.ndarray | None = None) -> Path:
     """Train one baseline on ``images`` (uint8 N x S x S; ``labels`` int (N,) only for supervised).
+
+    ``teacher_probs`` (N, classes), supervised with ``cfg.distill`` > 0 only: a teacher's probabilities of each
+    training image; the target of image i is ``(1 - distill)`` x its smoothed label + ``distill`` x
+    ``teacher_probs[i]`` (knowledge distillation: an ensemble's knowledge in one network).
 
     Writes to ``out_dir``: ``config.json``, ``checkpoint/`` (latest, atomic), ``train_log.csv``
     (loss per step), the frozen backbone (``model.safetensors``, ``backbone.json``,
@@ -337,16 +343,33 @@ def train_baseline(images: ImageArray | np.ndarray, out_dir: str | Path, cfg: Ba
                                  "dataset (one sub-folder per class) or a manifest with labels")
         y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         n_classes = int(n_classes or int(y_all.max()) + 1)
+        if cfg.distill:
+            y_all = _distilled_targets(y_all, n_classes, cfg, teacher_probs)
+    if teacher_probs is not None and not cfg.distill:
+        raise DiffprobeError("teacher probabilities were given but distill is 0: set distill (the teacher's weight "
+                             "in the targets, e.g. 0.5) or leave the teacher out")
     return train(BaselineTask(data, y_all, n_classes or 0, cfg), out_dir, resume=resume, progress=progress,
                  accelerator=accelerator)
 
 
+def _distilled_targets(labels: torch.Tensor, n_classes: int, cfg: BaselineConfig,
+                       teacher_probs: np.ndarray | None) -> torch.Tensor:
+    """(N, classes) float targets: the smoothed labels and the teacher's probabilities, weighted by ``cfg.distill``."""
+    if teacher_probs is None or np.shape(teacher_probs) != (len(labels), n_classes):
+        raise DiffprobeError(f"distill = {cfg.distill} needs the teacher's probabilities of every training image, "
+                             f"shape ({len(labels)}, {n_classes}); got "
+                             f"{None if teacher_probs is None else np.shape(teacher_probs)}")
+    smooth = F.one_hot(labels, n_classes).float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
+    return (1 - cfg.distill) * smooth + cfg.distill * torch.as_tensor(teacher_probs, dtype=torch.float32)
+
+
 def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: BaselineConfig, *, resume: bool = False,
-                 progress: bool = True) -> Path:
-    """Train a baseline on the train part of a split (val and test images are never seen)."""
+                 progress: bool = True, teacher_probs: np.ndarray | None = None) -> Path:
+    """Train a baseline on the train part of a split (val and test images are never seen); ``teacher_probs``: as
+    ``train_baseline``'s, one row per train image in the split's order."""
     arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
     images, labels = arr.training_part(manifest)
     return train_baseline(images, out, cfg, labels=labels, n_classes=len(arr.classes), resume=resume,
-                          progress=progress)
+                          progress=progress, teacher_probs=teacher_probs)
 
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 import numpy as np
 
-from ..base import invalid_settings
+from ..base import DiffprobeError, invalid_settings
 from ..config import default_of
 from ..config.backbones import ARCHS, ConvNetConfig, RCDiTConfig, UNetConfig
 from ..config.evaluate import DiffusionClassifierConfig, ShiftConfig, ZeroShotConfig
@@ -122,16 +122,20 @@ class _Pretrain(Section):
     steps: int = Field(8000, ge=1)  # the study's budget: in steps, so the same config gives the same run anywhere
     checkpoint_every: int = Field(250, ge=0)  # the study checkpoints twice as often as 'diffprobe pretrain'
     ema_decay: float = Field(0.0, ge=0, lt=1)  # supervised; 0: no EMA (TOML has no None)
+    # supervised: a classifier bundle or ensemble folder whose probabilities of the train images the CNN learns
+    # beside their labels (knowledge distillation, weighted by ``distill``); "": none
+    teacher: str = ""
 
 
 PretrainSection = section("PretrainSection", """[pretrain]: the backbone the later stages read. ``ddpm``: the DDPM
 U-Net (``UNetConfig``) and its training (``PretrainConfig``). ``supervised``: a CNN trained end to end on the train
 labels (``BaselineConfig``'s supervised method: ``arch`` at the study's image size (a ``convnet`` with its
-``stem_stride``), ``steps`` x ``batch_size`` images, with label smoothing, scale jitter, rotation and EMA weights; ``channels``, ``warmup_steps`` and ``space_to_depth``
-are the U-Net's and unused).""", _Pretrain,
+``stem_stride``), ``steps`` x ``batch_size`` images, with label smoothing, scale jitter, rotation and EMA weights,
+and a ``teacher``'s probabilities where one is named; ``channels``, ``warmup_steps`` and ``space_to_depth`` are the
+U-Net's and unused).""", _Pretrain,
                           *_from(UNetConfig, "channels", "space_to_depth"),
                           *_from(PretrainConfig, "batch_size", "lr", "warmup_steps"),
-                          *_from(BaselineConfig, "label_smoothing", "scale_jitter", "rotate"),
+                          *_from(BaselineConfig, "label_smoothing", "scale_jitter", "rotate", "distill"),
                           SettingFrom(ConvNetConfig, "stem_stride"))
 
 
@@ -218,7 +222,7 @@ TOP = TopSettings
 # Settings added to a section after studies ran without them, with the value those studies had: left out of the
 # stage key at that value, so a finished stage is not re-run for a setting it did not have.
 ADDED_LATER = {"pretrain": {"arch": DEFAULT_ARCH["supervised"], "stem_stride": ConvNetConfig.stem_stride,
-                            "rotate": BaselineConfig.rotate}}
+                            "rotate": BaselineConfig.rotate, "teacher": "", "distill": BaselineConfig.distill}}
 
 
 @dataclass
@@ -317,9 +321,29 @@ def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
                         budget_images=s["steps"] * s["batch_size"], batch_size=s["batch_size"], lr=s["lr"],
                         checkpoint_every=s["checkpoint_every"], seed=cfg.seed, precision=cfg.precision,
                         label_smoothing=s["label_smoothing"], scale_jitter=s["scale_jitter"],
-                        rotate=s["rotate"], ema_decay=s["ema_decay"] or None)
-    run = run_baseline(done["split"]["manifest"], cfg.work / "cnn", bc, resume=True)
-    return {"run": str(run), **read_json(Path(run) / "summary.json")}
+                        rotate=s["rotate"], ema_decay=s["ema_decay"] or None, distill=s["distill"])
+    manifest = done["split"]["manifest"]
+    teacher = {}
+    if s["teacher"]:
+        teacher = {"teacher": s["teacher"], "teacher_probs": teacher_train_probs(s["teacher"], manifest, cfg.precision)}
+    run = run_baseline(manifest, cfg.work / "cnn", bc, resume=True, teacher_probs=teacher.pop("teacher_probs", None))
+    return {"run": str(run), **teacher, **read_json(Path(run) / "summary.json")}
+
+
+def teacher_train_probs(teacher: str | Path, manifest: str | Path, precision: str = "auto") -> np.ndarray:
+    """A classifier's calibrated probabilities (N_train, classes) of the train images of the split ``manifest``, in
+    the split's order: the targets a student learns beside the labels."""
+    from scipy.special import softmax  # noqa: PLC0415
+
+    from ..probe.ensemble import load_bundle  # noqa: PLC0415
+
+    bundle = load_bundle(teacher, precision=precision)
+    arr = bundle.read_split(manifest, classes=None)
+    train = arr.splits == "train"
+    if list(arr.classes) != list(bundle.classes):
+        raise DiffprobeError(f"{teacher}: its classes differ from those of {manifest}; a teacher must be trained on "
+                             f"the same classes")
+    return softmax(bundle.logits(arr.images[train], arr.meta[train]) / bundle.temperature, axis=1)
 
 
 def _features(cfg: StudyConfig, done: dict) -> dict:
