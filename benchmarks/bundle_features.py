@@ -5,7 +5,7 @@ info): a bundle's head inputs and calibrated probabilities, made one of two ways
 - From an app project (``diffprobe app init``) of another instrument's labelled images and a class map: the
   features the app computed (``features.npy``), the bundle's probabilities from them (as the app's
   ``model_predictions``), summed per group and renormalised as ``diffprobe evaluate --class-map`` does
-  (``evaluate.crossdata``), labels from the images' folders mapped to their groups; images whose class maps to
+  (``evaluate.crossdata.condition_on_groups``), labels from the images' folders mapped to their groups; images whose class maps to
   no group are left out and counted.
 
     python benchmarks/bundle_features.py --bundle MODEL --split MODEL/split.csv --part test --out FILE.npz
@@ -27,7 +27,7 @@ from scipy.special import softmax
 
 from diffprobe.data.dataset import load_split_images
 from diffprobe.data.manifest import Manifest, open_dataset
-from diffprobe.evaluate.crossdata import _renormalise, read_class_map
+from diffprobe.evaluate.crossdata import condition_on_groups, read_class_map
 from diffprobe.probe.bundle import ClassifierBundle
 
 
@@ -71,7 +71,7 @@ def from_project(a) -> None:
     cmap = read_class_map(a.class_map, meta["classes"], labelled.classes)
     # The bundle's probabilities as the app makes them from the stored features, summed per group (crossdata's).
     probs = softmax(head.logits(features) / float(meta["temperature"]), axis=1)
-    groups = _renormalise(cmap.group_probs(probs))
+    groups = condition_on_groups(cmap.group_probs(probs))
     keep = np.asarray([t in cmap.data_groups for t in taxa])
     labels = np.asarray([cmap.data_groups[t] for t, k in zip(taxa, keep, strict=True) if k], np.int64)
     left_out = Counter(t for t, k in zip(taxa, keep, strict=True) if not k)

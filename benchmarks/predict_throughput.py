@@ -25,9 +25,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from _common import write
 from diffprobe.backbones.ddpm_unet import BlockTaps, DDPMBackbone
-from diffprobe.evaluate.predict import classify_files, collect_images
+from diffprobe.evaluate.predict import classify_files
 from diffprobe.probe.bundle import ClassifierBundle
 from diffprobe.utils import cpu_features, native_bf16
+from diffprobe.workflows.predict import collect_images
 
 
 def matmul_peak_gflops(n: int = 2048, repeats: int = 5) -> float:

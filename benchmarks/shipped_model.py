@@ -34,9 +34,9 @@ import torch
 
 from diffprobe import ClassifierBundle
 from diffprobe.data.manifest import Manifest
-from diffprobe.evaluate.crossdata import evaluate_bundle
 from diffprobe.evaluate.predict import predict_paths
 from diffprobe.utils import resolve_precision
+from diffprobe.workflows.evaluate import evaluate_bundle
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "ndsb"
 SUBSET_CSV = MODEL / "test_predictions_subset.csv"

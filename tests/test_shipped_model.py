@@ -10,7 +10,8 @@ from PIL import Image
 from safetensors import safe_open
 
 from diffprobe import ClassifierBundle
-from diffprobe.evaluate.predict import predict_files, predict_paths
+from diffprobe.evaluate.predict import predict_paths
+from diffprobe.workflows.predict import predict_files
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "ndsb"
 

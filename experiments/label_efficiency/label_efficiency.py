@@ -25,10 +25,10 @@ from sklearn.metrics import f1_score, log_loss
 
 from diffprobe.backbones.baselines import BaselineBackbone, ConvNetConfig
 from diffprobe.data.dataset import load_split_images
-from diffprobe.evaluate.export import record_test_read
 from diffprobe.pretrain.baselines import BaselineConfig, train_baseline
 from diffprobe.probe.label_curve import per_class_subset
 from diffprobe.utils import cpu_name, read_json, write_json
+from diffprobe.workflows.export_model import record_test_read
 
 HERE = Path(__file__).parent
 

@@ -32,10 +32,10 @@ from diffprobe.backbones.rcdit import RCDiTConfig, load_rcdit
 from diffprobe.config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
 from diffprobe.config.pretrain import BaselineConfig, RCDiTPretrainConfig, default_arch
 from diffprobe.data.dataset import load_split_images
-from diffprobe.evaluate.zeroshot import zeroshot
 from diffprobe.pretrain.baselines import train_baseline
 from diffprobe.pretrain.rcdit import conditioning_gap, pretrain_rcdit
 from diffprobe.utils import read_json
+from diffprobe.workflows.zeroshot import zeroshot
 
 write = writer(__file__)  # results/<name>.json and .md beside this script
 

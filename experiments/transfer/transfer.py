@@ -30,12 +30,12 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from diffprobe.evaluate.crossdata import evaluate_bundle  # noqa: E402
 from diffprobe.probe.bundle import ClassifierBundle  # noqa: E402
 from diffprobe.probe.metrics import classification_metrics  # noqa: E402
 from diffprobe.probe.mlp import MLPHead  # noqa: E402
 from diffprobe.probe.readout import fit_readout  # noqa: E402
 from diffprobe.workflows.adapt import adaptation_features  # noqa: E402
+from diffprobe.workflows.evaluate import evaluate_bundle  # noqa: E402
 
 RESULTS = results_dir(__file__)  # results/ beside this script
 write = writer(__file__)  # results/<name>.json and .md beside this script

@@ -1,7 +1,8 @@
-"""Small shared helpers: seeding, device choice, atomic writes, hashing, JSON."""
+"""Small shared helpers: seeding, device choice, atomic writes, hashing, JSON and CSV rows."""
 
 from __future__ import annotations
 
+import csv
 import functools
 import hashlib
 import json
@@ -239,6 +240,18 @@ def write_json(path: str | Path, obj: Any) -> Path:
         json.dump(obj, f, indent=2, default=_json_default)
         f.write("\n")
     os.replace(tmp, path)
+    return path
+
+
+def write_rows_csv(rows: list[dict], path: str | Path) -> Path:
+    """Write dict rows as CSV (columns in first-seen order)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        w.writerows(rows)
     return path
 
 

@@ -11,7 +11,6 @@ from safetensors.numpy import load_file, save_file
 
 from diffprobe import ClassifierBundle
 from diffprobe.cli import main
-from diffprobe.evaluate.crossdata import evaluate_bundle
 from diffprobe.evaluate.unknown import (
     flag_unknown,
     known_scores,
@@ -19,6 +18,7 @@ from diffprobe.evaluate.unknown import (
     shift_warning,
     unknown_thresholds,
 )
+from diffprobe.workflows.evaluate import evaluate_bundle
 
 
 def test_shift_warning_fires_on_unfamiliar_images_only():

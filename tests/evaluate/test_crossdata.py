@@ -9,8 +9,9 @@ import pytest
 
 from diffprobe.cli import main
 from diffprobe.data import synthetic
-from diffprobe.evaluate.crossdata import evaluate_bundle, read_class_map
+from diffprobe.evaluate.crossdata import read_class_map
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.evaluate import evaluate_bundle
 
 MODEL = ["chain_five", "chain_three", "spiny_long", "spiny_short"]
 DATA = ["Chains", "spiny", "Ring"]

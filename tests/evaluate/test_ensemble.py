@@ -18,15 +18,15 @@ from diffprobe import ClassifierBundle
 from diffprobe.app.project import init_project
 from diffprobe.cli import main
 from diffprobe.data.manifest import Manifest, scan_folder
-from diffprobe.evaluate.calibrate import calibrate_bundle
-from diffprobe.evaluate.crossdata import evaluate_bundle
-from diffprobe.evaluate.export import export_model
-from diffprobe.evaluate.predict import predict_files
-from diffprobe.evaluate.shifts import run_shift_suite
 from diffprobe.probe import ReadingEnsemble, build_ensemble, load_bundle
 from diffprobe.probe.linear import LinearHead
 from diffprobe.utils import DiffprobeError
 from diffprobe.workflows.adapt import adapt_bundle
+from diffprobe.workflows.calibrate import calibrate_bundle
+from diffprobe.workflows.evaluate import evaluate_bundle
+from diffprobe.workflows.export_model import export_model
+from diffprobe.workflows.predict import predict_files
+from diffprobe.workflows.shifts import run_shift_suite
 
 
 @pytest.fixture(scope="module")

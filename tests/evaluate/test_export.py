@@ -11,9 +11,9 @@ from safetensors import safe_open
 from diffprobe import ClassifierBundle
 from diffprobe.cli import main
 from diffprobe.data.manifest import Manifest
-from diffprobe.evaluate.crossdata import evaluate_bundle
-from diffprobe.evaluate.export import export_model
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.evaluate import evaluate_bundle
+from diffprobe.workflows.export_model import export_model
 
 
 def test_the_exported_split_names_the_data_folder_portably(field_run, tmp_path, monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 
 from diffprobe.cli import main
-from diffprobe.evaluate.export import LEDGER_FIELDS
 from diffprobe.utils import read_json
+from diffprobe.workflows.export_model import LEDGER_FIELDS
 
 
 def test_export_records_its_test_read_and_the_model_version(field_run, tmp_path):

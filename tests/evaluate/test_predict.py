@@ -10,8 +10,8 @@ import pytest
 
 from diffprobe.cli import main
 from diffprobe.data.io import read_image
-from diffprobe.evaluate.predict import predict_files
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.predict import predict_files
 
 COLUMNS = ["path", "label", "probability", "top2_label", "top2_probability", "top3_label", "top3_probability",
            "unknown"]

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from diffprobe.evaluate import predict
-from diffprobe.evaluate.predict import predict_files
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows import predict
+from diffprobe.workflows.predict import predict_files
 
 
 class PowerCut(Exception):

@@ -8,8 +8,8 @@ import torch
 from safetensors import safe_open
 
 from diffprobe import ClassifierBundle
-from diffprobe.evaluate.export import export_model
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.export_model import export_model
 
 
 def _images(field_run, n=6):

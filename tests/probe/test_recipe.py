@@ -223,7 +223,7 @@ def test_bundle_predicts_paths_pil_and_arrays_alike(mlp_bundle, synth_split):
 def test_pixel_scale_is_estimated_from_unlabelled_images_of_another_scale(mlp_bundle, synth_split, tmp_path):
     from diffprobe.data.io import read_image
     from diffprobe.data.manifest import Manifest
-    from diffprobe.evaluate.predict import predict_files
+    from diffprobe.workflows.predict import predict_files
 
     _, bundle = mlp_bundle
     medians = np.asarray(bundle.meta["metadata_medians"])

@@ -11,10 +11,11 @@ from diffprobe.backbones.ddpm_unet import make_scheduler
 from diffprobe.cli import main
 from diffprobe.data.dataset import ImageArray
 from diffprobe.data.preprocess import Preprocess
-from diffprobe.evaluate.zeroshot import (DiffusionClassifierConfig, ZeroShotConfig, diagnostic_t_range,
-                                         diffusion_classify, knn_predict, positive_classes, prototype_predict,
-                                         sample_references, zeroshot)
+from diffprobe.config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
+from diffprobe.evaluate.zeroshot import (diagnostic_t_range, diffusion_classify, knn_predict, positive_classes,
+                                         prototype_predict, sample_references)
 from diffprobe.utils import DiffprobeError, read_json, write_json
+from diffprobe.workflows.zeroshot import zeroshot
 
 
 def _easy_images(n_per_class=30, size=16, seed=0) -> ImageArray:

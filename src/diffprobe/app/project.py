@@ -36,9 +36,8 @@ from scipy.special import softmax
 from tqdm.auto import tqdm
 
 from ..data.manifest import Manifest, open_dataset
-from ..evaluate.abundance import write_rows_csv
 from ..probe.bundle import ClassifierBundle
-from ..utils import DiffprobeError, read_json, write_json
+from ..utils import DiffprobeError, read_json, write_json, write_rows_csv
 from .config import InitConfig
 from .store import Store
 from .taxonomy import read_taxonomy, taxonomy_csv

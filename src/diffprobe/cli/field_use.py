@@ -27,7 +27,7 @@ def add_views_arg(s) -> None:
 
 
 def cmd_evaluate(args):
-    from ..evaluate.crossdata import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
+    from ..workflows.evaluate import evaluate_bundle  # noqa: PLC0415 - heavy imports only when the command runs
 
     r = evaluate_bundle(_bundle(args), args.data, args.out, class_map=args.class_map, part=args.part, seed=args.seed,
                         size_scale=args.size_scale)
@@ -51,10 +51,9 @@ def cmd_evaluate(args):
 
 
 def cmd_shift(args):
-    from ..evaluate.shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
+    from ..workflows.shifts import run_shift_suite  # noqa: PLC0415
 
-    r = run_shift_suite(_bundle(args), args.data, args.out, shifts=args.shifts or tuple(SHIFTS),
-                        severities=args.severities,
+    r = run_shift_suite(_bundle(args), args.data, args.out, shifts=args.shifts, severities=args.severities,
                         part=args.part, seed=args.seed, split_seed=args.split_seed)
     print(f"clean accuracy {r['clean']['accuracy']:.2%} on {r['n_images']} {r['part']} images")
     for s, rows in r["shifts"].items():
@@ -63,7 +62,7 @@ def cmd_shift(args):
 
 
 def cmd_predict(args):
-    from ..evaluate.predict import predict_files  # noqa: PLC0415
+    from ..workflows.predict import predict_files  # noqa: PLC0415
 
     r = predict_files(_bundle(args), args.images, args.out, batch_size=args.batch_size, format=args.format,
                       size_scale=args.size_scale, shard_size=args.shard_size)
@@ -96,7 +95,7 @@ def cmd_adapt(args):
 
 
 def cmd_calibrate(args):
-    from ..evaluate.calibrate import calibrate_bundle  # noqa: PLC0415
+    from ..workflows.calibrate import calibrate_bundle  # noqa: PLC0415
 
     f = calibrate_bundle(args.model, args.data, part=args.part, accept=args.accept, split_seed=args.split_seed,
                          precision=args.precision)
@@ -126,7 +125,7 @@ def cmd_ensemble(args):
 
 
 def cmd_export(args):
-    from ..evaluate.export import export_model  # noqa: PLC0415
+    from ..workflows.export_model import export_model  # noqa: PLC0415
 
     r = export_model(args.bundle, args.out, split=args.split, fp16=not args.fp32, head_fp16=args.fp16_head,
                      overwrite=args.overwrite, polarity=args.polarity, crop=args.crop,

@@ -49,7 +49,7 @@ def cmd_rcdit_pretrain(args):
 
 def cmd_zeroshot(args):
     from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
-    from ..evaluate.zeroshot import zeroshot  # noqa: PLC0415
+    from ..workflows.zeroshot import zeroshot  # noqa: PLC0415
     from ..utils import DiffprobeError, read_json  # noqa: PLC0415
 
     out = Path(args.out)

@@ -1,6 +1,5 @@
 """The settings of the evaluation commands: zero-shot classification (``ZeroShotConfig``, with the
-diffusion classifier's ``DiffusionClassifierConfig``; ``diffprobe.evaluate.zeroshot`` re-exports them)
-and the field-use commands (the defaults of ``evaluate``, ``shift``, ``predict``, ``calibrate``, ``cluster``)."""
+diffusion classifier's ``DiffusionClassifierConfig``) and the field-use commands (the defaults of ``evaluate``, ``shift``, ``predict``, ``calibrate``, ``cluster``)."""
 
 from __future__ import annotations
 

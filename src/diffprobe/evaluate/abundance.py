@@ -18,9 +18,6 @@ wrong).
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import numpy as np
 from scipy.optimize import nnls
 
@@ -146,13 +143,16 @@ def sample_abundances(samples: list[str], probs: np.ndarray, classes: list[str],
     return rows
 
 
-def write_rows_csv(rows: list[dict], path: str | Path) -> Path:
-    """Write dict rows as CSV (columns in first-seen order)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        w.writerows(rows)
-    return path
+def abundance_errors(probs: np.ndarray, labels: np.ndarray, meta: dict, *, n_trials: int, seed: int) -> dict:
+    """Share estimates on labelled images as they are, and their error under synthetic prior shift: probs (N, C)
+    calibrated, labels (N,), ``meta`` a bundle's (its ``val_confusion`` enables ACC, its ``train_class_counts``
+    EM). Returns {"error": {method: float}, "prior_shift": ``prior_shift_experiment``'s dict} (and a "note"
+    when ACC cannot run)."""
+    kw = {"val_confusion": meta.get("val_confusion"), "train_counts": meta.get("train_class_counts")}
+    truth = np.bincount(labels, minlength=probs.shape[1]) / len(labels)
+    est = estimate_shares(probs, **kw)
+    out = {"error": {k: abundance_error(v, truth) for k, v in est.items()},
+           "prior_shift": prior_shift_experiment(probs, labels, n_trials=n_trials, seed=seed, **kw)}
+    if kw["val_confusion"] is None:
+        out["note"] = "no val confusion matrix in the bundle: run 'diffprobe calibrate' to enable ACC"
+    return out

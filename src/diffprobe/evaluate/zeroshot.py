@@ -21,14 +21,15 @@ prototypes mapped to the groups, and k-NN, with accuracy and F1.
 
 Any backbone works whose features give one representation: the RC-DiT's encoder, a baseline
 (its single block), or the DDPM U-Net at a chosen (block, timestep).
+
+The ``zeroshot`` command (the representation read from a model, every method evaluated, ``zeroshot.json`` and
+``zeroshot.md`` written) is ``workflows.zeroshot.zeroshot``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -38,19 +39,13 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 from sklearn.neighbors import NearestNeighbors
 from tqdm.auto import tqdm
 
-from ..backbones.base import Backbone, image_seeds, load_backbone
+from ..backbones.base import Backbone, image_seeds
 from ..backbones.ddpm_unet import DDPMBackbone, make_scheduler
-from ..backbones.rcdit import ENCODER, RCDiTBackbone
-from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig  # noqa: F401 - re-exported
-from ..config.features import ExtractConfig
-from ..data.dataset import ImageArray, to_model_input
-from ..features.extract import FeatureSpec
-from ..features.store import extract_features
+from ..backbones.rcdit import RCDiTBackbone
+from ..config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
+from ..data.dataset import to_model_input
 from ..probe.metrics import chance_accuracy, classification_metrics
-from ..report.tables import zeroshot_report
-from ..utils import DiffprobeError, read_json, stable_seed, write_json
-
-log = logging.getLogger(__name__)
+from ..utils import DiffprobeError, read_json, stable_seed
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -101,6 +96,21 @@ def knn_predict(ref_z: np.ndarray, ref_y: np.ndarray, query_z: np.ndarray, n_cla
         votes = np.zeros((len(query_z), n_classes))
         np.add.at(votes, (rows, ref_y[idx].ravel()), w.ravel())
         out[name] = votes.argmax(1)
+    return out
+
+
+def prototype_episodes(z_tr: np.ndarray, y_tr: np.ndarray, z_te: np.ndarray, y_te: np.ndarray, n_classes: int,
+                       shots: tuple[int, ...], episodes: int, seed: int) -> dict[str, dict]:
+    """Nearest-prototype metrics for every number of references per class in ``shots`` (0 = all train images):
+    {"1" | "5" | ... | "all": the mean and standard deviation of each metric over ``episodes`` seeded draws of
+    the references (one draw for all)}. z: normalised train (M, D) and test (N, D) rows, y their labels."""
+    out = {}
+    for k in shots:
+        runs = []
+        for ep in range(1 if k == 0 else episodes):
+            refs = sample_references(y_tr, k, np.random.default_rng(stable_seed("shots", seed, k, ep)))
+            runs.append(classification_metrics(y_te, prototype_predict(z_tr[refs], y_tr[refs], z_te, n_classes)))
+        out["all" if k == 0 else str(k)] = _summary(runs)
     return out
 
 
@@ -228,7 +238,7 @@ def run_diffusion_classifier(backbone: RCDiTBackbone, images: np.ndarray, r_trai
             "n_candidates": len(classes), "t_range": list(t_range)}
 
 
-# --- the stage -----------------------------------------------------------------------------------------------
+# --- the representation and the binary task ------------------------------------------------------------------
 
 def resolve_representation(backbone: Backbone, block: str | None, timestep: int | None) -> tuple[str, int]:
     """The (block, timestep) used as the representation: given, the backbone's own (a ``representation``
@@ -251,93 +261,6 @@ def resolve_representation(backbone: Backbone, block: str | None, timestep: int 
         else:  # backbones without diffusion timesteps use t = 0
             timestep = 0
     return block, int(timestep)
-
-
-def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
-    mask = (arr.splits == split) & (arr.labels >= 0)
-    if not mask.any():
-        raise DiffprobeError(f"the {split!r} part of the data is empty or unlabelled; zero-shot evaluation needs "
-                             f"labelled train (references) and test parts: pass a split manifest "
-                             f"('diffprobe split') with labels")
-    return np.flatnonzero(mask)
-
-
-def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Path,
-             cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = ExtractConfig.batch_size,
-             progress: bool = True) -> dict:
-    """Zero-shot evaluation of ``model`` on ``images`` (references: train part; evaluated: test part).
-
-    Writes ``zeroshot.json`` and ``zeroshot.md`` (and the feature stores under ``features/``) to
-    ``out_dir``; returns the results dict.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    backbone = model if isinstance(model, Backbone) else load_backbone(model)
-    block, t = resolve_representation(backbone, cfg.block, cfg.timestep)
-    tr, te = _labelled_part(images, "train"), _labelled_part(images, "test")
-    n_classes = len(images.classes)
-    y_tr, y_te = images.labels[tr], images.labels[te]
-
-    def features(b: str, ts: int) -> np.ndarray:
-        spec = FeatureSpec(timesteps=(ts,), blocks=(b,), pooling=cfg.pooling, n_noise=cfg.n_noise, seed=cfg.seed,
-                           precision=cfg.precision)
-        store = extract_features(backbone, images, spec, out / "features", batch_size=batch_size, progress=progress)
-        return np.asarray(store.get(b, ts), dtype=np.float32)
-
-    raw = features(block, t)
-    mean = raw[tr].mean(0) if cfg.center else None
-    z_tr, z_te = normalise(raw[tr], mean), normalise(raw[te], mean)
-
-    results: dict = {
-        "model": str(backbone.path), "backbone": backbone.kind, "representation": {"block": block, "timestep": t},
-        "dim": int(raw.shape[1]), "n_classes": n_classes, "classes": images.classes,
-        "n_train_references": len(tr), "n_test": len(te), "chance_accuracy": chance_accuracy(y_te),
-        "classes_without_references": [images.classes[c] for c in sorted(set(range(n_classes)) - set(y_tr))],
-        "config": {**asdict(cfg), "diffusion": asdict(cfg.diffusion) if cfg.diffusion else None},
-    }
-    protos = {}
-    for k in cfg.shots:
-        runs = []
-        for ep in range(1 if k == 0 else cfg.episodes):
-            refs = sample_references(y_tr, k, np.random.default_rng(stable_seed("shots", cfg.seed, k, ep)))
-            runs.append(classification_metrics(y_te, prototype_predict(z_tr[refs], y_tr[refs], z_te, n_classes)))
-        protos["all" if k == 0 else str(k)] = _summary(runs)
-    results["prototypes"] = protos
-    proto_all = prototype_predict(z_tr, y_tr, z_te, n_classes)
-    knn = knn_predict(z_tr, y_tr, z_te, n_classes, cfg.knn_k, cfg.knn_temperature)
-    results["knn"] = {"k": min(cfg.knn_k, len(tr)), "temperature": cfg.knn_temperature,
-                      **{name: classification_metrics(y_te, p) for name, p in knn.items()}}
-
-    dc = None
-    if cfg.diffusion is None:
-        results["diffusion_classifier"] = {"skipped": "disabled"}
-    elif not isinstance(backbone, RCDiTBackbone):
-        results["diffusion_classifier"] = {
-            "skipped": f"the diffusion classifier needs a denoiser conditioned on the representation (an RC-DiT); "
-                       f"a {backbone.kind} backbone has none"}
-    else:
-        dcfg = cfg.diffusion
-        sub = np.arange(len(te))
-        if dcfg.max_images and dcfg.max_images < len(te):
-            sub = np.sort(np.random.default_rng(stable_seed("dc-images", cfg.seed)).choice(
-                len(te), dcfg.max_images, replace=False))
-        r_all = raw if block == ENCODER and t == 0 else features(ENCODER, 0)
-        dc = run_diffusion_classifier(backbone, images.images[te[sub]], r_all[tr], y_tr, n_classes, dcfg,
-                                      seed=cfg.seed, precision=cfg.precision, progress=progress)
-        dc["subset"] = sub
-        results["diffusion_classifier"] = {
-            **classification_metrics(y_te[sub], dc["pred"]), "n_images": len(sub),
-            "calls_per_image": dc["calls_per_image"], "exhaustive_calls_per_image": dc["exhaustive_calls_per_image"],
-            "n_candidates": dc["n_candidates"], "seconds": dc["seconds"], "schedule": [list(s) for s in dcfg.schedule],
-            "t_range": dc["t_range"], "condition": dcfg.condition,
-            "prototypes_all_same_images": classification_metrics(y_te[sub], proto_all[sub]),
-            "knn_same_images": classification_metrics(y_te[sub], knn["weighted"][sub])}
-
-    if cfg.positive is not None:
-        results["binary"] = binary_task(images.classes, cfg.positive, z_tr, y_tr, z_te, y_te, proto_all, cfg, dc)
-    write_json(out / "zeroshot.json", results)
-    (out / "zeroshot.md").write_text(zeroshot_report(results))
-    return results
 
 
 def binary_task(classes: list[str], pattern: str, z_tr: np.ndarray, y_tr: np.ndarray, z_te: np.ndarray,

@@ -403,11 +403,11 @@ def _ensemble(cfg: StudyConfig, done: dict) -> dict:
     fused with the [probe] / [fusion] settings (k chosen on val again); a reading ensemble of the two fused heads,
     calibrated on val from their train-only heads (``build_ensemble(calibration_from=...)``) when [fusion] refits,
     evaluated once on test."""
-    from ..evaluate.calibrate import calibrate_bundle  # noqa: PLC0415
-    from ..evaluate.crossdata import evaluate_bundle  # noqa: PLC0415
     from ..probe.ensemble import build_ensemble  # noqa: PLC0415
     from ..probe.linear import GridProbe  # noqa: PLC0415
     from ..probe.mlp import MLPProbe  # noqa: PLC0415
+    from .calibrate import calibrate_bundle  # noqa: PLC0415
+    from .evaluate import evaluate_bundle  # noqa: PLC0415
     from .fusion import fuse_pairs  # noqa: PLC0415
     from .pipeline import run_features  # noqa: PLC0415
     from .probe import run_probe  # noqa: PLC0415
@@ -442,8 +442,8 @@ def _ensemble(cfg: StudyConfig, done: dict) -> dict:
 
 
 def _shift(cfg: StudyConfig, done: dict) -> dict:
-    from ..evaluate.shifts import SHIFTS, run_shift_suite  # noqa: PLC0415
     from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
+    from .shifts import run_shift_suite  # noqa: PLC0415
 
     s = cfg.sections["shift"]
     if s["classifier"] not in done:
@@ -452,7 +452,7 @@ def _shift(cfg: StudyConfig, done: dict) -> dict:
     path = done["probe"]["bundle"] if s["classifier"] == "probe" else cfg.work / "fusion" / "bundle"
     bundle = ClassifierBundle.load(path, precision=cfg.precision)
     r = run_shift_suite(bundle, done["split"]["manifest"], cfg.work / "shift", severities=tuple(s["severities"]),
-                        shifts=tuple(s["shifts"]) or tuple(SHIFTS), seed=cfg.seed)
+                        shifts=tuple(s["shifts"]) or None, seed=cfg.seed)
     return {"classifier": s["classifier"], "clean": r["clean"]["accuracy"], "severities": list(s["severities"]),
             "accuracy": {s: [row["accuracy"] for row in rows] for s, rows in r["shifts"].items()},
             "dir": str(cfg.work / "shift")}
@@ -514,8 +514,8 @@ def _same_split(a: str | Path, b: str | Path) -> bool:
 
 
 def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
-    from ..evaluate.zeroshot import zeroshot  # noqa: PLC0415
     from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
+    from .zeroshot import zeroshot  # noqa: PLC0415
 
     s = cfg.sections["zeroshot"]
     manifest = done["split"]["manifest"]

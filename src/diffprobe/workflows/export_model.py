@@ -1,4 +1,6 @@
-"""Export a classifier bundle as a model to ship: small weights, its split beside it, its own test numbers.
+"""The ``export`` command: a classifier bundle as a model to ship: small weights, its split beside it, its own
+test numbers. (The validation app's ``app.export`` does another job: a project's labels given back, and a bundle
+fitted on them.)
 
 ``export_model(bundle, out, split=...)`` writes ``out`` (the layout of ``models/ndsb``):
 
@@ -33,7 +35,7 @@ from ..data.manifest import Manifest
 from ..data.preprocess import Preprocess
 from ..probe.ensemble import ReadingEnsemble, load_bundle
 from ..utils import DiffprobeError, atomic_dir, code_version, portable_data_path, read_json, write_json
-from .crossdata import evaluate_bundle
+from .evaluate import evaluate_bundle
 
 log = logging.getLogger(__name__)
 

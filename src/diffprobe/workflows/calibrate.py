@@ -1,5 +1,6 @@
-"""Re-fit a bundle's calibration on labelled val images: temperature, unknown thresholds and the
-val confusion matrix that adjusted counting (ACC) needs; rewrites bundle.json atomically.
+"""The ``calibrate`` command: re-fit a bundle's calibration on labelled val images (temperature, unknown
+thresholds and the val confusion matrix that adjusted counting (ACC) needs; the computations are
+``probe.calibration``'s); rewrites bundle.json atomically.
 
 ``run_probe`` already stores all three when it writes a bundle; this is for bundles made
 before that, to adapt a bundle to a new instrument with a few labelled images of it, or for a
@@ -15,11 +16,10 @@ from sklearn.metrics import confusion_matrix
 
 from ..config.evaluate import CalibrateConfig
 from ..data.manifest import prepare_split
-from ..probe.calibration import expected_calibration_error, fit_temperature
+from ..evaluate.crossdata import select_part
+from ..probe.calibration import expected_calibration_error, fit_temperature, unknown_thresholds
 from ..probe.ensemble import load_bundle
 from ..utils import DiffprobeError
-from .crossdata import select_part
-from .unknown import unknown_thresholds
 
 
 def calibrate_bundle(bundle_dir: str | Path, data: str | Path, *, part: str = CalibrateConfig.part,
