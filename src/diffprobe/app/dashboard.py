@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..evaluate.abundance import adjusted_classify_and_count
+from ..evaluate import adjusted_classify_and_count
 from .project import Project
 
 Z95 = 1.959963984540054  # the normal quantile of a two-sided 95% interval

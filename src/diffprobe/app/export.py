@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..probe.bundle import ClassifierBundle
+from ..probe import ClassifierBundle
 from ..utils import DiffprobeError
 from ..workflows.adapt import bundle_from_features
 from .config import BundleConfig

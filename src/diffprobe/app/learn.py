@@ -31,11 +31,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from sklearn.preprocessing import StandardScaler
 
-from ..probe.bundle import ClassifierBundle
-from ..probe.calibration import fit_temperature
-from ..probe.linear import LinearHead
-from ..probe.mlp import MLPHead
-from ..probe.readout import fit_readout
+from ..probe import ClassifierBundle, LinearHead, MLPHead, fit_readout, fit_temperature
 from ..utils import DiffprobeError, write_json
 from ..workflows.config import AdaptConfig
 from .project import (EMBEDDING_FILE, LAST_RETRAIN_FILE, Project, model_predictions, save_uncertainty, uncertainty,

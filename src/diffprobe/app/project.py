@@ -35,8 +35,8 @@ from PIL import Image
 from scipy.special import softmax
 from tqdm.auto import tqdm
 
-from ..data.manifest import Manifest, open_dataset
-from ..probe.bundle import ClassifierBundle
+from ..data import Manifest, open_dataset
+from ..probe import ClassifierBundle
 from ..utils import DiffprobeError, read_json, write_json, write_rows_csv
 from .config import InitConfig
 from .store import Store

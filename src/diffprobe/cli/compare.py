@@ -59,7 +59,7 @@ def cmd_baseline(args):
 def cmd_compare(args):
     from dataclasses import replace  # noqa: PLC0415
 
-    from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe import GridProbe  # noqa: PLC0415
     from ..workflows.compare import compare, compare_curves, default_configs  # noqa: PLC0415
 
     configs = default_configs(args.methods, budget_images=args.budget_images, image_size=args.image_size,

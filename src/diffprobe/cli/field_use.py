@@ -15,7 +15,7 @@ from .args import add_precision_arg, option
 
 
 def _bundle(args):
-    from ..probe.ensemble import load_bundle  # noqa: PLC0415
+    from ..probe import load_bundle  # noqa: PLC0415
 
     return load_bundle(args.model, precision=args.precision, views=getattr(args, "views", None))
 
@@ -80,7 +80,7 @@ def cmd_predict(args):
 
 
 def cmd_adapt(args):
-    from ..probe.bundle import ClassifierBundle  # noqa: PLC0415
+    from ..probe import ClassifierBundle  # noqa: PLC0415
     from ..workflows.adapt import adapt_bundle  # noqa: PLC0415
 
     # One bundle's features and head: ClassifierBundle.load refuses a reading ensemble, naming a member folder.
@@ -108,7 +108,7 @@ def cmd_calibrate(args):
 
 
 def cmd_ensemble(args):
-    from ..probe.ensemble import build_ensemble  # noqa: PLC0415
+    from ..probe import build_ensemble  # noqa: PLC0415
     from ..utils import read_json  # noqa: PLC0415
 
     out = build_ensemble(args.bundles, args.out, names=args.names, calibration_from=args.calibration_from)

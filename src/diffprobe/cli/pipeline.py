@@ -77,7 +77,7 @@ def cmd_features(args):
 
 
 def cmd_probe(args):
-    from ..probe.linear import GridProbe  # noqa: PLC0415
+    from ..probe import GridProbe  # noqa: PLC0415
     from ..workflows.probe import run_probe  # noqa: PLC0415
 
     # Options left unset keep GridProbe's own defaults (one place for them).
@@ -95,8 +95,7 @@ def cmd_probe(args):
 
 
 def cmd_fuse(args):
-    from ..probe.linear import GridProbe  # noqa: PLC0415
-    from ..probe.mlp import MLPProbe  # noqa: PLC0415
+    from ..probe import GridProbe, MLPProbe  # noqa: PLC0415
     from ..workflows.fusion import fuse_pairs  # noqa: PLC0415
 
     r = fuse_pairs(args.features, args.results, args.out, ks=args.ks, head=args.head, metadata=args.metadata,

@@ -11,7 +11,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 from PIL import Image
 
-from ...data.io import ImageReadError, read_image
+from ...data import ImageReadError, read_image
 from .. import learn
 from ..store import SORTS, STATUSES
 from .shared import MAX_INT, MAX_PAGE, MAX_PAGE_NUMBER, CurrentProject, HeavyLock, check_label, object_or_404, public
