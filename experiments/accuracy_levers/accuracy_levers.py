@@ -4,7 +4,7 @@ Rows (each adds one lever to the row above, except the first two):
   1. linear probe, best single (block, timestep), average pooling: the paper's protocol
   2. same, avg+max pooling
   3. linear probe on the top-k pairs concatenated (k chosen on val)
-  4. + object size / shape metadata (``data.metadata``)
+  4. + object size / shape metadata (``data.measurements``)
   5. MLP head (``probe.mlp``) on the same inputs
   6. + test-time augmentation: features averaged over ``--views`` flips / quarter turns (needs ``--store-views``)
   7. + an ensemble of ``--ensemble`` MLP heads (seeds 0..N-1) averaged into one head, on the row-6 inputs

@@ -6,7 +6,7 @@ cells), a 4 x 4 grid (2 x 2 cells averaged: 16 tokens) and the 8 x 8 grid (64 to
 paper's linear probe on the average, and the attentive probe (``probe.attentive``) on 16 tokens (and on 64
 tokens for the first ``--grid8-pairs``).
 Then the pairs together: an MLP head on their averages against one attentive probe over all their
-16-token grids, both with the object's size measurements (``data.metadata``). Val chooses; test is reported for every row (no row's choice reads it). Each row's result
+16-token grids, both with the object's size measurements (``data.measurements``). Val chooses; test is reported for every row (no row's choice reads it). Each row's result
 is kept in ``--work`` so the run resumes row by row.
 
     diffprobe features --model MODEL --data SPLIT.csv --out STORES --timesteps 1,10 \

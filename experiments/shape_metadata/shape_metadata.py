@@ -1,5 +1,5 @@
 """The object measurements beside the frozen features, measured on NDSB val: the sizes alone (the recipe before)
-against sizes + shape (``data.metadata.SHAPE_NAMES``), at several weights of the measurements in the MLP head
+against sizes + shape (``data.measurements.SHAPE_NAMES``), at several weights of the measurements in the MLP head
 (``fuse --metadata-weight``: their standardised columns multiplied before the head, ``MLPProbe.fit(tail=...)``).
 
 The shipped head's settings on the top-k pairs of a probed store that holds every measurement; each row fitted
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from diffprobe.workflows.bench import shipped_head_probe, writer
-from diffprobe.data.metadata import METADATA_NAMES, SIZE_NAMES, select_metadata
+from diffprobe.data.measurements import METADATA_NAMES, SIZE_NAMES, select_metadata
 from diffprobe.features import FeatureStore
 from diffprobe.probe.fusion import rank_pairs
 from diffprobe.utils import read_json

@@ -1,10 +1,10 @@
 """Zero-shot on another instrument: what the object's size measurements do when the pixel scale differs.
 
-A bundle that reads the object metadata (``data.metadata``: log sizes in the instrument's pixels) meets
+A bundle that reads the object metadata (``data.measurements``: log sizes in the instrument's pixels) meets
 another instrument's images at another pixel scale, so every size is off by one unknown factor. Rows:
 
 - ``as measured``: sizes in the target's pixels (what ``evaluate`` does today);
-- ``scale from unlabelled images``: sizes rescaled (``data.metadata.rescale_sizes``) by one factor that
+- ``scale from unlabelled images``: sizes rescaled (``data.measurements.rescale_sizes``) by one factor that
   brings the target images' median lengths to the training images' (``estimate_scale``; estimated from
   unlabelled images only: no target label is read); what ``evaluate`` / ``predict --size-scale auto`` do;
 - ``sizes withheld``: every metadata column set to its training mean (the head sees no size at all),
@@ -29,7 +29,7 @@ from scipy.special import softmax
 from diffprobe.workflows.bench import writer
 from diffprobe.data.dataset import load_images
 from diffprobe.data.manifest import open_dataset
-from diffprobe.data.metadata import METADATA_NAMES, estimate_scale, rescale_sizes
+from diffprobe.data.measurements import METADATA_NAMES, estimate_scale, rescale_sizes
 from diffprobe.evaluate.crossdata import read_class_map
 from diffprobe.features import FeatureStore
 from diffprobe.probe.bundle import ClassifierBundle

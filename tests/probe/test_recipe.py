@@ -11,7 +11,7 @@ from PIL import Image
 
 from diffprobe.backbones.base import load_backbone
 from diffprobe.backbones.ddpm_unet import unet_features
-from diffprobe.data.metadata import (METADATA_NAMES, SHAPE_NAMES, SIZE_NAMES, object_metadata, rescale_sizes,
+from diffprobe.data.measurements import (METADATA_NAMES, SHAPE_NAMES, SIZE_NAMES, object_metadata, rescale_sizes,
                                      select_metadata)
 from diffprobe.data.preprocess import Preprocess
 from diffprobe.features.extract import FeatureSpec, dihedral, view_features

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ..utils import DiffprobeError, hash_json, read_json
 from .io import ImageReadError, read_image
 from .manifest import Manifest
-from .metadata import METADATA_NAMES, measure_object
+from .measurements import METADATA_NAMES, measure_object
 from .preprocess import CROP_REVISION, Preprocess, flattened, model_input
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class ImageArray:
     paths:   N file paths (as in the manifest).
     skipped: (path, reason) for every file that could not be used.
     meta:    float32 (N, len(METADATA_NAMES)): size and shape of each object as imaged
-             (``data.metadata``), or None where the images were given already preprocessed; (N, M, K)
+             (``data.measurements``), or None where the images were given already preprocessed; (N, M, K)
              for a reading ensemble, as ``images``.
     """
 

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..backbones.base import Backbone, load_backbone
 from ..config.features import ExtractConfig
 from ..data.dataset import ImageArray
-from ..data.metadata import METADATA_NAMES, SIZE_NAMES
+from ..data.measurements import METADATA_NAMES, SIZE_NAMES
 from ..utils import DiffprobeError, hash_json, read_json, resolve_precision, write_json
 from .extract import FeatureSpec, view_features
 

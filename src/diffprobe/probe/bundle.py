@@ -10,7 +10,7 @@ Layout::
 
 ``bundle.json``'s schema, its formats and their migration are ``probe.bundle_json``'s: format 1 bundles (one
 pair, a linear head) load as format 2, which adds ``pairs`` (several pairs, concatenated in that order),
-``metadata`` (the object measurements of ``data.metadata`` appended to the features) and ``head`` (``linear`` or
+``metadata`` (the object measurements of ``data.measurements`` appended to the features) and ``head`` (``linear`` or
 ``mlp``). Format 3 is a reading ensemble (``probe.ensemble``): member bundles that share one ``backbone/``
 beside them. A member folder loads here as a bundle of its own (its backbone is the ensemble's); the ensemble
 does not.
@@ -38,7 +38,7 @@ from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import ImageArray, decode, load_split_images
 from ..data.io import ImageReadError, to_grey
 from ..data.manifest import Manifest
-from ..data.metadata import METADATA_NAMES, estimate_scale, measure_object, rescale_sizes, select_metadata
+from ..data.measurements import METADATA_NAMES, estimate_scale, measure_object, rescale_sizes, select_metadata
 from ..data.preprocess import Preprocess, flattened, model_input
 from ..features.extract import FeatureSpec, view_features
 from ..utils import DiffprobeError, read_json, resolve_precision, write_json
@@ -92,7 +92,7 @@ class ClassifierBundle:
 
     @property
     def metadata_names(self) -> list[str]:
-        """The object measurements the head reads after the features (``data.metadata``), in order."""
+        """The object measurements the head reads after the features (``data.measurements``), in order."""
         return list(self.meta.get("metadata") or [])
 
     # ---- writing -----------------------------------------------------------------------------
@@ -234,7 +234,7 @@ class ClassifierBundle:
         return FeatureSpec.from_dict(spec)
 
     def size_scale(self, meta: np.ndarray | None, scale: float | str | None) -> float:
-        """The pixel-scale factor to apply to the object sizes (``data.metadata.rescale_sizes``): ``None`` or 1
+        """The pixel-scale factor to apply to the object sizes (``data.measurements.rescale_sizes``): ``None`` or 1
         (sizes as measured), a number (the training instrument's pixels per unit length over the new one's), or
         ``"auto"``: estimated from ``meta`` (N, K), the measurements of the images to classify, against the
         training images' medians (``metadata_medians`` in bundle.json). 1.0 for a bundle that reads no sizes."""

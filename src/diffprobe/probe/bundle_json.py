@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
 from ..config.probe import HEADS
-from ..data.metadata import metadata_columns
+from ..data.measurements import metadata_columns
 from ..utils import DiffprobeError
 
 BUNDLE_FORMAT = 2

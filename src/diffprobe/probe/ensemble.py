@@ -44,7 +44,7 @@ from ..backbones.base import Backbone, load_backbone
 from ..data.dataset import ImageArray, decode
 from ..data.io import ImageReadError
 from ..data.manifest import Manifest
-from ..data.metadata import METADATA_NAMES
+from ..data.measurements import METADATA_NAMES
 from ..utils import DiffprobeError, atomic_dir, hash_json, read_json, resolve_precision, sha256_file, write_json
 from .bundle import ClassifierBundle, _validate, backbone_dir, merge_bundle_json, write_new_folder
 from .bundle_json import ENSEMBLE_FORMAT, EnsembleJSON, check_description

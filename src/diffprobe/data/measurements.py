@@ -14,6 +14,10 @@ Sizes are in the instrument's pixels: they carry over to another instrument only
 scale. Adapting to a new instrument refits the probe (``diffprobe adapt``); without labels, ``rescale_sizes``
 brings the sizes to the training instrument's scale, given or estimated from the new images themselves
 (``estimate_scale``).
+
+The names here keep the word ``metadata`` where they meet what is saved and set: a bundle's ``bundle.json`` records
+the measurements its head reads as ``metadata`` (their names) and ``metadata_medians``, and the fused head's
+``metadata`` setting (``--metadata``) appends them to the features.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ def select_metadata(meta: np.ndarray, names: list[str] | tuple[str, ...]) -> np.
     meta = np.asarray(meta, np.float32)
     if meta.ndim != 2 or meta.shape[1] not in (len(METADATA_NAMES), len(names)):
         raise ValueError(f"object measurements must be (N, {len(METADATA_NAMES)}) (every name of "
-                         f"data.metadata.METADATA_NAMES) or (N, {len(names)}); got {meta.shape}")
+                         f"data.measurements.METADATA_NAMES) or (N, {len(names)}); got {meta.shape}")
     return meta if meta.shape[1] == len(names) else meta[:, metadata_columns(names)]
 
 
