@@ -34,9 +34,9 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
-    from diffprobe.data import synthetic
+    from diffprobe.workflows.datasets import write_synthetic
 
-    return synthetic.generate(tmp_path_factory.mktemp("synth") / "images", n_per_class=40, size=32, seed=0)
+    return write_synthetic(tmp_path_factory.mktemp("synth") / "images", n_per_class=40, size=32, seed=0)
 
 
 @pytest.fixture(scope="session")

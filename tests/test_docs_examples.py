@@ -58,18 +58,19 @@ def sandbox(tmp_path_factory) -> Path:
 
     from diffprobe.backbones import UNetConfig
     from diffprobe.backbones.rcdit import RCDiTConfig
-    from diffprobe.data import Preprocess, load_images, prepare_split, synthetic
+    from diffprobe.data import Preprocess, load_images, prepare_split
     from diffprobe.features import FeatureSpec, extract_features
     from diffprobe.pretrain import PretrainConfig, pretrain
     from diffprobe.pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit
     from diffprobe.probe import GridProbe
+    from diffprobe.workflows.datasets import write_synthetic
     from diffprobe.workflows.probe import run_probe
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: thread hand-offs cost more than the work (BLAS too, below)
     blas = threadpool_limits(1)
     root = tmp_path_factory.mktemp("docs-sandbox")
-    images = synthetic.generate(root / "data" / "ndsb" / "images", n_per_class=12, size=32, seed=0)
+    images = write_synthetic(root / "data" / "ndsb" / "images", n_per_class=12, size=32, seed=0)
     for shape, name in NDSB_NAMES.items():
         (images / shape).rename(images / name)
     runs = root / "runs" / "ndsb"

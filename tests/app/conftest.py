@@ -17,7 +17,6 @@ import pytest
 def app_bundle(tmp_path_factory) -> dict[str, Path]:
     """``data`` (one folder per class) and ``bundle`` (its classifier bundle)."""
     from diffprobe.backbones.ddpm_unet import UNetConfig
-    from diffprobe.data import synthetic
     from diffprobe.data.dataset import load_images
     from diffprobe.data.manifest import prepare_split
     from diffprobe.data.preprocess import Preprocess
@@ -25,10 +24,11 @@ def app_bundle(tmp_path_factory) -> dict[str, Path]:
     from diffprobe.features.store import extract_features
     from diffprobe.pretrain.ddpm import PretrainConfig, pretrain
     from diffprobe.probe.linear import GridProbe
+    from diffprobe.workflows.datasets import write_synthetic
     from diffprobe.workflows.probe import run_probe
 
     root = tmp_path_factory.mktemp("app_bundle")
-    data = synthetic.generate(root / "images", n_per_class=10, size=32, seed=0)
+    data = write_synthetic(root / "images", n_per_class=10, size=32, seed=0)
     arr = load_images(prepare_split(data, seed=0), Preprocess(16), progress=False)
     cfg = PretrainConfig(unet=UNetConfig(image_size=16, channels=(16, 32)), steps=5, batch_size=16, lr=1e-3,
                          warmup_steps=1, checkpoint_every=1000, seed=0)

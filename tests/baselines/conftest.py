@@ -67,7 +67,7 @@ def tiny_config(tiny_resnet, tiny_vit):
 @pytest.fixture(scope="session")
 def long_tail_dir(tmp_path_factory):
     """A long-tailed synthetic folder: 8 classes from 100 down to 12 images (5 have the 30 of the balanced setting)."""
-    from diffprobe.data import synthetic
+    from diffprobe.workflows.datasets import write_synthetic
 
-    return synthetic.generate(tmp_path_factory.mktemp("longtail") / "images", n_per_class=100, size=32,
-                              long_tail=True, imbalance=8.0, seed=0)
+    return write_synthetic(tmp_path_factory.mktemp("longtail") / "images", n_per_class=100, size=32, long_tail=True,
+                           imbalance=8.0, seed=0)

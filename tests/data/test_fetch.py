@@ -20,8 +20,9 @@ import pytest
 from PIL import Image
 
 from diffprobe.cli import main
-from diffprobe.data.registry import DATASETS, fetch_dataset
+from diffprobe.data import DATASETS
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.datasets import fetch_dataset
 
 CLASSES = {"acantharia": 2, "copepod": 3, "diatom_chain": 2}
 

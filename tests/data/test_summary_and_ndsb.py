@@ -4,13 +4,11 @@ import pytest
 
 from diffprobe.cli import main
 from diffprobe.data import scan_folder
-from diffprobe.data.summary import summarize
+from diffprobe.workflows.datasets import summarize, write_synthetic
 
 
 def test_summary_writes_counts_plot_and_contact_sheet(tmp_path):
-    from diffprobe.data import synthetic
-
-    root = synthetic.generate(tmp_path / "lt", n_per_class=40, long_tail=True, imbalance=10, seed=0)
+    root = write_synthetic(tmp_path / "lt", n_per_class=40, long_tail=True, imbalance=10, seed=0)
     s = summarize(scan_folder(root), tmp_path / "out")
     assert s["n_classes"] == 8 and s["largest"] == 40 and s["smallest"] == 4
     assert s["imbalance_ratio"] == pytest.approx(10.0)

@@ -1,4 +1,5 @@
-"""Tests for the synthetic plankton generator (diffprobe.data.synthetic)."""
+"""Tests for the synthetic plankton generator (diffprobe.data.synthetic) and its folders
+(diffprobe.workflows.datasets.write_synthetic)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from PIL import Image
 from diffprobe.data.synthetic import (
     DEFAULT_CLASSES,
     class_counts,
-    generate,
     generate_arrays,
     render,
 )
+from diffprobe.workflows.datasets import write_synthetic
 
 
 def _border(img: np.ndarray) -> np.ndarray:
@@ -114,9 +115,9 @@ def test_siblings_differ_measurably():
     assert mean_area("appendage_four") > mean_area("appendage_two")
 
 
-def test_generate_writes_readable_tree(tmp_path):
+def test_write_synthetic_writes_readable_tree(tmp_path):
     classes = ["spiny_short", "chain_three"]
-    out = generate(tmp_path / "synth", n_per_class=3, classes=classes, seed=5)
+    out = write_synthetic(tmp_path / "synth", n_per_class=3, classes=classes, seed=5)
     assert out == tmp_path / "synth"
     assert sorted(p.name for p in out.iterdir()) == sorted(classes)
     arrays, _, _ = generate_arrays(n_per_class=3, classes=classes, seed=5)
@@ -127,7 +128,7 @@ def test_generate_writes_readable_tree(tmp_path):
             assert im.mode == "L"
             np.testing.assert_array_equal(np.asarray(im), arr)  # same images as generate_arrays
     # Deterministic down to the bytes.
-    again = generate(tmp_path / "again", n_per_class=3, classes=classes, seed=5)
+    again = write_synthetic(tmp_path / "again", n_per_class=3, classes=classes, seed=5)
     assert all((again / f.relative_to(out)).read_bytes() == f.read_bytes() for f in files)
 
 

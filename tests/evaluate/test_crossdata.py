@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from diffprobe.cli import main
-from diffprobe.data import synthetic
 from diffprobe.evaluate.crossdata import read_class_map
 from diffprobe.utils import DiffprobeError
+from diffprobe.workflows.datasets import write_synthetic
 from diffprobe.workflows.evaluate import evaluate_bundle
 
 MODEL = ["chain_five", "chain_three", "spiny_long", "spiny_short"]
@@ -73,8 +73,8 @@ def test_evaluate_test_part_matches_the_probe(field_run, predictions, tmp_path, 
 
 
 def test_unknown_classes_are_skipped_counted_and_used_for_openset(field_run, tmp_path):
-    data = synthetic.generate(tmp_path / "other", n_per_class=6, size=32, seed=7,
-                              classes=["chain_five", "spiny_long", "ring_thin", "ring_thick"])
+    data = write_synthetic(tmp_path / "other", n_per_class=6, size=32, seed=7,
+                           classes=["chain_five", "spiny_long", "ring_thin", "ring_thick"])
     r = evaluate_bundle(field_run["bundle"], data, tmp_path / "eval", progress=False)
     assert r["n_images"] == 12 and r["n_skipped"] == 12
     assert r["skipped_by_class"] == {"ring_thick": 6, "ring_thin": 6}

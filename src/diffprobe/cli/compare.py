@@ -41,7 +41,7 @@ def _arch(args, method: str, name: str | None):
 
 
 def cmd_baseline(args):
-    from ..pretrain.baselines import BaselineConfig, run_baseline  # noqa: PLC0415
+    from ..workflows.pipeline import run_baseline  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

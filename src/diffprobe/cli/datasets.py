@@ -1,6 +1,7 @@
 """``diffprobe data``: list the datasets diffprobe knows, fetch one (download, verify, unpack into class
 folders), check a copy's images against the project's per-image checksums, or write such a list. What each
-dataset is lives in the library (``diffprobe.data.registry``), not here."""
+dataset is and the checksum lists live in the library (``diffprobe.data``: ``DATASETS``, ``verify_images``,
+``write_checksums``), fetching one in ``workflows.datasets``; not here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from .args import option
 
 
 def cmd_data_list(args) -> None:
-    from ..data.registry import DATASETS  # noqa: PLC0415 - loads the data layer only when run
+    from ..data import DATASETS  # noqa: PLC0415 - loads the data layer only when run
 
     for d in DATASETS.values():
         size = f"{d.n_images:,} images in {d.n_classes} classes" if d.n_images else "size not recorded"
@@ -23,7 +24,7 @@ def cmd_data_list(args) -> None:
 
 def cmd_data_fetch(args) -> None:
     from ..base import DiffprobeError  # noqa: PLC0415
-    from ..data.registry import fetch_dataset  # noqa: PLC0415
+    from ..workflows.datasets import fetch_dataset  # noqa: PLC0415
 
     r = fetch_dataset(args.dataset, args.out, url=args.url, sha256=args.sha256, checksums=args.checksums,
                       progress=not args.no_progress)
@@ -42,8 +43,7 @@ def cmd_data_fetch(args) -> None:
 
 def cmd_data_verify(args) -> None:
     from ..base import DiffprobeError  # noqa: PLC0415
-    from ..data.integrity import verify_images  # noqa: PLC0415
-    from ..data.registry import checksum_list  # noqa: PLC0415
+    from ..data import checksum_list, verify_images  # noqa: PLC0415
 
     checksums = Path(args.checksums) if args.checksums else checksum_list(args.dataset)
     report = verify_images(args.folder, checksums, progress=not args.no_progress)
@@ -60,7 +60,7 @@ def cmd_data_verify(args) -> None:
 
 
 def cmd_data_checksums(args) -> None:
-    from ..data.integrity import write_checksums  # noqa: PLC0415
+    from ..data import write_checksums  # noqa: PLC0415
 
     n = write_checksums(args.folder, args.out, progress=not args.no_progress)
     print(f"{n} image checksums -> {args.out}")

@@ -28,20 +28,18 @@ def cmd_split(args):
 
 
 def cmd_summary(args):
-    from ..data.manifest import open_dataset  # noqa: PLC0415
-    from ..data.summary import summarize  # noqa: PLC0415
+    from ..workflows.datasets import summarize  # noqa: PLC0415
 
-    s = summarize(open_dataset(args.data, labelled=not args.unlabelled), args.out)
+    s = summarize(args.data, args.out, labelled=not args.unlabelled)
     print(f"{s['n_images']} images in {s['n_classes']} classes; largest {s['largest']}, smallest {s['smallest']}, "
           f"imbalance {s['imbalance_ratio']:.0f}:1; {s['ignored_files']} files ignored")
     print(f"wrote {args.out}/summary.json, class_counts.png, contact_sheet.png")
 
 
 def cmd_synth(args):
-    from ..data import synthetic  # noqa: PLC0415
+    from ..workflows.datasets import write_synthetic  # noqa: PLC0415
 
-    synthetic.generate(args.out, n_per_class=args.n_per_class, size=args.size, long_tail=args.long_tail,
-                       seed=args.seed)
+    write_synthetic(args.out, n_per_class=args.n_per_class, size=args.size, long_tail=args.long_tail, seed=args.seed)
     print(f"synthetic plankton images -> {args.out}")
 
 

@@ -24,8 +24,7 @@ def _schedule(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def cmd_rcdit_pretrain(args):
-    from ..data.dataset import load_split_images  # noqa: PLC0415
-    from ..pretrain.rcdit import pretrain_rcdit  # noqa: PLC0415
+    from ..workflows.pipeline import run_rcdit_pretrain  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -41,34 +40,25 @@ def cmd_rcdit_pretrain(args):
                               encoder_view=args.encoder_view, steps=args.steps, minutes=args.minutes,
                               checkpoint_every=args.checkpoint_every, seed=args.seed, precision=args.precision,
                               invert=not args.no_invert, flatfield=not args.no_flatfield)
-    manifest = manifest_for(args, out)
-    arr = load_split_images(manifest, cfg.preprocess, report_dir=out)
-    pretrain_rcdit(arr.training_part(manifest)[0], out, cfg, resume=args.resume)
+    run_rcdit_pretrain(manifest_for(args, out), out, cfg, resume=args.resume)
     print(f"RC-DiT (EMA weights) -> {out}/rcdit.safetensors (backbone kind 'rcdit'); samples -> {out}/samples.png")
 
 
 def cmd_zeroshot(args):
-    from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
-    from ..workflows.zeroshot import zeroshot  # noqa: PLC0415
-    from ..utils import DiffprobeError, read_json  # noqa: PLC0415
+    from ..workflows.zeroshot import probe_representation, run_zeroshot  # noqa: PLC0415
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    block, timestep, read = args.block, args.timestep, {"pooling": args.pooling, "n_noise": args.n_noise}
-    if args.results:  # the probe's best pair, read the way the probe read it
-        results = read_json(args.results)
-        if "best" not in results or "feature_spec" not in results:
-            raise DiffprobeError(f"{args.results}: not a results.json of 'diffprobe probe' (no best pair)")
-        block, timestep = results["best"]["block"], results["best"]["timestep"]
-        read = {k: results["feature_spec"][k] for k in read}
+    # the probe's best pair, read the way the probe read it; or the options'
+    representation = probe_representation(args.results) if args.results else {
+        "block": args.block, "timestep": args.timestep, "pooling": args.pooling, "n_noise": args.n_noise}
     dc = None if args.no_diffusion else DiffusionClassifierConfig(
         schedule=args.dc_schedule, max_images=args.dc_max_images, shots=args.dc_shots, batch_size=args.dc_batch_size,
         t_range=args.dc_t_range, condition=args.dc_condition)
-    cfg = ZeroShotConfig(block=block, timestep=timestep, **read, shots=args.shots, episodes=args.episodes,
+    cfg = ZeroShotConfig(**representation, shots=args.shots, episodes=args.episodes,
                          knn_k=args.knn, center=not args.no_center, positive=args.positive, diffusion=dc,
                          seed=args.seed, precision=args.precision)
-    arr = load_split_images(manifest_for(args, out), model_preprocess(args.model), report_dir=out)
-    r = zeroshot(args.model, arr, out, cfg, batch_size=args.batch_size)
+    r = run_zeroshot(args.model, manifest_for(args, out), out, cfg, batch_size=args.batch_size)
     rep = r["representation"]
     print(f"representation {rep['block']} t={rep['timestep']} ({r['dim']} dims), {r['n_classes']} classes, "
           f"chance {r['chance_accuracy']:.2%}")

@@ -26,8 +26,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -273,37 +272,27 @@ def _plan(n_per_class: int, classes: Sequence[str] | None, long_tail: bool, imba
     return names, class_counts(n_per_class, len(names), long_tail, imbalance)
 
 
+def each_image(*, n_per_class: int = SynthConfig.n_per_class, size: int = SynthConfig.size,
+               classes: Sequence[str] | None = None, long_tail: bool = SynthConfig.long_tail, imbalance: float = 10.0,
+               seed: int = SynthConfig.seed) -> Iterator[tuple[str, int, np.ndarray]]:
+    """The images one at a time, class by class: (class name, index of the image in its class, uint8 image of
+    varying shape). ``workflows.datasets.write_synthetic`` writes them as a folder of class folders."""
+    names, counts = _plan(n_per_class, classes, long_tail, imbalance)
+    for name, count in zip(names, counts):
+        for i in range(count):
+            yield name, i, render(name, _image_rng(seed, name, i), size)
+
+
 def generate_arrays(*, n_per_class: int = SynthConfig.n_per_class, size: int = SynthConfig.size,
                     classes: Sequence[str] | None = None, long_tail: bool = SynthConfig.long_tail,
                     imbalance: float = 10.0, seed: int = SynthConfig.seed) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Generate in memory: (images of varying shape, int64 labels, class names).
-
-    Gives exactly the images that ``generate`` with the same arguments writes to disk.
-    """
-    names, counts = _plan(n_per_class, classes, long_tail, imbalance)
+    """Generate in memory: (images of varying shape, int64 labels, class names): ``each_image``'s images, in order."""
+    names, _ = _plan(n_per_class, classes, long_tail, imbalance)
+    label = {name: k for k, name in enumerate(names)}
     images: list[np.ndarray] = []
     labels: list[int] = []
-    for label, (name, count) in enumerate(zip(names, counts)):
-        for i in range(count):
-            images.append(render(name, _image_rng(seed, name, i), size))
-            labels.append(label)
+    for name, _, image in each_image(n_per_class=n_per_class, size=size, classes=classes, long_tail=long_tail,
+                                     imbalance=imbalance, seed=seed):
+        images.append(image)
+        labels.append(label[name])
     return images, np.asarray(labels, dtype=np.int64), names
-
-
-def generate(out_dir: str | Path, *, n_per_class: int = SynthConfig.n_per_class, size: int = SynthConfig.size,
-             classes: Sequence[str] | None = None, long_tail: bool = SynthConfig.long_tail, imbalance: float = 10.0,
-             seed: int = SynthConfig.seed, fmt: str = "png") -> Path:
-    """Write an NDSB-like folder tree ``out_dir/<class>/<class>_<i:05d>.<fmt>``; return ``out_dir``.
-
-    Deterministic: the same arguments give byte-identical files.
-    """
-    out = Path(out_dir)
-    fmt = fmt.lower().lstrip(".")
-    names, counts = _plan(n_per_class, classes, long_tail, imbalance)
-    for name, count in zip(names, counts):
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            arr = render(name, _image_rng(seed, name, i), size)
-            Image.fromarray(arr).save(folder / f"{name}_{i:05d}.{fmt}")
-    return out

@@ -52,8 +52,7 @@ from timm.scheduler import CosineLRScheduler
 
 from ..backbones.baselines import ViTConfig, build_arch, save_baseline_dir  # noqa: F401 - ViTConfig re-exported
 from ..config.pretrain import DEFAULT_ARCH, METHODS, BaselineConfig, default_arch  # noqa: F401 - re-exported
-from ..data.dataset import ImageArray, load_split_images, to_model_input
-from ..data.manifest import Manifest
+from ..data.dataset import ImageArray, to_model_input
 from ..utils import DiffprobeError
 from .ddpm import augment_batch
 from .loop import TrainTask, square_images, train
@@ -361,15 +360,3 @@ def _distilled_targets(labels: torch.Tensor, n_classes: int, cfg: BaselineConfig
                              f"{None if teacher_probs is None else np.shape(teacher_probs)}")
     smooth = F.one_hot(labels, n_classes).float() * (1 - cfg.label_smoothing) + cfg.label_smoothing / n_classes
     return (1 - cfg.distill) * smooth + cfg.distill * torch.as_tensor(teacher_probs, dtype=torch.float32)
-
-
-def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: BaselineConfig, *, resume: bool = False,
-                 progress: bool = True, teacher_probs: np.ndarray | None = None) -> Path:
-    """Train a baseline on the train part of a split (val and test images are never seen); ``teacher_probs``: as
-    ``train_baseline``'s, one row per train image in the split's order."""
-    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
-    images, labels = arr.training_part(manifest)
-    return train_baseline(images, out, cfg, labels=labels, n_classes=len(arr.classes), resume=resume,
-                          progress=progress, teacher_probs=teacher_probs)
-
-

@@ -7,7 +7,7 @@ of every class that has them):
 1. one split manifest (``pipeline.split``, one seed) shared by every method;
 2. every method trained from scratch on its train part, for the same number of training
    images seen (``budget_images``); DDPM through ``pipeline.run_pretrain``, the baselines
-   through ``pretrain.baselines.run_baseline``. A finished run is reused, never retrained: its
+   through ``pipeline.run_baseline``. A finished run is reused, never retrained: its
    folder is keyed by (method, config, images) and ``trained.json`` marks it complete;
 3. the same feature extraction (``extract_features``: every block, average pooling; the DDPM at
    ``timesteps``, the baselines at timestep 0), the same batched linear probe (``workflows.probe.run_probe``:
@@ -47,7 +47,7 @@ from ..data.dataset import ImageArray, load_split_images
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features, images_hash
 from ..pretrain.baselines import METHODS as BASELINE_METHODS
-from ..pretrain.baselines import BaselineConfig, default_arch, run_baseline
+from ..pretrain.baselines import BaselineConfig, default_arch
 from ..pretrain.ddpm import PretrainConfig
 from ..features.store import FeatureStore
 from ..probe.label_curve import label_curve
@@ -58,7 +58,7 @@ from ..report.tables import compare_report, curves_report, readout_name
 from ..utils import DiffprobeError, hash_json, read_json, write_json
 from .config import METHODS, SETTINGS, CompareConfig
 from .fusion import fuse_pairs
-from .pipeline import run_cluster, run_pretrain, split
+from .pipeline import run_baseline, run_cluster, run_pretrain, split
 from .probe import run_probe
 
 log = logging.getLogger(__name__)

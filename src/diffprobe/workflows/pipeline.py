@@ -2,11 +2,16 @@
 
 Each stage reads the artifacts of the one before it from disk and writes its own:
 
-    split     data folder / CSV          -> split.csv (+ split.json)
-    pretrain  split.csv                  -> run dir (unet/, scheduler/, preprocess.json, checkpoint/)
-    features  run dir + split.csv        -> feature store (features-<key>/)
-    probe     feature store              -> results.json, report.md, heatmap.png, confusion.png, bundle/
-    cluster   feature store              -> cluster.json
+    split           data folder / CSV    -> split.csv (+ split.json)
+    pretrain        split.csv            -> run dir (unet/, scheduler/, preprocess.json, checkpoint/)
+    baseline        split.csv            -> run dir (model.safetensors, backbone.json, preprocess.json, checkpoint/)
+    rcdit-pretrain  split.csv            -> run dir (rcdit.safetensors, backbone.json, preprocess.json, checkpoint/)
+    features        run dir + split.csv  -> feature store (features-<key>/)
+    probe           feature store        -> results.json, report.md, heatmap.png, confusion.png, bundle/
+    cluster         feature store        -> cluster.json
+
+The trainers (``pretrain``) train on images in memory; ``run_pretrain``, ``run_baseline`` and
+``run_rcdit_pretrain`` read the train part of a split for them, as the model will read images.
 """
 
 from __future__ import annotations
@@ -16,18 +21,23 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from ..backbones.ddpm_unet import UNetConfig
 from ..data.dataset import load_split_images, model_preprocess
 from ..data.manifest import Manifest, prepare_split
 from ..evaluate.cluster import cluster_store
 from ..features.extract import FeatureSpec
 from ..features.store import FeatureStore, extract_features
+from ..pretrain.baselines import BaselineConfig, train_baseline
 from ..pretrain.ddpm import PretrainConfig, pretrain
+from ..pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit
 from ..probe.linear import GridProbe
 from ..config.data import SplitConfig
 from ..config.features import ExtractConfig
 from ..utils import read_json, resolve_precision, write_json
 from .config import DemoConfig
+from .datasets import write_synthetic
 from .probe import run_probe
 
 log = logging.getLogger(__name__)
@@ -47,6 +57,23 @@ def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, 
     """Pretrain on the train part of a split (labels unused; val and test images are never seen)."""
     arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
     return pretrain(arr.training_part(manifest)[0], out, cfg, resume=resume, progress=progress)
+
+
+def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: BaselineConfig, *, resume: bool = False,
+                 progress: bool = True, teacher_probs: np.ndarray | None = None) -> Path:
+    """Train a baseline on the train part of a split (val and test images are never seen); ``teacher_probs``: as
+    ``train_baseline``'s, one row per train image in the split's order."""
+    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    images, labels = arr.training_part(manifest)
+    return train_baseline(images, out, cfg, labels=labels, n_classes=len(arr.classes), resume=resume,
+                          progress=progress, teacher_probs=teacher_probs)
+
+
+def run_rcdit_pretrain(manifest: str | Path | Manifest, out: str | Path, cfg: RCDiTPretrainConfig, *,
+                       resume: bool = False, progress: bool = True) -> Path:
+    """Train an RC-DiT on the train part of a split (labels unused; val and test images are never seen)."""
+    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    return pretrain_rcdit(arr.training_part(manifest)[0], out, cfg, resume=resume, progress=progress)
 
 
 def run_features(model_dir: str | Path, manifest: str | Path, out_root: str | Path, spec: FeatureSpec, *,
@@ -80,11 +107,9 @@ def demo(out: str | Path, *, data: str | Path | None = None, image_size: int = D
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     if data is None:
-        from ..data import synthetic  # noqa: PLC0415 - only the demo needs the generator
-
         data = out / "synthetic"
         if not data.is_dir():
-            synthetic.generate(data, n_per_class=n_per_class, size=64, seed=seed)
+            write_synthetic(data, n_per_class=n_per_class, size=64, seed=seed)
     manifest = out / "split.csv"
     split(data, manifest, seed=seed)
     cfg = PretrainConfig(unet=UNetConfig(image_size=image_size, channels=tuple(channels)), steps=steps,

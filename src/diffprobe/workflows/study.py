@@ -312,7 +312,7 @@ def _pretrain(cfg: StudyConfig, done: dict) -> dict:
 
 def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
     from ..config.pretrain import default_arch  # noqa: PLC0415
-    from ..pretrain.baselines import run_baseline  # noqa: PLC0415
+    from .pipeline import run_baseline  # noqa: PLC0415
 
     arch = default_arch("supervised", cfg.image_size, s["arch"])
     if isinstance(arch, ConvNetConfig):
@@ -497,15 +497,13 @@ def _fusion_config(cfg: StudyConfig):
 
 
 def _rcdit(cfg: StudyConfig, done: dict) -> dict:
-    from ..data.dataset import load_split_images  # noqa: PLC0415
-    from ..pretrain.rcdit import pretrain_rcdit  # noqa: PLC0415
+    from .pipeline import run_rcdit_pretrain  # noqa: PLC0415
 
     s = dict(cfg.sections["rcdit"])
     training = {k: s.pop(k) for k in ("steps", "batch_size", "r_dropout", "t_sampling", "encoder_view")}
     rc = RCDiTPretrainConfig(model=RCDiTConfig(image_size=cfg.image_size, **s), **training, seed=cfg.seed,
                              precision=cfg.precision)
-    arr = load_split_images(done["split"]["manifest"], rc.preprocess, report_dir=cfg.work / "rcdit")
-    run = pretrain_rcdit(arr.training_part(done["split"]["manifest"])[0], cfg.work / "rcdit", rc, resume=True)
+    run = run_rcdit_pretrain(done["split"]["manifest"], cfg.work / "rcdit", rc, resume=True)
     return {"run": str(run), **read_json(Path(run) / "summary.json")}
 
 
@@ -514,8 +512,7 @@ def _same_split(a: str | Path, b: str | Path) -> bool:
 
 
 def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
-    from ..data.dataset import load_split_images, model_preprocess  # noqa: PLC0415
-    from .zeroshot import zeroshot  # noqa: PLC0415
+    from .zeroshot import probe_representation, run_zeroshot  # noqa: PLC0415
 
     s = cfg.sections["zeroshot"]
     manifest = done["split"]["manifest"]
@@ -532,11 +529,7 @@ def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
     else:
         models["dino"] = (str(Path(dino["probe_dir"]).parent / "run"), {})
     if "probe" in done:
-        best = read_json(done["probe"]["results"])
-        models["ddpm"] = (done["pretrain"]["run"], {"block": best["best"]["block"],
-                                                     "timestep": best["best"]["timestep"],
-                                                     "pooling": best["feature_spec"]["pooling"],
-                                                     "n_noise": best["feature_spec"]["n_noise"]})
+        models["ddpm"] = (done["pretrain"]["run"], probe_representation(done["probe"]["results"]))
     out = {"skipped": skipped}
     for name, (model, rep) in models.items():
         # The diffusion classifier needs a denoiser conditioned on r: only the RC-DiT has one.
@@ -545,8 +538,7 @@ def _zeroshot(cfg: StudyConfig, done: dict) -> dict:
             name == "rcdit" and s["diffusion_classifier"]) else None
         zc = ZeroShotConfig(**rep, shots=tuple(s["shots"]), episodes=s["episodes"], positive=s["positive"] or None,
                             diffusion=dc, seed=cfg.seed, precision=cfg.precision)
-        arr = load_split_images(manifest, model_preprocess(model), report_dir=cfg.work / "zeroshot" / name)
-        r = zeroshot(model, arr, cfg.work / "zeroshot" / name, zc)
+        r = run_zeroshot(model, manifest, cfg.work / "zeroshot" / name, zc)
         out[name] = {"representation": r["representation"], "dim": r["dim"], "chance_accuracy": r["chance_accuracy"],
                      "prototypes": {k: {m: v[m] for m in ("accuracy", "macro_f1")} for k, v in r["prototypes"].items()},
                      "knn": {m: r["knn"]["weighted"][m] for m in ("accuracy", "macro_f1")},

@@ -2,7 +2,9 @@
 labels (the methods, prototypes and k-NN, the diffusion classifier and the binary task, are ``evaluate.zeroshot``'s).
 
 ``zeroshot`` reads the representation of every image (feature stores written under ``out/features``), evaluates
-each method on the test part with the train part as references, and writes ``zeroshot.json`` and ``zeroshot.md``.
+each method on the test part with the train part as references, and writes ``zeroshot.json`` and ``zeroshot.md``;
+``run_zeroshot`` first reads the images of a split the way the model was trained to read them.
+``probe_representation``: the best pair of a ``diffprobe probe`` run, read the way the probe read it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ from ..backbones.base import Backbone, load_backbone
 from ..backbones.rcdit import ENCODER, RCDiTBackbone
 from ..config.evaluate import ZeroShotConfig
 from ..config.features import ExtractConfig
-from ..data.dataset import ImageArray
+from ..data.dataset import ImageArray, load_split_images, model_preprocess
+from ..data.manifest import Manifest
 from ..evaluate.zeroshot import (binary_task, knn_predict, normalise, prototype_episodes, prototype_predict,
                                  resolve_representation, run_diffusion_classifier)
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features
 from ..probe.metrics import chance_accuracy, classification_metrics
 from ..report.tables import zeroshot_report
-from ..utils import DiffprobeError, stable_seed, write_json
+from ..utils import DiffprobeError, read_json, stable_seed, write_json
 
 
 def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
@@ -33,6 +36,25 @@ def _labelled_part(arr: ImageArray, split: str) -> np.ndarray:
                              f"labelled train (references) and test parts: pass a split manifest "
                              f"('diffprobe split') with labels")
     return np.flatnonzero(mask)
+
+
+def probe_representation(results: str | Path) -> dict:
+    """The representation a ``diffprobe probe`` run chose: its best (block, timestep), with the pooling and the
+    noise ensemble it read them with (``results``: its results.json), as ``ZeroShotConfig`` fields."""
+    r = read_json(results)
+    if "best" not in r or "feature_spec" not in r:
+        raise DiffprobeError(f"{results}: not a results.json of 'diffprobe probe' (no best pair)")
+    return {"block": r["best"]["block"], "timestep": r["best"]["timestep"],
+            **{k: r["feature_spec"][k] for k in ("pooling", "n_noise")}}
+
+
+def run_zeroshot(model: str | Path, manifest: str | Path | Manifest, out_dir: str | Path,
+                 cfg: ZeroShotConfig = ZeroShotConfig(), *, batch_size: int = ExtractConfig.batch_size,
+                 progress: bool = True) -> dict:
+    """``zeroshot`` of the backbone folder ``model`` on the split ``manifest``, its images read as the model was
+    trained to read them (its ``preprocess.json``; unreadable files listed in ``out_dir/skipped.csv``)."""
+    images = load_split_images(manifest, model_preprocess(model), report_dir=out_dir, progress=progress)
+    return zeroshot(model, images, out_dir, cfg, batch_size=batch_size, progress=progress)
 
 
 def zeroshot(model: str | Path | Backbone, images: ImageArray, out_dir: str | Path,
