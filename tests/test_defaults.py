@@ -1,6 +1,6 @@
 """One source for every default: the settings dataclasses (``diffprobe.config``, ``workflows.config``,
 ``app.config``). Every option of every command takes its default from one of their fields, and the functions
-of the data layer (which sits below them) keep the same defaults."""
+of the data layer (which sits above them) take theirs from ``config.data``."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ def test_a_new_default_reaches_the_command_line(monkeypatch):
 
 
 def test_the_command_line_reads_the_data_settings_without_loading_numpy():
-    """The data layer's settings (its functions' defaults) sit in ``base``, where the parser reads them cheaply."""
+    """The data layer's settings (its functions' defaults) sit in ``config.data``, where the parser reads them
+    cheaply."""
     import subprocess
     import sys
 

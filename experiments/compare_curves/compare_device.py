@@ -62,13 +62,15 @@ def _use_pack(pack: Path) -> None:
 def pack(args) -> None:
     from diffprobe.backbones.ddpm_unet import UNetConfig  # noqa: PLC0415
     from diffprobe.data.dataset import load_split_images  # noqa: PLC0415
+    from diffprobe.data.preprocess import Preprocess  # noqa: PLC0415
     from diffprobe.pretrain.ddpm import PretrainConfig  # noqa: PLC0415
     from diffprobe.workflows.pipeline import split  # noqa: PLC0415
 
     out = Path(args.pack)
     Manifest.fingerprint = _content_fingerprint
     os.environ["DIFFPROBE_CACHE"] = str(out / "build")
-    pre = PretrainConfig(unet=UNetConfig(image_size=args.image_size), invert=True, steps=1).preprocess  # every method's, as compare checks
+    # every method's, as compare checks
+    pre = Preprocess.for_training(PretrainConfig(unet=UNetConfig(image_size=args.image_size), invert=True, steps=1))
     for setting in args.settings.split(","):
         m = split(args.data, out / setting / "split.csv", setting=setting)
         load_split_images(m, pre, progress=True)

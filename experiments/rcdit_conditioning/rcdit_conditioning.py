@@ -32,6 +32,7 @@ from diffprobe.backbones.rcdit import RCDiTConfig, load_rcdit
 from diffprobe.config.evaluate import DiffusionClassifierConfig, ZeroShotConfig
 from diffprobe.config.pretrain import BaselineConfig, RCDiTPretrainConfig, default_arch
 from diffprobe.data.dataset import load_split_images
+from diffprobe.data.preprocess import Preprocess
 from diffprobe.pretrain.baselines import train_baseline
 from diffprobe.pretrain.rcdit import conditioning_gap, pretrain_rcdit
 from diffprobe.utils import read_json
@@ -163,7 +164,7 @@ def main():
     if unknown:
         raise SystemExit(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     seeds = [int(x) for x in a.seeds.split(",")]
-    images = load_split_images(a.split, RCDiTPretrainConfig(steps=1).preprocess, report_dir=Path(a.out))
+    images = load_split_images(a.split, Preprocess.for_training(RCDiTPretrainConfig(steps=1)), report_dir=Path(a.out))
     rows = [variant_row(a, name, seed, images) for seed in seeds for name in names]
     if a.dino_images:
         rows += [dino_row(a, images, int(seed)) for seed in (a.dino_seeds.split(",") if a.dino_seeds else seeds)]

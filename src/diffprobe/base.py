@@ -1,10 +1,9 @@
 """The names every layer shares that need neither torch nor numpy: the error a user can fix, the
 precision choices and how settings saved before ``precision`` existed read, the schema every settings class is
-built on (``Settings``: a pydantic dataclass's checks, errors that name the setting), and the data layer's settings
-(the split, synthetic data, the checksum list: ``data.manifest`` and ``data.synthetic`` take their
-functions' defaults from them, ``diffprobe.config.data`` shows them to the command line). ``utils``
-re-exports the first three; the CLI and ``diffprobe.config`` import them from here, so that building the
-parser (``diffprobe --help``) does not load torch."""
+built on (``Settings``: a pydantic dataclass's checks, errors that name the setting) and the type aliases the
+settings share (``TupleOf``, ``PairOf``, ``Fraction``, ...). The settings themselves are ``diffprobe.config``'s.
+``utils`` re-exports the first three; the CLI and ``diffprobe.config`` import them from here, so that building
+the parser (``diffprobe --help``) does not load torch."""
 
 from __future__ import annotations
 
@@ -12,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import fields
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, Strict, ValidationError, model_validator
-from pydantic.dataclasses import dataclass
+from pydantic import ConfigDict, Field, Strict, ValidationError, model_validator
 
 
 class DiffprobeError(Exception):
@@ -74,38 +72,3 @@ class Settings:
             return handler(values)
         except ValidationError as e:
             raise DiffprobeError(invalid_settings(cls.__name__, e, (f.name for f in fields(cls)))) from None
-
-
-# ---- the data layer's settings ----
-
-SETTINGS = ("natural", "balanced")
-PartShare = Annotated[float, Field(gt=0, lt=1)]  # the share of each class a val or test part takes
-
-
-@dataclass(frozen=True)
-class SplitConfig(Settings):
-    """How a dataset is split (``diffprobe split`` and every command that splits ``--data``): the setting
-    (natural, or balanced to ``per_class`` images of each class), the val and test fractions per class, the seed."""
-
-    setting: Literal[SETTINGS] = "natural"
-    per_class: PositiveInt = 80
-    val: PartShare = 0.15
-    test: PartShare = 0.15
-    seed: NonNegativeInt = 0
-
-
-@dataclass(frozen=True)
-class SynthConfig(Settings):
-    """``diffprobe synth``: images per class, their side, a long-tailed class distribution, the seed."""
-
-    n_per_class: PositiveInt = 80
-    size: PositiveInt = 64
-    long_tail: bool = False
-    seed: NonNegativeInt = 0
-
-
-@dataclass(frozen=True)
-class VerifyConfig(Settings):
-    """``diffprobe data verify``: whose packaged per-image checksum list a folder is checked against."""
-
-    dataset: str = "ndsb"

@@ -1,13 +1,14 @@
 """The settings of every stage as pydantic dataclasses (``base.Settings``): the one place their defaults and
 bounds live.
 
-``backbones`` (the architectures), ``data`` (the split), ``pretrain`` (the trainers), ``features``
+``backbones`` (the architectures), ``data`` (the split, synthetic data, the checksum list; the data layer
+takes its functions' defaults from them), ``pretrain`` (the trainers), ``features``
 (``FeatureSpec``), ``probe`` (the heads and fusion) and ``evaluate`` (zero-shot and the field-use
 commands). The stage modules that do the work (and load torch) import their dataclasses from here and
 re-export them, so ``from diffprobe.pretrain.ddpm import PretrainConfig`` keeps working; the command line
 reads its options' defaults from them (``default_of``) without loading torch, and the study config
-(``workflows.study``) takes its sections' types, bounds and defaults from them. Nothing here imports torch or
-numpy at import time.
+(``workflows.study``) takes its sections' types, bounds and defaults from them. Nothing here imports torch,
+numpy or a stage: ``config`` sits below every stage, the data layer included.
 """
 
 from __future__ import annotations

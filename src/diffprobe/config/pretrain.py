@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, field, fields, replace
-from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt, field_validator
 from pydantic.dataclasses import dataclass
@@ -14,16 +14,6 @@ from pydantic.dataclasses import dataclass
 from ..base import DiffprobeError, Fraction, NonEmptyTupleOf, Precision, Settings, legacy_precision
 from .backbones import (ARCHS, ArchConfig, RCDiTConfig, ResNetConfig, Timestep, UNetConfig, ViTConfig, arch_from_dict,
                         arch_to_dict)
-
-if TYPE_CHECKING:
-    from ..data.preprocess import Preprocess
-
-
-def _preprocess(size: int, invert: bool, flatfield: bool) -> Preprocess:
-    from ..data.preprocess import Preprocess  # noqa: PLC0415 - numpy and scipy only when a run needs it
-
-    return Preprocess(size=size, invert=invert, flatfield=flatfield)
-
 
 class RunConfig(Settings):
     """Base of the trainers' settings: reading a saved ``config.json``."""
@@ -74,8 +64,8 @@ class PretrainConfig(RunConfig):
             raise DiffprobeError("give a budget: steps or minutes")
 
     @property
-    def preprocess(self) -> Preprocess:
-        return _preprocess(self.unet.image_size, self.invert, self.flatfield)
+    def image_size(self) -> int:
+        return self.unet.image_size
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -129,8 +119,8 @@ class RCDiTPretrainConfig(RunConfig):
             raise DiffprobeError("give a budget: steps or minutes")
 
     @property
-    def preprocess(self) -> Preprocess:
-        return _preprocess(self.model.image_size, self.invert, self.flatfield)
+    def image_size(self) -> int:
+        return self.model.image_size
 
     def to_dict(self) -> dict:
         return {**asdict(self), "model": self.model.to_dict()}
@@ -215,10 +205,6 @@ class BaselineConfig(RunConfig):
     @property
     def image_size(self) -> int:
         return self.arch.image_size
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return _preprocess(self.image_size, self.invert, self.flatfield)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..base import SplitConfig
+from ..config.data import SETTINGS, SplitConfig
 from ..utils import DiffprobeError, expand_data_path, hash_json, read_json, stable_seed, write_json
 from .ecotaxa import CATEGORY_COLUMN, read_ecotaxa_rows
 from .io import IMAGE_EXTENSIONS, is_image_name
@@ -27,7 +27,6 @@ from .io import IMAGE_EXTENSIONS, is_image_name
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-SETTINGS = ("natural", "balanced")
 
 
 @dataclass

@@ -13,12 +13,16 @@ same input as the original; without it a 10% gain change alone ruins a trained p
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 
 from ..base import DiffprobeError
+
+if TYPE_CHECKING:
+    from ..config.pretrain import BaselineConfig, PretrainConfig, RCDiTPretrainConfig
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,12 @@ class Preprocess:
             raise ValueError(f"unknown preprocessing settings {sorted(unknown)}; known: size, invert, flatfield, "
                              f"polarity, crop")
         return cls(**{"flatfield": False, **d})  # models saved before flat-fielding existed were trained without
+
+    @classmethod
+    def for_training(cls, cfg: PretrainConfig | RCDiTPretrainConfig | BaselineConfig) -> "Preprocess":
+        """What a trainer's settings ask of the images it trains on (and save beside the model as its
+        ``preprocess.json``): the model's image size, ``invert`` and ``flatfield``."""
+        return cls(size=cfg.image_size, invert=cfg.invert, flatfield=cfg.flatfield)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
         return preprocess(image, self)

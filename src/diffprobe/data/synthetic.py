@@ -31,7 +31,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..base import SynthConfig
+from ..config.data import SynthConfig
 
 DEFAULT_CLASSES: tuple[str, ...] = (
     "elongated_thin",

@@ -53,6 +53,7 @@ from timm.scheduler import CosineLRScheduler
 from ..backbones.baselines import ViTConfig, build_arch, save_baseline_dir  # noqa: F401 - ViTConfig re-exported
 from ..config.pretrain import DEFAULT_ARCH, METHODS, BaselineConfig, default_arch  # noqa: F401 - re-exported
 from ..data.dataset import ImageArray, to_model_input
+from ..data.preprocess import Preprocess
 from ..utils import DiffprobeError
 from .ddpm import augment_batch
 from .loop import TrainTask, square_images, train
@@ -308,7 +309,8 @@ class BaselineTask(TrainTask):
     def export(self, model, out, device):
         cfg, exported = self.cfg, model.export()
         save_baseline_dir(out, exported, cfg.arch, method=cfg.method,
-                          num_classes=self.n_classes if model.uses_labels else 0, preprocess=cfg.preprocess.to_dict())
+                          num_classes=self.n_classes if model.uses_labels else 0,
+                          preprocess=Preprocess.for_training(cfg).to_dict())
         return {"method": cfg.method, "arch": cfg.arch.name, "steps": cfg.steps, "budget_images": cfg.budget_images,
                 "params": backbone_params(exported),
                 "params_trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),

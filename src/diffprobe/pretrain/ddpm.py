@@ -21,6 +21,7 @@ from ..backbones.base import write_backbone_json
 from ..backbones.ddpm_unet import build_unet, make_scheduler, unet_image_size
 from ..config.pretrain import PretrainConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import ImageArray, to_model_input
+from ..data.preprocess import Preprocess
 from ..report.plots import image_grid
 from ..utils import write_json
 from .loop import TrainTask, square_images, train
@@ -50,7 +51,7 @@ def save_pipeline_dir(out: Path, unet, cfg: PretrainConfig) -> None:
     unet.save_pretrained(out / "unet", safe_serialization=True)
     write_backbone_json(out, "ddpm_unet", unet=cfg.unet.to_dict())
     make_scheduler().save_pretrained(out / "scheduler")
-    write_json(out / "preprocess.json", cfg.preprocess.to_dict())
+    write_json(out / "preprocess.json", Preprocess.for_training(cfg).to_dict())
 
 
 @torch.no_grad()

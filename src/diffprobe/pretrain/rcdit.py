@@ -25,6 +25,7 @@ from ..backbones.ddpm_unet import make_scheduler
 from ..backbones.rcdit import RCDiT, save_rcdit
 from ..config.pretrain import RCDiTPretrainConfig  # noqa: F401 - defined without torch, re-exported
 from ..data.dataset import ImageArray, to_model_input
+from ..data.preprocess import Preprocess
 from ..report.plots import image_grid
 from ..utils import write_json
 from .ddpm import DDPMTask, augment_batch
@@ -159,7 +160,7 @@ class RCDiTTask(DDPMTask):
 
     def export(self, model, out, device):
         save_rcdit(model, out)
-        write_json(out / "preprocess.json", self.cfg.preprocess.to_dict())
+        write_json(out / "preprocess.json", Preprocess.for_training(self.cfg).to_dict())
         if self.sample:
             sample_conditioned(model.to(device).eval(), self.samples_from, out / "samples.png", seed=self.cfg.seed,
                                invert=self.cfg.invert)

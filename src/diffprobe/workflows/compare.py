@@ -44,6 +44,7 @@ from ..backbones.baselines import BaselineBackbone
 from ..backbones.ddpm_unet import UNetConfig
 from ..config.probe import FusionConfig
 from ..data.dataset import ImageArray, load_split_images
+from ..data.preprocess import Preprocess
 from ..features.extract import FeatureSpec
 from ..features.store import extract_features, images_hash
 from ..pretrain.baselines import METHODS as BASELINE_METHODS
@@ -185,7 +186,7 @@ def compare(data: str | Path, out: str | Path, *, methods=CompareConfig.methods,
     cfgs = {**default_configs(methods, budget_images=budget_images, image_size=image_size, seed=seed,
                               dino_arch=dino_arch), **{m: c for m, c in (configs or {}).items() if m in methods}}
     _check_budgets(cfgs, budget_images)
-    preprocess = {m: c.preprocess for m, c in cfgs.items()}
+    preprocess = {m: Preprocess.for_training(c) for m, c in cfgs.items()}
     if len(set(preprocess.values())) != 1:
         raise DiffprobeError(f"the methods preprocess images differently ({preprocess}); a fair comparison needs "
                              f"one image size and inversion for all")

@@ -10,9 +10,9 @@ from typing import Annotated, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 from pydantic.dataclasses import dataclass
 
-from ..base import NonEmptyTupleOf, PairOf, PartShare, Precision, Settings, TupleOf
+from ..base import NonEmptyTupleOf, PairOf, Precision, Settings, TupleOf
 from ..config.backbones import Timestep, UNetConfig, Widths
-from ..config.data import SETTINGS, SplitConfig, SynthConfig
+from ..config.data import SETTINGS, PartShare, SplitConfig, SynthConfig
 from ..config.pretrain import METHODS as BASELINE_METHODS
 from ..config.pretrain import BaselineConfig
 

@@ -26,6 +26,7 @@ import numpy as np
 from ..backbones.ddpm_unet import UNetConfig
 from ..data.dataset import load_split_images, model_preprocess
 from ..data.manifest import Manifest, prepare_split
+from ..data.preprocess import Preprocess
 from ..evaluate.cluster import cluster_store
 from ..features.extract import FeatureSpec
 from ..features.store import FeatureStore, extract_features
@@ -55,7 +56,7 @@ def split(data: str | Path, out: str | Path, *, setting: str = SplitConfig.setti
 def run_pretrain(manifest: str | Path, out: str | Path, cfg: PretrainConfig, *, resume: bool = False,
                  progress: bool = True) -> Path:
     """Pretrain on the train part of a split (labels unused; val and test images are never seen)."""
-    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    arr = load_split_images(manifest, Preprocess.for_training(cfg), report_dir=out, progress=progress)
     return pretrain(arr.training_part(manifest)[0], out, cfg, resume=resume, progress=progress)
 
 
@@ -63,7 +64,7 @@ def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: Baseline
                  progress: bool = True, teacher_probs: np.ndarray | None = None) -> Path:
     """Train a baseline on the train part of a split (val and test images are never seen); ``teacher_probs``: as
     ``train_baseline``'s, one row per train image in the split's order."""
-    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    arr = load_split_images(manifest, Preprocess.for_training(cfg), report_dir=out, progress=progress)
     images, labels = arr.training_part(manifest)
     return train_baseline(images, out, cfg, labels=labels, n_classes=len(arr.classes), resume=resume,
                           progress=progress, teacher_probs=teacher_probs)
@@ -72,7 +73,7 @@ def run_baseline(manifest: str | Path | Manifest, out: str | Path, cfg: Baseline
 def run_rcdit_pretrain(manifest: str | Path | Manifest, out: str | Path, cfg: RCDiTPretrainConfig, *,
                        resume: bool = False, progress: bool = True) -> Path:
     """Train an RC-DiT on the train part of a split (labels unused; val and test images are never seen)."""
-    arr = load_split_images(manifest, cfg.preprocess, report_dir=out, progress=progress)
+    arr = load_split_images(manifest, Preprocess.for_training(cfg), report_dir=out, progress=progress)
     return pretrain_rcdit(arr.training_part(manifest)[0], out, cfg, resume=resume, progress=progress)
 
 
