@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from diffprobe import ClassifierBundle
+from diffprobe import load_bundle
 from diffprobe.data.manifest import Manifest
 from diffprobe.evaluate.predict import predict_paths
 from diffprobe.utils import resolve_precision
@@ -58,7 +58,7 @@ def store_subset_predictions(model: Path = MODEL, n: int = 240, seed: int = 0, o
     (columns ``COLUMNS``) and a JSON sidecar describing how it was made. Returns the CSV's path."""
     out = out or model / SUBSET_CSV.name
     m = draw_test_subset(model / "split.csv", n, seed)
-    bundle = ClassifierBundle.load(model, precision="fp32")
+    bundle = load_bundle(model, precision="fp32")
     t0 = time.time()
     rows = predict_paths(bundle, [m.full_path(i) for i in range(len(m))])
     if len(rows) != len(m):

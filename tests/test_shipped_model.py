@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from safetensors import safe_open
 
-from diffprobe import ClassifierBundle
+from diffprobe import load_bundle
 from diffprobe.evaluate.predict import predict_paths
 from diffprobe.workflows.predict import predict_files
 
@@ -17,13 +17,13 @@ MODEL = Path(__file__).resolve().parents[1] / "models" / "ndsb"
 
 
 def test_shipped_model_is_small_safetensors_and_classifies_images(tmp_path):
-    weights = sorted((MODEL / "backbone").rglob("*.safetensors"))
+    weights = sorted(p for p in MODEL.rglob("*.safetensors") if "backbone" in p.parts)  # every member's backbone
     assert weights and not [p for p in MODEL.rglob("*") if p.suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl")]
     for w in weights:
         with safe_open(w, "pt") as f:  # one precision per file (exported in fp32 or cast whole to fp16)
             assert len({t.dtype for t in map(f.get_tensor, f.keys()) if t.is_floating_point()}) == 1
     assert sum(p.stat().st_size for p in MODEL.rglob("*") if p.is_file() and p.name != "split.csv") <= 30 * 2**20
-    bundle = ClassifierBundle.load(MODEL)
+    bundle = load_bundle(MODEL)
     assert len(bundle.classes) == 121
     rng = np.random.default_rng(0)
     for i in range(3):  # light background, dark blob: the look of a shadowgraph crop
@@ -76,7 +76,7 @@ def test_stored_subset_predictions_are_test_images_of_the_split_and_match_the_ca
 @pytest.mark.ndsb
 def test_shipped_model_reproduces_its_stored_predictions_on_a_seeded_test_subset(ndsb_dir):
     rows = _stored_subset()
-    bundle = ClassifierBundle.load(MODEL)  # precision auto: bf16 where it is faster, else fp32
+    bundle = load_bundle(MODEL)  # precision auto: bf16 where it is faster, else fp32
     got = predict_paths(bundle, [ndsb_dir / r["path"] for r in rows])
     assert [Path(g["path"]) for g in got] == [ndsb_dir / r["path"] for r in rows]  # every image read
     agree = np.mean([g["label"] == r["predicted"] for g, r in zip(got, rows, strict=True)])
@@ -86,16 +86,17 @@ def test_shipped_model_reproduces_its_stored_predictions_on_a_seeded_test_subset
     assert np.quantile(dp, 0.95) < MAX_P95_DP, f"95th percentile of |p - p_stored| = {np.quantile(dp, 0.95):.3f}"
 
 
-def test_shipped_model_card_is_its_bundled_head():
-    """The card's test numbers are those the bundled head scored when it was made (bundle.json's metrics, written by
-    the fusion stage of its study), and its version is on the bundle."""
+def test_shipped_model_card_is_recorded_and_its_heads_learned_from_train_and_val():
+    """The card's test numbers were read on the whole test split of the model's own split, and every head (the
+    bundle's, or each member's of a reading ensemble) is the recipe's MLP head with the object measurements, refit
+    on train + val, stamped with the model's version."""
     card = json.loads((MODEL / "test_metrics.json").read_text())
     bundle = json.loads((MODEL / "bundle.json").read_text())
-    assert card["bundle_test_accuracy"] == pytest.approx(bundle["metrics"]["test_accuracy"], abs=1e-6)
-    # evaluate recomputes the features (a prediction or two may differ) and averages F1 over the classes present
-    assert card["accuracy"] == pytest.approx(bundle["metrics"]["test_accuracy"], abs=1e-3)
-    assert card["macro_f1"] == pytest.approx(bundle["metrics"]["test_macro_f1"], abs=1e-3)
-    assert bundle["head"] == "mlp" and bundle["metadata"] and bundle["model_version"]
-    # The head learned from train + val: its class counts are those of both parts of the split.
+    version = bundle["model_version"]
     split = list(csv.DictReader(open(MODEL / "split.csv", newline="")))
-    assert sum(bundle["train_class_counts"]) == sum(r["split"] in ("train", "val") for r in split)
+    assert card["n_images"] == sum(r["split"] == "test" for r in split) and card["part"] == "test"
+    heads = [json.loads((MODEL / m / "bundle.json").read_text()) for m in bundle.get("members", [])] or [bundle]
+    for head in heads:
+        assert head["head"] == "mlp" and head["metadata"] and head["model_version"] == version
+        # The head learned from train + val: its class counts are those of both parts of the split.
+        assert sum(head["train_class_counts"]) == sum(r["split"] in ("train", "val") for r in split)

@@ -11,7 +11,7 @@ try:
     __version__ = version("diffprobe")  # the installed distribution's version (pyproject.toml), never retyped
 except PackageNotFoundError:  # run from a source tree that was never pip-installed
     __version__ = "0+unknown"
-__all__ = ["ClassifierBundle", "__version__"]
+__all__ = ["ClassifierBundle", "load_bundle", "__version__"]
 
 
 def __getattr__(name: str):
@@ -20,4 +20,8 @@ def __getattr__(name: str):
         from .probe.bundle import ClassifierBundle
 
         return ClassifierBundle
+    if name == "load_bundle":  # a bundle or a reading ensemble, whichever the folder holds
+        from .probe.ensemble import load_bundle
+
+        return load_bundle
     raise AttributeError(f"module 'diffprobe' has no attribute {name!r}")

@@ -174,11 +174,8 @@ class ClassifierBundle:
         weights are read from safetensors only, as for a folder. A repo id that cannot be resolved raises a
         ``DiffprobeError`` naming both the missing folder and the Hub's reason.
         """
-        if isinstance(name_or_path, Path) or Path(name_or_path).exists() or not _is_repo_id(name_or_path):
-            return cls.load(name_or_path, device, precision)
-        folder = _snapshot(str(name_or_path), revision=revision, local_files_only=local_files_only, token=token,
-                           cache_dir=cache_dir)
-        return cls.load(folder, device, precision)
+        return cls.load(pretrained_folder(name_or_path, revision=revision, local_files_only=local_files_only,
+                                          token=token, cache_dir=cache_dir), device, precision)
 
     def push_to_hub(self, repo_id: str, *, token: str | bool | None = None, private: bool | None = None,
                     commit_message: str = "Upload diffprobe classifier bundle", revision: str | None = None):
@@ -427,12 +424,23 @@ def backbone_dir(path: str | Path) -> Path:
     return own
 
 
+def pretrained_folder(name_or_path: str | Path, *, revision: str | None = None, local_files_only: bool = False,
+                      token: str | bool | None = None, cache_dir: str | Path | None = None) -> Path:
+    """The local folder of ``name_or_path`` (``ClassifierBundle.from_pretrained``'s rules): an existing folder or a
+    ``Path`` as it is, else a Hugging Face Hub repo id resolved into the local cache."""
+    if isinstance(name_or_path, Path) or Path(name_or_path).exists() or not _is_repo_id(name_or_path):
+        return Path(name_or_path)
+    return _snapshot(str(name_or_path), revision=revision, local_files_only=local_files_only, token=token,
+                     cache_dir=cache_dir)
+
+
 def not_single_bundle(path: Path, members: list[str]) -> DiffprobeError:
     """The error for a reading ensemble given where one classifier bundle (its features, its head) is needed."""
     example = f"e.g. {Path(path) / members[0]}" if members else "one of its member folders"
     return DiffprobeError(f"{path}: a reading ensemble (members {', '.join(members) or 'none'}), not one classifier "
                           f"bundle; this needs one bundle's features and head: pass one member folder instead "
-                          f"({example}). predict, evaluate, shift, calibrate and export read the ensemble itself")
+                          f"({example}). predict, evaluate, shift, calibrate and export read the ensemble itself; "
+                          f"from Python, diffprobe.load_bundle opens either")
 
 
 def _stored_dtype(weights: Path) -> torch.dtype:

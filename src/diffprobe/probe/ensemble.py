@@ -46,7 +46,7 @@ from ..data.io import ImageReadError
 from ..data.manifest import Manifest
 from ..data.measurements import METADATA_NAMES
 from ..utils import DiffprobeError, atomic_dir, hash_json, read_json, resolve_precision, sha256_file, write_json
-from .bundle import ClassifierBundle, _validate, backbone_dir, merge_bundle_json, write_new_folder
+from .bundle import ClassifierBundle, _validate, backbone_dir, merge_bundle_json, pretrained_folder, write_new_folder
 from .bundle_json import ENSEMBLE_FORMAT, EnsembleJSON, check_description
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a member's folder name
 
@@ -221,9 +221,12 @@ def is_ensemble(path: str | Path) -> bool:
 
 
 def load_bundle(path: str | Path, device: torch.device | None = None, precision: str = "auto",
-                views: int | None = None) -> ClassifierBundle | ReadingEnsemble:
-    """The classifier in the folder ``path``: a ``ReadingEnsemble`` for an ensemble, else a ``ClassifierBundle``;
-    ``views``: test-time views per image in place of the bundle's own (None: its own)."""
+                views: int | None = None, **hub) -> ClassifierBundle | ReadingEnsemble:
+    """The classifier in the folder ``path``, or in a Hugging Face Hub repo (``hub``: ``revision``,
+    ``local_files_only``, ``token``, ``cache_dir``, as for ``ClassifierBundle.from_pretrained``): a
+    ``ReadingEnsemble`` for an ensemble, else a ``ClassifierBundle``; ``views``: test-time views per image in place
+    of the bundle's own (None: its own)."""
+    path = pretrained_folder(path, **hub)
     if is_ensemble(path):
         return ReadingEnsemble.load(path, device, precision, views)
     return ClassifierBundle.load(path, device, precision, views)
