@@ -288,7 +288,8 @@ def build_ensemble(members: list[str | Path], out: str | Path, *, names: list[st
             "image_size": metas[0]["image_size"], "temperature": 1.0,
             "metrics": {"test_accuracy": None, "test_macro_f1": None,
                         "members": {n: m["metrics"] for n, m in zip(names, metas, strict=True)}},
-            "sources": {n: str(p.resolve()) for n, p in zip(names, members, strict=True)},
+            # as given (relative paths stay relative): a shipped ensemble should not record one machine's folders
+            "sources": {n: str(p) for n, p in zip(names, members, strict=True)},
             # for abundance estimates (EM), when the members learned from the same images
             **({"train_class_counts": counts} if all(m.get("train_class_counts") == counts for m in metas) and counts
                else {})}
@@ -318,7 +319,7 @@ def _calibration(source: Path, classes: list[str]) -> dict:
     if "calibration" not in meta:
         raise DiffprobeError(f"{source}: not calibrated yet; run 'diffprobe calibrate --model {source} --data "
                              f"SPLIT.csv' first")
-    return {k: meta[k] for k in CALIBRATION_FIELDS if k in meta} | {"calibrated_from": str(source.resolve())}
+    return {k: meta[k] for k in CALIBRATION_FIELDS if k in meta} | {"calibrated_from": str(source)}
 
 
 def _check_names(names: list, where: str) -> None:
