@@ -27,6 +27,7 @@ from _common import write
 from diffprobe.backbones.ddpm_unet import BlockTaps, DDPMBackbone
 from diffprobe.evaluate.predict import classify_files
 from diffprobe.probe.bundle import ClassifierBundle
+from diffprobe.probe.ensemble import ReadingEnsemble, load_bundle
 from diffprobe.utils import cpu_features, native_bf16
 from diffprobe.workflows.predict import collect_images
 
@@ -64,7 +65,10 @@ def full_forward_rate(unet, images: np.ndarray, batch: int) -> float:
 
 
 def model_gflop(bundle) -> float:
-    """GFLOP of the forwards a bundle runs per image (every view and timestep, up to its deepest block)."""
+    """GFLOP of the forwards a bundle runs per image (every view and timestep, up to its deepest block; an ensemble:
+    every member's)."""
+    if isinstance(bundle, ReadingEnsemble):
+        return sum(model_gflop(m) for m in bundle.members)
     spec, size = bundle.feature_spec(), bundle.meta["image_size"]
     model = bundle.backbone.model.float().eval()
     if isinstance(bundle.backbone, DDPMBackbone):
@@ -75,6 +79,8 @@ def model_gflop(bundle) -> float:
 
 
 def bundle_forwards(bundle) -> int:
+    if isinstance(bundle, ReadingEnsemble):
+        return sum(bundle_forwards(m) for m in bundle.members)
     spec = bundle.feature_spec()
     return len(spec.timesteps) * spec.views * spec.n_noise
 
@@ -87,7 +93,7 @@ def time_bundle(path: str, files: list, batch_size: int,
     precisions = ["fp32"] + (["bf16", "auto"] if native_bf16(torch.device("cpu")) else [])
     rows = []
     for precision in precisions:
-        bundle = ClassifierBundle.load(path, device=torch.device("cpu"), precision=precision, views=views)
+        bundle = load_bundle(path, device=torch.device("cpu"), precision=precision, views=views)
         classify_files(bundle, files[:32], progress=False)  # warm-up: kernels, allocator
         start = time.perf_counter()
         ok, _, _ = classify_files(bundle, files, batch_size=batch_size, progress=False)

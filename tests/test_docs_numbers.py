@@ -58,10 +58,10 @@ def test_a_duration_or_count_may_be_recorded_in_other_units():
         "1: 63.5 is in none of ['benchmarks/results/ndsb_recipe_shape/timing.json']"]
     assert numbers.problems(f"Pretraining 1.1-1.2 h. {src}\n", strict=True) == [
         "1: 1.2 h is in none of ['benchmarks/results/ndsb_recipe_shape/timing.json']"]
-    src = "<!-- src: models/ndsb/bundle.json#head_config -->"  # refit_images: 20509
+    src = "<!-- src: models/ndsb-diffusion/bundle.json#head_config -->"  # refit_images: 20509
     assert numbers.problems(f"Refit on 20.5 k images. {src}\n", strict=True) == []
     assert numbers.problems(f"Refit on 20.6 k images. {src}\n", strict=True) == [
-        "1: 20.6 k is in none of ['models/ndsb/bundle.json#head_config']"]
+        "1: 20.6 k is in none of ['models/ndsb-diffusion/bundle.json#head_config']"]
 
 
 def test_a_generated_number_is_the_value_of_its_source_and_is_sourced(tmp_path):
