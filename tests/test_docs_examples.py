@@ -9,7 +9,8 @@ the relative paths the examples use exist there, made from tiny models trained h
     data/ndsb/images/<class>/<image>   8 stand-in classes with NDSB names, 12 synthetic images each
     runs/ndsb/split.csv                their split
     runs/ndsb/ddpm                     a DDPM U-Net pretraining run
-    runs/ndsb/bundle, models/ndsb      a classifier bundle on that U-Net (linear head)
+    runs/ndsb/bundle                   a classifier bundle on that U-Net (linear head)
+    models/ndsb                        a reading ensemble of that bundle twice, members s1 and rot (as shipped)
     runs/ndsb/rcdit                    an RC-DiT pretraining run
     crop1.jpg, crop2.png, a.jpg, b.png images to classify
 
@@ -62,7 +63,7 @@ def sandbox(tmp_path_factory) -> Path:
     from diffprobe.features import FeatureSpec, extract_features
     from diffprobe.pretrain import PretrainConfig, pretrain
     from diffprobe.pretrain.rcdit import RCDiTPretrainConfig, pretrain_rcdit
-    from diffprobe.probe import GridProbe
+    from diffprobe.probe import GridProbe, build_ensemble
     from diffprobe.workflows.datasets import write_synthetic
     from diffprobe.workflows.probe import run_probe
 
@@ -85,7 +86,7 @@ def sandbox(tmp_path_factory) -> Path:
                              root / "features", progress=False)
     run_probe(store, root / "probe", probe=GridProbe(epochs=20, seed=0))
     shutil.copytree(root / "probe" / "bundle", runs / "bundle")
-    shutil.copytree(root / "probe" / "bundle", root / "models" / "ndsb")
+    build_ensemble([runs / "bundle", runs / "bundle"], root / "models" / "ndsb", names=["s1", "rot"])
     tiny_dit = RCDiTConfig(image_size=16, enc_patch=4, enc_dim=32, enc_depth=2, enc_heads=2, dit_patch=4, dit_dim=32,
                            dit_depth=2, dit_heads=2)
     pretrain_rcdit(train, runs / "rcdit", RCDiTPretrainConfig(model=tiny_dit, steps=10, batch_size=16, warmup_steps=2,
