@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 import numpy as np
 
@@ -88,7 +88,11 @@ def section(name: str, doc: str, own: type[Section] = Section, *taken: SettingFr
     for t in taken:
         declared, default = t.cls.__pydantic_fields__[t.name], default_of(t.cls, t.name)
         defined_in = Field(json_schema_extra={"defined_in": f"{t.cls.__name__}.{t.name}"})
-        fields_[t.key or t.name] = (Annotated[(_toml_type(declared.annotation), *declared.metadata, defined_in)],
+        toml_type = _toml_type(declared.annotation)
+        # A tuple's Strict(False) lets a settings class read JSON's lists; TOML's list is already the section's type
+        # (and pydantic 2.0 refuses Strict on a list).
+        metadata = [m for m in declared.metadata if not (toml_type is not declared.annotation and isinstance(m, Strict))]
+        fields_[t.key or t.name] = (Annotated[(toml_type, *metadata, defined_in)],
                                     list(default) if isinstance(default, tuple) else default)
     return create_model(name, __base__=own, __doc__=doc, __module__=__name__, **fields_)
 
