@@ -94,6 +94,12 @@ def _app_init(d: dict) -> tuple[bool, str]:
                                            f"thread(s): 25,000 in {d['seconds_for_25000'] / 60:.1f} min")
 
 
+def _suite_time(d: dict) -> tuple[bool, str]:
+    s = d["suites"]
+    ok = all(r["exit_status"] == 0 for r in s.values()) and s["whole"]["seconds"] <= 600 and s["quick"]["seconds"] <= 180
+    return ok, ", ".join(f"{name} {r['seconds'] / 60:.1f} min ({r['summary']})" for name, r in s.items())
+
+
 def _finetune(d: dict) -> tuple[bool, str]:
     return True, ", ".join(f"{p} {v:.1f} img/s" for p, v in d["images_per_s"].items())
 
@@ -130,7 +136,10 @@ for _b in [
               "--model models/ndsb --images FOLDER_OR_CSV"),
     Benchmark("app_init", "app_init.py", ("app_init.json",),
               "app init on 25,000 images in <= 10 min on 2 cores (issue #41)", _app_init,
-              "--images FOLDER --model models/ndsb --threads 2"),
+              "--images FOLDER --model models/ndsb/s1 --threads 2"),
+    Benchmark("suite_time", "suite_time.py", ("suite_time.json",),
+              "the whole test suite <= 10 min and the quick loop (-m 'not slow') <= 3 min on 2 cores, both passing "
+              "(issue #40)", _suite_time, "--threads 2"),
     Benchmark("finetune_speed", "finetune_speed.py", ("finetune_speed.json",), None, _finetune,
               "--model PRETRAIN_RUN --split RUN/split.csv"),
     Benchmark("annotation_timing", "annotation.py", ("annotation_timing_25k.json", "annotation_timing_250k.json"),
