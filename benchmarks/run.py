@@ -136,7 +136,7 @@ for _b in [
               "--model models/ndsb --images FOLDER_OR_CSV"),
     Benchmark("app_init", "app_init.py", ("app_init.json",),
               "app init on 25,000 images in <= 10 min on 2 cores (issue #41)", _app_init,
-              "--images FOLDER --model models/ndsb/s1 --threads 2"),
+              "--images FOLDER --model models/ndsb/s1 --threads 2 --precision fp32 auto"),
     Benchmark("suite_time", "suite_time.py", ("suite_time.json",),
               "the whole test suite <= 10 min and the quick loop (-m 'not slow') <= 3 min on 2 cores, both passing "
               "(issue #40)", _suite_time, "--threads 2"),
