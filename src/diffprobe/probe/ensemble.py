@@ -274,7 +274,7 @@ def build_ensemble(members: list[str | Path], out: str | Path, *, names: list[st
     if len(names) != len(members):
         raise DiffprobeError(f"{len(names)} names for {len(members)} bundles; give one name per bundle")
     first, reference = members[0], backbone_hash(backbone_dir(members[0]))
-    own_backbone = [backbone_hash(backbone_dir(m)) != reference for m in members]
+    own_backbone = [False] + [backbone_hash(backbone_dir(m)) != reference for m in members[1:]]
     for m, meta in zip(members[1:], metas[1:], strict=True):
         if meta["classes"] != metas[0]["classes"]:
             raise DiffprobeError(f"{m}: its classes differ from {first}'s (names or order); make every member on "

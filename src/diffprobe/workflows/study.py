@@ -327,11 +327,10 @@ def _pretrain_supervised(cfg: StudyConfig, done: dict, s: dict) -> dict:
                         label_smoothing=s["label_smoothing"], scale_jitter=s["scale_jitter"],
                         rotate=s["rotate"], ema_decay=s["ema_decay"] or None, distill=s["distill"])
     manifest = done["split"]["manifest"]
-    teacher = {}
-    if s["teacher"]:
-        teacher = {"teacher": s["teacher"], "teacher_probs": teacher_train_probs(s["teacher"], manifest, cfg.precision)}
-    run = run_baseline(manifest, cfg.work / "cnn", bc, resume=True, teacher_probs=teacher.pop("teacher_probs", None))
-    return {"run": str(run), **teacher, **read_json(Path(run) / "summary.json")}
+    probs = teacher_train_probs(s["teacher"], manifest, cfg.precision) if s["teacher"] else None
+    run = run_baseline(manifest, cfg.work / "cnn", bc, resume=True, teacher_probs=probs)
+    return {"run": str(run), **({"teacher": s["teacher"]} if s["teacher"] else {}),
+            **read_json(Path(run) / "summary.json")}
 
 
 def teacher_train_probs(teacher: str | Path, manifest: str | Path, precision: str = "auto") -> np.ndarray:
@@ -342,7 +341,7 @@ def teacher_train_probs(teacher: str | Path, manifest: str | Path, precision: st
     from ..probe.ensemble import load_bundle  # noqa: PLC0415
 
     bundle = load_bundle(teacher, precision=precision)
-    arr = bundle.read_split(manifest, classes=None)
+    arr = bundle.read_split(manifest)
     train = arr.splits == "train"
     if list(arr.classes) != list(bundle.classes):
         raise DiffprobeError(f"{teacher}: its classes differ from those of {manifest}; a teacher must be trained on "
